@@ -1,0 +1,1 @@
+//! switchyard-e2e: helpers for end-to-end tests
