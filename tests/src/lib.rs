@@ -1,1 +1,92 @@
-//! switchyard-e2e: helpers for end-to-end tests
+//! switchyard-e2e: helpers for end-to-end tests of the `switchyard` daemon against real
+//! SIP peers (SIPp, baresip) and raw sockets.
+//!
+//! Every test owns a [`Slot`]: a SIP port block and an RTP port range reserved by an
+//! exclusive lock file, so tests run in parallel processes (nextest) without colliding.
+//! Synchronisation is always "poll a condition under a deadline" ([`wait_until`]), never a
+//! fixed sleep.
+
+#![forbid(unsafe_code)]
+
+pub mod audio;
+pub mod baresip;
+pub mod daemon;
+pub mod sip;
+pub mod sipp;
+pub mod slot;
+
+pub use audio::{analyze_wav, goertzel, write_tone_wav, ToneReport};
+pub use baresip::{Baresip, BaresipConfig};
+pub use daemon::{Cdr, Daemon, DaemonBuilder};
+pub use sip::{digest_response, DigestChallenge, SipMessage, UdpPeer};
+pub use sipp::{Sipp, SippOutcome};
+pub use slot::Slot;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// The directory of this crate (`tests/`).
+pub fn e2e_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The workspace root.
+pub fn workspace_dir() -> PathBuf {
+    e2e_dir().parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// Polls `probe` every 20 ms until it returns `Some` or `timeout` elapses; panics with
+/// `what` (and whatever `context` returns, e.g. the daemon log) on timeout.
+pub fn wait_until<T>(
+    timeout: Duration,
+    what: &str,
+    mut probe: impl FnMut() -> Option<T>,
+    context: impl FnOnce() -> String,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}\n{}", context());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Like [`wait_until`] but returns `None` on timeout instead of panicking.
+pub fn poll_until<T>(timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = probe() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `play_pcap_audio` in SIPp opens a raw socket: the media tests need root. They fail
+/// (not skip) when run otherwise, so a green run always means media was exercised.
+pub fn require_root() {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let uid = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or("");
+    assert_eq!(
+        uid, "0",
+        "this test drives SIPp play_pcap_audio, which needs root (raw sockets): run the e2e tests as root (tests/run does)"
+    );
+}
+
+/// Last `n` lines of a text, for failure messages.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(n);
+    lines[start..].join("\n")
+}

@@ -1,1 +1,606 @@
-//! switchyard-config
+//! switchyard-config: loading `conf/`.
+//!
+//! Layout of a configuration directory:
+//!
+//! ```text
+//! conf/switchyard.toml        [sip] [media] [calls] [auth] [console]; every key optional
+//! conf/directory/<id>.toml    one user each: id, password, display_name, enabled
+//! conf/routes.toml            [[route]] extension = "9196", action = "echo" | "user" | "reject"
+//! ```
+//!
+//! Every key has a default, so an empty `switchyard.toml` gives a working switch on
+//! 127.0.0.1:5060. Unknown keys are errors, so a typo (`rtp_port_mn`) is reported with its file,
+//! line and column instead of being silently ignored. Extension numbers equal to a directory user
+//! id route to that user implicitly; that is the engine's rule, this crate only loads.
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+/// Errors of configuration loading; each names the file at fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// TOML syntax error, unknown key or wrong type.
+    #[error("{}{}: {message}", path.display(), fmt_pos(*line, *column))]
+    Parse { path: PathBuf, line: Option<usize>, column: Option<usize>, message: String },
+    /// Well-formed TOML whose values make no sense (port range, duplicate extension, ...).
+    #[error("{}{}: {message}", path.display(), fmt_pos(*line, None))]
+    Invalid { path: PathBuf, line: Option<usize>, message: String },
+    #[error("user {id} already exists ({})", path.display())]
+    UserExists { id: String, path: PathBuf },
+    #[error("invalid user id {0:?}: use letters and digits only")]
+    InvalidUserId(String),
+}
+
+fn fmt_pos(line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!(":{l}:{c}"),
+        (Some(l), None) => format!(":{l}"),
+        _ => String::new(),
+    }
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub sip: SipConfig,
+    pub media: MediaSection,
+    pub calls: CallsConfig,
+    pub auth: AuthConfig,
+    pub console: ConsoleConfig,
+    pub directory: Directory,
+    pub routes: Vec<RouteEntry>,
+    /// The directory this configuration was loaded from.
+    pub conf_dir: PathBuf,
+}
+
+/// `[sip]`: signalling listeners and transaction timers.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SipConfig {
+    pub udp: Vec<SocketAddr>,
+    pub tcp: Vec<SocketAddr>,
+    /// Our SIP domain; also the realm of digest challenges (RFC 3261 §22.1).
+    pub domain: String,
+    /// Sent in User-Agent and Server headers.
+    pub user_agent: String,
+    /// RFC 3261 §17.1.1.1: RTT estimate, default 500 ms.
+    pub t1_ms: u64,
+    /// RFC 3261 §17.1.2.2: maximum retransmit interval for non-INVITE requests, default 4 s.
+    pub t2_ms: u64,
+    /// RFC 3261 §17.1.2.2: maximum time a message stays in the network, default 5 s.
+    pub t4_ms: u64,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        let lo = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 5060);
+        SipConfig {
+            udp: vec![lo],
+            tcp: vec![lo],
+            domain: "switchyard".into(),
+            user_agent: concat!("Switchyard/", env!("CARGO_PKG_VERSION")).into(),
+            t1_ms: 500,
+            t2_ms: 4000,
+            t4_ms: 5000,
+        }
+    }
+}
+
+/// `[media]`: the RTP relay.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaSection {
+    /// The address RTP sockets bind to and that our SDP advertises (c= line).
+    pub rtp_ip: IpAddr,
+    /// First RTP port; even (RFC 3550 §11: RTP on even ports, RTCP on the next odd one).
+    pub rtp_port_min: u16,
+    pub rtp_port_max: u16,
+    /// Hang up a call after this many seconds without RTP from either side; 0 disables.
+    pub rtp_timeout_secs: u64,
+    /// Media reactor threads; 0 = one per core.
+    pub threads: usize,
+}
+
+impl Default for MediaSection {
+    fn default() -> Self {
+        MediaSection {
+            rtp_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            rtp_port_min: 16384,
+            rtp_port_max: 32767,
+            rtp_timeout_secs: 60,
+            threads: 0,
+        }
+    }
+}
+
+/// `[calls]`: call limits and timers.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CallsConfig {
+    /// Cancel an unanswered outgoing leg after this many seconds (cause NO_ANSWER).
+    pub no_answer_timeout_secs: u64,
+    /// Refuse new calls with 503 beyond this many; 0 = unlimited.
+    pub max_calls: usize,
+    /// On shutdown, wait this long for calls to end before hanging them up.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for CallsConfig {
+    fn default() -> Self {
+        CallsConfig { no_answer_timeout_secs: 60, max_calls: 0, shutdown_grace_secs: 30 }
+    }
+}
+
+/// `[auth]`: digest authentication and registration limits.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// A nonce older than this is answered with `stale=true` (RFC 2617 §3.2.1).
+    pub nonce_ttl_secs: u64,
+    /// After this many failed authentications from one source within `failure_window_secs`,
+    /// the source is blocked for `block_secs`.
+    pub max_failures: u32,
+    pub failure_window_secs: u64,
+    pub block_secs: u64,
+    /// RFC 3261 §10.3 step 7: the registrar may shorten a requested expiry.
+    pub max_register_expires: u32,
+    /// RFC 3261 §10.3 step 7: shorter requests get 423 Interval Too Brief with Min-Expires.
+    pub min_register_expires: u32,
+    /// Used when a REGISTER carries neither an Expires header nor an expires parameter.
+    pub default_register_expires: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            nonce_ttl_secs: 300,
+            max_failures: 10,
+            failure_window_secs: 60,
+            block_secs: 300,
+            max_register_expires: 3600,
+            min_register_expires: 60,
+            default_register_expires: 3600,
+        }
+    }
+}
+
+/// `[console]`: the operator console socket.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Unix socket path; a relative path is inside the data directory.
+    pub socket: PathBuf,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig { socket: PathBuf::from("console.sock") }
+    }
+}
+
+impl ConsoleConfig {
+    /// The socket path, resolving a relative one against `data_dir`.
+    pub fn socket_path(&self, data_dir: &Path) -> PathBuf {
+        if self.socket.is_absolute() { self.socket.clone() } else { data_dir.join(&self.socket) }
+    }
+}
+
+/// The users of `conf/directory/`, keyed by id.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Directory {
+    pub users: BTreeMap<String, User>,
+}
+
+impl Directory {
+    pub fn get(&self, id: &str) -> Option<&User> {
+        self.users.get(id)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct User {
+    pub id: String,
+    pub password: String,
+    pub display_name: Option<String>,
+    /// A disabled user cannot register or call and is not reachable.
+    pub enabled: bool,
+}
+
+/// One line of the extension table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RouteEntry {
+    pub extension: String,
+    pub action: RouteAction,
+    /// Line in routes.toml where this `[[route]]` starts, for messages.
+    pub line: Option<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RouteAction {
+    /// Answer and send every RTP packet back to the caller.
+    Echo,
+    /// Ring a directory user.
+    User(String),
+    /// Refuse with this final response code (400..=699).
+    Reject { code: u16 },
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct MainFile {
+    sip: SipConfig,
+    media: MediaSection,
+    calls: CallsConfig,
+    auth: AuthConfig,
+    console: ConsoleConfig,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserFile {
+    id: Option<String>,
+    password: String,
+    display_name: Option<String>,
+    #[serde(default = "yes")]
+    enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RoutesFile {
+    route: Vec<toml::Spanned<RouteFileEntry>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteFileEntry {
+    extension: String,
+    action: String,
+    user: Option<String>,
+    code: Option<u16>,
+}
+
+/// File names inside a configuration directory.
+pub const MAIN_FILE: &str = "switchyard.toml";
+pub const DIRECTORY_DIR: &str = "directory";
+pub const ROUTES_FILE: &str = "routes.toml";
+
+/// Loads and validates the configuration in `conf_dir`. `switchyard.toml` must exist (possibly
+/// empty); `directory/` and `routes.toml` are optional.
+pub fn load(conf_dir: &Path) -> Result<Config, Error> {
+    let main_path = conf_dir.join(MAIN_FILE);
+    let (text, main) = parse_file::<MainFile>(&main_path)?;
+    validate_main(&main_path, &text, &main)?;
+
+    let directory = load_directory(&conf_dir.join(DIRECTORY_DIR))?;
+
+    let routes_path = conf_dir.join(ROUTES_FILE);
+    let routes = if routes_path.exists() {
+        let (text, file) = parse_file::<RoutesFile>(&routes_path)?;
+        routes_from_file(&routes_path, &text, file)?
+    } else {
+        Vec::new()
+    };
+
+    Ok(Config {
+        sip: main.sip,
+        media: main.media,
+        calls: main.calls,
+        auth: main.auth,
+        console: main.console,
+        directory,
+        routes,
+        conf_dir: conf_dir.to_path_buf(),
+    })
+}
+
+fn read(path: &Path) -> Result<String, Error> {
+    fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })
+}
+
+fn parse_file<T: DeserializeOwned>(path: &Path) -> Result<(String, T), Error> {
+    let text = read(path)?;
+    match toml::from_str::<T>(&text) {
+        Ok(v) => Ok((text, v)),
+        Err(e) => {
+            let (line, column) = match e.span() {
+                Some(span) => {
+                    let (l, c) = line_col(&text, span.start);
+                    (Some(l), Some(c))
+                }
+                None => (None, None),
+            };
+            Err(Error::Parse {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message: e.message().trim().to_owned(),
+            })
+        }
+    }
+}
+
+/// 1-based line and column (in characters) of byte `offset`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+/// Line of the first occurrence of `key =` at the start of a line, for validation messages.
+fn key_line(text: &str, key: &str) -> Option<usize> {
+    text.lines().position(|l| {
+        l.trim_start().strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with('='))
+    })
+    .map(|i| i + 1)
+}
+
+fn validate_main(path: &Path, text: &str, m: &MainFile) -> Result<(), Error> {
+    let invalid = |key: &str, message: String| Error::Invalid {
+        path: path.to_path_buf(),
+        line: key_line(text, key),
+        message,
+    };
+    let sip = &m.sip;
+    if sip.udp.is_empty() && sip.tcp.is_empty() {
+        return Err(invalid("udp", "[sip] needs at least one udp or tcp listener".into()));
+    }
+    for (key, addrs) in [("udp", &sip.udp), ("tcp", &sip.tcp)] {
+        for (i, a) in addrs.iter().enumerate() {
+            if a.port() == 0 {
+                return Err(invalid(key, format!("[sip] {key} listener {a}: port 0 is not a SIP port")));
+            }
+            if addrs[..i].contains(a) {
+                return Err(invalid(key, format!("[sip] {key} listener {a} is listed twice")));
+            }
+        }
+    }
+    if sip.domain.trim().is_empty() {
+        return Err(invalid("domain", "[sip] domain must not be empty".into()));
+    }
+    if sip.t1_ms == 0 || sip.t2_ms < sip.t1_ms || sip.t4_ms == 0 {
+        return Err(invalid(
+            "t1_ms",
+            format!("[sip] timers need t1_ms > 0, t2_ms >= t1_ms, t4_ms > 0 (got {}, {}, {})", sip.t1_ms, sip.t2_ms, sip.t4_ms),
+        ));
+    }
+
+    let media = &m.media;
+    if media.rtp_ip.is_unspecified() {
+        return Err(invalid(
+            "rtp_ip",
+            format!("[media] rtp_ip {} is advertised in SDP; give an address peers can reach", media.rtp_ip),
+        ));
+    }
+    if media.rtp_port_min < 1024 {
+        return Err(invalid("rtp_port_min", format!("[media] rtp_port_min {} is below 1024", media.rtp_port_min)));
+    }
+    if media.rtp_port_min % 2 != 0 {
+        // RFC 3550 §11: RTP uses an even port, RTCP the next odd one.
+        return Err(invalid("rtp_port_min", format!("[media] rtp_port_min {} must be even", media.rtp_port_min)));
+    }
+    if media.rtp_port_min >= media.rtp_port_max {
+        return Err(invalid(
+            "rtp_port_max",
+            format!("[media] rtp_port_min {} must be below rtp_port_max {}", media.rtp_port_min, media.rtp_port_max),
+        ));
+    }
+
+    let auth = &m.auth;
+    if auth.nonce_ttl_secs == 0 {
+        return Err(invalid("nonce_ttl_secs", "[auth] nonce_ttl_secs must be > 0".into()));
+    }
+    if auth.min_register_expires == 0
+        || auth.min_register_expires > auth.max_register_expires
+        || !(auth.min_register_expires..=auth.max_register_expires).contains(&auth.default_register_expires)
+    {
+        return Err(invalid(
+            "default_register_expires",
+            format!(
+                "[auth] need 0 < min_register_expires <= default_register_expires <= max_register_expires (got {} <= {} <= {})",
+                auth.min_register_expires, auth.default_register_expires, auth.max_register_expires
+            ),
+        ));
+    }
+    if m.console.socket.as_os_str().is_empty() {
+        return Err(invalid("socket", "[console] socket must not be empty".into()));
+    }
+    Ok(())
+}
+
+/// User ids are what phones put in the URI user part and what the file is named after:
+/// letters and digits only keeps both safe.
+fn valid_user_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+fn load_directory(dir: &Path) -> Result<Directory, Error> {
+    let mut users = BTreeMap::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Directory { users }),
+        Err(source) => return Err(Error::Io { path: dir.to_path_buf(), source }),
+    };
+    let mut paths = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
+        let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        // README.md, editor backups and dot files are not users.
+        if name.starts_with('.') || path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        paths.push(path);
+    }
+    paths.sort();
+    for path in paths {
+        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let (text, file) = parse_file::<UserFile>(&path)?;
+        let id = file.id.unwrap_or_else(|| stem.clone());
+        let invalid = |key: &str, message: String| Error::Invalid {
+            path: path.clone(),
+            line: key_line(&text, key),
+            message,
+        };
+        if !valid_user_id(&id) {
+            return Err(invalid("id", format!("invalid user id {id:?}: use letters and digits only")));
+        }
+        if id != stem {
+            return Err(invalid("id", format!("user id {id:?} does not match the file name {stem}.toml")));
+        }
+        if file.password.is_empty() {
+            return Err(invalid("password", format!("user {id} has an empty password")));
+        }
+        users.insert(
+            id.clone(),
+            User { id, password: file.password, display_name: file.display_name, enabled: file.enabled },
+        );
+    }
+    Ok(Directory { users })
+}
+
+fn valid_extension(ext: &str) -> bool {
+    !ext.is_empty() && ext.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'*' | b'#' | b'+'))
+}
+
+fn routes_from_file(path: &Path, text: &str, file: RoutesFile) -> Result<Vec<RouteEntry>, Error> {
+    let mut routes: Vec<RouteEntry> = Vec::with_capacity(file.route.len());
+    for spanned in file.route {
+        let line = line_col(text, spanned.span().start).0;
+        let r = spanned.into_inner();
+        let invalid = |message: String| Error::Invalid { path: path.to_path_buf(), line: Some(line), message };
+        if !valid_extension(&r.extension) {
+            return Err(invalid(format!("invalid extension {:?}: use digits, letters, *, # or +", r.extension)));
+        }
+        if let Some(prev) = routes.iter().find(|p| p.extension == r.extension) {
+            return Err(invalid(format!(
+                "extension {} is already routed (line {})",
+                r.extension,
+                prev.line.unwrap_or(0)
+            )));
+        }
+        let action = match (r.action.as_str(), r.user, r.code) {
+            ("echo", None, None) => RouteAction::Echo,
+            ("user", Some(user), None) => {
+                if !valid_user_id(&user) {
+                    return Err(invalid(format!("invalid user id {user:?}: use letters and digits only")));
+                }
+                RouteAction::User(user)
+            }
+            ("user", None, _) => return Err(invalid("action = \"user\" needs user = \"<id>\"".into())),
+            ("reject", None, Some(code)) => {
+                if !(400..=699).contains(&code) {
+                    return Err(invalid(format!("reject code {code} is not a final error response (400-699)")));
+                }
+                RouteAction::Reject { code }
+            }
+            ("reject", _, None) => return Err(invalid("action = \"reject\" needs code = <400-699>".into())),
+            ("echo" | "user" | "reject", _, _) => {
+                return Err(invalid(format!(
+                    "action = {:?} takes {}",
+                    r.action,
+                    match r.action.as_str() {
+                        "echo" => "no other key",
+                        "user" => "only user = \"<id>\"",
+                        _ => "only code = <400-699>",
+                    }
+                )));
+            }
+            (other, _, _) => {
+                return Err(invalid(format!("unknown action {other:?}: expected echo, user or reject")));
+            }
+        };
+        routes.push(RouteEntry { extension: r.extension, action, line: Some(line) });
+    }
+    Ok(routes)
+}
+
+/// `switchyard user add <id>`: writes `conf_dir/directory/<id>.toml` with a random
+/// 16-character alphanumeric password, mode 0600, and returns the password.
+/// Refuses an existing user and invalid ids.
+pub fn add_user(conf_dir: &Path, id: &str, display_name: Option<&str>) -> Result<String, Error> {
+    use rand::Rng;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    if !valid_user_id(id) {
+        return Err(Error::InvalidUserId(id.to_owned()));
+    }
+    let dir = conf_dir.join(DIRECTORY_DIR);
+    fs::create_dir_all(&dir).map_err(|source| Error::Io { path: dir.clone(), source })?;
+    let path = dir.join(format!("{id}.toml"));
+    // 62^16 ≈ 2^95: far beyond online guessing, even without the failure blocking in [auth].
+    let password: String =
+        rand::rng().sample_iter(rand::distr::Alphanumeric).take(16).map(char::from).collect();
+    let mut text = format!(
+        "# Written by `switchyard user add {id}`.\nid = {}\npassword = {}\n",
+        toml_string(id),
+        toml_string(&password)
+    );
+    if let Some(name) = display_name {
+        text.push_str(&format!("display_name = {}\n", toml_string(name)));
+    }
+    // create_new: O_EXCL, so two concurrent `user add` of the same id cannot both succeed.
+    let mut file = match fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(Error::UserExists { id: id.to_owned(), path });
+        }
+        Err(source) => return Err(Error::Io { path, source }),
+    };
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|source| Error::Io { path: path.clone(), source })?;
+    Ok(password)
+}
+
+fn toml_string(s: &str) -> String {
+    toml::Value::String(s.to_owned()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_col_counts_from_one() {
+        let t = "a = 1\nbé = 2\n";
+        assert_eq!(line_col(t, 0), (1, 1));
+        assert_eq!(line_col(t, 6), (2, 1));
+        assert_eq!(line_col(t, 6 + "bé ".len()), (2, 4));
+    }
+
+    #[test]
+    fn key_line_finds_assignment_not_prefix() {
+        let t = "[media]\nrtp_port_minimum_x = 3\nrtp_port_min = 5\n";
+        assert_eq!(key_line(t, "rtp_port_min"), Some(3));
+        assert_eq!(key_line(t, "absent"), None);
+    }
+
+    #[test]
+    fn toml_string_round_trips() {
+        for s in ["Ann \"A\"", "it's", "a\\b\n\"'", "日本"] {
+            let v: toml::Table = toml::from_str(&format!("x = {}", toml_string(s))).unwrap();
+            assert_eq!(v["x"].as_str(), Some(s));
+        }
+    }
+}

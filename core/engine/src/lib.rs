@@ -1,1 +1,177 @@
-//! switchyard-engine
+//! The Switchyard engine: the signalling reactor and what it drives (registrar, digest
+//! authentication, the B2BUA with anchored media, CDRs, the console command set).
+//!
+//! [`run`] wires the threads of ARCHITECTURE.md together: the signalling reactor (this crate),
+//! the media reactors (switchyard-media), the storage thread (switchyard-store) and the console
+//! listener (switchyard-console), and returns when a graceful shutdown completes.
+#![forbid(unsafe_code)]
+
+mod dialog;
+mod guard;
+mod reactor;
+mod registrar;
+mod switch;
+mod transport;
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchyard_config::{Config, RouteAction};
+use switchyard_dialplan::{ExtensionAction, Router};
+use switchyard_media::{MediaConfig, MediaEngine};
+use switchyard_store::Store;
+use tracing::info;
+
+pub use reactor::{Input, ReactorHandle};
+pub use switch::COMMANDS;
+
+use crate::reactor::Reactor;
+use crate::registrar::Registrar;
+use crate::switch::{LocalAddrs, Switch, SwitchParts};
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] switchyard_config::Error),
+    #[error("routing table: {0}")]
+    Routing(#[from] switchyard_dialplan::Error),
+    #[error("database: {0}")]
+    Store(#[from] switchyard_store::Error),
+    #[error("media: {0}")]
+    Media(#[from] switchyard_media::Error),
+    #[error("console: {0}")]
+    Console(#[from] switchyard_console::Error),
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+    #[error("no SIP listener configured: set sip.udp or sip.tcp in switchyard.toml")]
+    NoListener,
+}
+
+fn io_context(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let context = context.into();
+    move |source| Error::Io { context, source }
+}
+
+/// Where `switchyard run` keeps its state.
+pub struct RunOptions {
+    pub conf_dir: PathBuf,
+    pub data_dir: PathBuf,
+}
+
+pub fn database_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("switchyard.db")
+}
+
+/// The console socket: `console.socket` in switchyard.toml, relative to the data directory.
+pub fn console_socket(config: &Config, data_dir: &Path) -> PathBuf {
+    if config.console.socket.is_absolute() {
+        config.console.socket.clone()
+    } else {
+        data_dir.join(&config.console.socket)
+    }
+}
+
+/// Runs the daemon in the foreground until a graceful shutdown completes.
+pub fn run(options: RunOptions) -> Result<(), Error> {
+    let config = switchyard_config::load(&options.conf_dir)?;
+    if config.sip.udp.is_empty() && config.sip.tcp.is_empty() {
+        return Err(Error::NoListener);
+    }
+    std::fs::create_dir_all(&options.data_dir)
+        .map_err(io_context(format!("creating data directory {}", options.data_dir.display())))?;
+    let router = build_router(&config)?;
+
+    let mut reactor = Reactor::new().map_err(io_context("creating the signalling reactor"))?;
+    let bound = reactor.bind(&config.sip.udp, &config.sip.tcp).map_err(io_context("binding SIP listeners"))?;
+    reactor.watch_signals().map_err(io_context("installing signal handlers"))?;
+    let handle = reactor.handle();
+
+    let (store, store_thread) = Store::open(&database_path(&options.data_dir))?;
+    let media_handle = handle.clone();
+    let media = MediaEngine::start(
+        MediaConfig {
+            ip: config.media.rtp_ip,
+            port_min: config.media.rtp_port_min,
+            port_max: config.media.rtp_port_max,
+            rtp_timeout: Duration::from_secs(config.media.rtp_timeout_secs),
+            threads: if config.media.threads == 0 {
+                std::thread::available_parallelism().map_or(1, |n| n.get())
+            } else {
+                config.media.threads
+            },
+        },
+        Box::new(move |event| media_handle.send(Input::Media(event))),
+    )?;
+
+    let now = reactor::now();
+    let registrar = Registrar::from_stored(store.load_bindings()?, now.unix_ms / 1000);
+    let nonce_secret = load_or_create_secret(&options.data_dir.join("nonce.key"))?;
+    let socket_path = console_socket(&config, &options.data_dir);
+    let local = LocalAddrs { udp: bound.udp.first().copied(), tcp: bound.tcp.first().copied() };
+    info!(
+        registrations = registrar.len(),
+        users = config.directory.users.len(),
+        "loaded configuration from {}",
+        options.conf_dir.display()
+    );
+    let mut switch = Switch::new(
+        SwitchParts { config, router, local, media: media.clone(), store: store.clone(), registrar, nonce_secret },
+        now,
+    );
+
+    let console_handle = handle.clone();
+    let console = switchyard_console::serve(
+        &socket_path,
+        Arc::new(move |line: &str| console_handle.execute(line)),
+    )?;
+
+    info!(
+        udp = ?bound.udp,
+        tcp = ?bound.tcp,
+        console = %socket_path.display(),
+        "switchyard ready"
+    );
+    let outcome = reactor.run(&mut switch).map_err(io_context("signalling reactor"));
+    reactor.flush_remaining(&mut switch);
+    drop(console);
+    drop(switch);
+    media.shutdown();
+    store.shutdown();
+    store_thread.join();
+    info!("switchyard stopped");
+    outcome
+}
+
+fn build_router(config: &Config) -> Result<Router, Error> {
+    let extensions = config.routes.iter().map(|route| {
+        let action = match &route.action {
+            RouteAction::Echo => ExtensionAction::Echo,
+            RouteAction::User(user) => ExtensionAction::User(user.clone()),
+            RouteAction::Reject { code } => ExtensionAction::Reject(*code),
+        };
+        (route.extension.clone(), action)
+    });
+    let users = config.directory.users.values().filter(|u| u.enabled).map(|u| u.id.clone());
+    Ok(Router::new(extensions, users)?)
+}
+
+/// The key that signs digest nonces. Kept on disk so nonces handed out before a restart are
+/// still recognised (as stale at worst) instead of looking forged.
+fn load_or_create_secret(path: &Path) -> Result<[u8; 32], Error> {
+    if let Ok(bytes) = std::fs::read(path) {
+        if let Ok(secret) = <[u8; 32]>::try_from(bytes.as_slice()) {
+            return Ok(secret);
+        }
+    }
+    let secret: [u8; 32] = rand::random();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(io_context(format!("writing {}", path.display())))?;
+    file.write_all(&secret).map_err(io_context(format!("writing {}", path.display())))?;
+    Ok(secret)
+}

@@ -1,1 +1,501 @@
-//! switchyard-store
+//! switchyard-store: the one writer to the database.
+//!
+//! ARCHITECTURE.md, "One writer to the database": a storage thread owns the SQLite connection and
+//! everyone else sends it requests over a channel. Nothing on the signalling or media path ever
+//! waits for the disk: CDR inserts and registration updates are fire-and-forget; only startup
+//! (`load_bindings`), the console (`recent_cdrs`) and tests (`flush`) block for a reply.
+//!
+//! Durability. The database runs in WAL mode with `synchronous=NORMAL`. A commit then appends the
+//! transaction to the `-wal` file with `write(2)` before `COMMIT` returns; the fsync is deferred
+//! to the checkpoint. Once the bytes are in the kernel's page cache they survive the death of our
+//! process, including `kill -9`, so a CDR whose commit has returned is never lost to a daemon crash
+//! (only a power cut or kernel panic can lose the last few transactions, which `synchronous=FULL`
+//! would close at the cost of an fsync per call). Each CDR is its own transaction, committed
+//! before the thread looks at any other request, so the window between "call ended" and "CDR is
+//! crash-safe" is one channel hop and one `write(2)`.
+//!
+//! Registrations are written in batches: when several binding updates are queued (a burst of
+//! REGISTER refreshes after a restart) they share one transaction.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), switchyard_store::Error> {
+//! let (store, thread) = switchyard_store::Store::open(std::path::Path::new("/var/lib/switchyard/switchyard.db"))?;
+//! for b in store.load_bindings()? { println!("{} -> {}", b.user, b.contact); }
+//! store.shutdown();
+//! thread.join();
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+
+use std::path::Path;
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rusqlite::{Connection, Row, params};
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// SQLite refused an operation (open, migration, query).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The database was written by a newer Switchyard; we refuse to downgrade it.
+    #[error("database schema version {found} is newer than this build supports ({supported}); upgrade switchyard")]
+    SchemaTooNew { found: i64, supported: i64 },
+    /// The storage thread has exited (after `shutdown`, or it panicked).
+    #[error("the storage thread is not running")]
+    Closed,
+    /// The storage thread could not be started.
+    #[error("cannot start the storage thread: {0}")]
+    Spawn(#[source] std::io::Error),
+}
+
+/// A call detail record: one per call, written when the call ends.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cdr {
+    pub uuid: String,
+    pub caller: String,
+    pub callee: String,
+    /// The dialled number (Request-URI user part as received).
+    pub destination: String,
+    /// Unix time in milliseconds when the INVITE arrived.
+    pub start_ms: i64,
+    /// Unix time in milliseconds when the call was answered (200 OK), if it was.
+    pub answer_ms: Option<i64>,
+    /// Unix time in milliseconds when the call ended.
+    pub end_ms: i64,
+    /// (end - start) in whole seconds, rounded down.
+    pub duration_s: i64,
+    /// (end - answer) in whole seconds, or 0 for an unanswered call.
+    pub billsec_s: i64,
+    /// Q.850-style cause name: NORMAL_CLEARING, ORIGINATOR_CANCEL, NO_ANSWER, USER_BUSY, ...
+    pub hangup_cause: String,
+    /// The final response code we sent the caller.
+    pub a_sip_code: Option<u16>,
+    /// The final response code the callee sent us.
+    pub b_sip_code: Option<u16>,
+    pub a_call_id: String,
+    pub b_call_id: Option<String>,
+    /// Who hung up: "caller", "callee" or "system".
+    pub hangup_side: String,
+}
+
+/// A registration binding (RFC 3261 §10.3): one Contact of one address-of-record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Binding {
+    pub user: String,
+    /// The Contact URI exactly as the user agent sent it.
+    pub contact: String,
+    /// The flow the REGISTER came in on, e.g. "udp:1.2.3.4:5060" or "tcp:1.2.3.4:40312".
+    pub source: String,
+    pub expires_unix: i64,
+    /// RFC 3261 §10.3 step 7: Call-ID and CSeq order refreshes of the same binding.
+    pub call_id: String,
+    pub cseq: u32,
+    pub user_agent: Option<String>,
+    pub q: Option<f32>,
+}
+
+enum Request {
+    InsertCdr(Box<Cdr>),
+    UpsertBinding(Binding),
+    RemoveBinding { user: String, contact: String },
+    RemoveAllBindings { user: String },
+    RemoveExpiredBindings { now_unix: i64 },
+    LoadBindings(Sender<Result<Vec<Binding>, Error>>),
+    RecentCdrs(usize, Sender<Result<Vec<Cdr>, Error>>),
+    Flush(Sender<Result<(), Error>>),
+    Shutdown,
+}
+
+impl Request {
+    /// Registration writes may share a transaction with their neighbours in the queue.
+    fn is_batchable(&self) -> bool {
+        matches!(
+            self,
+            Request::UpsertBinding(_)
+                | Request::RemoveBinding { .. }
+                | Request::RemoveAllBindings { .. }
+                | Request::RemoveExpiredBindings { .. }
+        )
+    }
+}
+
+/// Upper bound on requests in one batched transaction, so a flood of REGISTERs cannot hold a
+/// write transaction (and delay the next CDR) for long.
+const MAX_BATCH: usize = 512;
+
+/// Handle to the storage thread. Cheap to clone; every clone talks to the same thread.
+#[derive(Clone)]
+pub struct Store {
+    tx: Sender<Request>,
+}
+
+/// The storage thread itself; [`StoreThread::join`] waits for it to finish its queue and exit.
+pub struct StoreThread {
+    tx: Sender<Request>,
+    handle: JoinHandle<()>,
+}
+
+impl StoreThread {
+    /// Asks the thread to stop after the requests already queued, and waits for it.
+    /// Returns false if the thread had panicked.
+    pub fn join(self) -> bool {
+        // Harmless if shutdown() was already sent: the thread is gone or exits at the first one.
+        let _ = self.tx.send(Request::Shutdown);
+        self.handle.join().is_ok()
+    }
+}
+
+/// Schema migrations; entry i takes `user_version` from i to i+1.
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE cdr (
+        id            INTEGER PRIMARY KEY,
+        uuid          TEXT NOT NULL UNIQUE,
+        caller        TEXT NOT NULL,
+        callee        TEXT NOT NULL,
+        destination   TEXT NOT NULL,
+        start_ms      INTEGER NOT NULL,
+        answer_ms     INTEGER,
+        end_ms        INTEGER NOT NULL,
+        duration_s    INTEGER NOT NULL,
+        billsec_s     INTEGER NOT NULL,
+        hangup_cause  TEXT NOT NULL,
+        a_sip_code    INTEGER,
+        b_sip_code    INTEGER,
+        a_call_id     TEXT NOT NULL,
+        b_call_id     TEXT,
+        hangup_side   TEXT NOT NULL
+    );
+    CREATE INDEX cdr_end_ms ON cdr(end_ms);
+    CREATE TABLE registration (
+        user          TEXT NOT NULL,
+        contact       TEXT NOT NULL,
+        source        TEXT NOT NULL,
+        expires_unix  INTEGER NOT NULL,
+        call_id       TEXT NOT NULL,
+        cseq          INTEGER NOT NULL,
+        user_agent    TEXT,
+        q             REAL,
+        PRIMARY KEY (user, contact)
+    ) WITHOUT ROWID;
+    CREATE INDEX registration_expires ON registration(expires_unix);
+"];
+
+const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+fn configure(conn: &Connection) -> Result<(), Error> {
+    // journal_mode returns the resulting mode as a row.
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        tracing::warn!(%mode, "SQLite refused WAL mode; CDR writes will be slower");
+    }
+    // See the crate docs: NORMAL in WAL mode is durable against process death.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // Another process (sqlite3 CLI, a backup) may hold a read lock briefly.
+    conn.busy_timeout(Duration::from_secs(5))?;
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), Error> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(Error::SchemaTooNew { found, supported: SCHEMA_VERSION });
+    }
+    for (version, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", version as i64 + 1)?;
+        tx.commit()?;
+        tracing::info!(version = version + 1, "database schema migrated");
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Opens or creates the database at `path`, brings its schema up to date
+    /// (`PRAGMA user_version`) and starts the storage thread.
+    pub fn open(path: &Path) -> Result<(Store, StoreThread), Error> {
+        let mut conn = Connection::open(path)?;
+        configure(&conn)?;
+        migrate(&mut conn)?;
+        let (tx, rx) = mpsc::channel();
+        let handle = std::thread::Builder::new()
+            .name("store".into())
+            .spawn(move || StorageThread { conn }.run(rx))
+            .map_err(Error::Spawn)?;
+        Ok((Store { tx: tx.clone() }, StoreThread { tx, handle }))
+    }
+
+    fn send(&self, req: Request) {
+        if self.tx.send(req).is_err() {
+            tracing::error!("storage thread is not running; write dropped");
+        }
+    }
+
+    fn ask<T>(&self, make: impl FnOnce(Sender<Result<T, Error>>) -> Request) -> Result<T, Error> {
+        let (reply_tx, reply_rx) = mpsc::channel();
+        self.tx.send(make(reply_tx)).map_err(|_| Error::Closed)?;
+        reply_rx.recv().map_err(|_| Error::Closed)?
+    }
+
+    /// Queues a CDR; the storage thread commits it in its own transaction before doing
+    /// anything else. Errors are logged there.
+    pub fn insert_cdr(&self, cdr: Cdr) {
+        self.send(Request::InsertCdr(Box::new(cdr)));
+    }
+
+    /// Inserts or replaces the binding keyed by (user, contact).
+    pub fn upsert_binding(&self, binding: Binding) {
+        self.send(Request::UpsertBinding(binding));
+    }
+
+    pub fn remove_binding(&self, user: &str, contact: &str) {
+        self.send(Request::RemoveBinding { user: user.to_owned(), contact: contact.to_owned() });
+    }
+
+    /// RFC 3261 §10.2.2: `Contact: *` with `Expires: 0` removes every binding of the AOR.
+    pub fn remove_all_bindings(&self, user: &str) {
+        self.send(Request::RemoveAllBindings { user: user.to_owned() });
+    }
+
+    /// Removes every binding with `expires_unix <= now_unix`.
+    pub fn remove_expired_bindings(&self, now_unix: i64) {
+        self.send(Request::RemoveExpiredBindings { now_unix });
+    }
+
+    /// Every stored binding (expired ones included: the caller knows the time), ordered by
+    /// user then contact. Blocks; meant for startup.
+    pub fn load_bindings(&self) -> Result<Vec<Binding>, Error> {
+        self.ask(Request::LoadBindings)
+    }
+
+    /// The `limit` most recent CDRs, newest (by end time) first. Blocks.
+    pub fn recent_cdrs(&self, limit: usize) -> Result<Vec<Cdr>, Error> {
+        self.ask(|reply| Request::RecentCdrs(limit, reply))
+    }
+
+    /// Blocks until every request sent before this call is committed.
+    pub fn flush(&self) -> Result<(), Error> {
+        self.ask(Request::Flush)
+    }
+
+    /// Asks the thread to finish the requests already queued and exit. Later writes are
+    /// dropped (and logged); later queries return [`Error::Closed`].
+    pub fn shutdown(&self) {
+        let _ = self.tx.send(Request::Shutdown);
+    }
+}
+
+struct StorageThread {
+    conn: Connection,
+}
+
+impl StorageThread {
+    fn run(mut self, rx: Receiver<Request>) {
+        let mut pending: Option<Request> = None;
+        let mut draining = false;
+        loop {
+            let req = match pending.take() {
+                Some(req) => req,
+                None if draining => match rx.try_recv() {
+                    Ok(req) => req,
+                    Err(_) => break,
+                },
+                None => match rx.recv() {
+                    Ok(req) => req,
+                    Err(_) => break, // every Store and the StoreThread are gone
+                },
+            };
+            if req.is_batchable() {
+                pending = self.write_batch(req, &rx);
+                continue;
+            }
+            match req {
+                Request::InsertCdr(cdr) => {
+                    if let Err(e) = self.insert_cdr(&cdr) {
+                        tracing::error!(uuid = %cdr.uuid, error = %e, "CDR insert failed");
+                    }
+                }
+                Request::LoadBindings(reply) => {
+                    let _ = reply.send(self.load_bindings());
+                }
+                Request::RecentCdrs(limit, reply) => {
+                    let _ = reply.send(self.recent_cdrs(limit));
+                }
+                Request::Flush(reply) => {
+                    // Every earlier request was committed when it was processed.
+                    let _ = reply.send(Ok(()));
+                }
+                Request::Shutdown => draining = true,
+                _ => unreachable!("batchable requests are handled above"),
+            }
+        }
+        tracing::debug!("storage thread exiting");
+    }
+
+    /// Applies `first` and every batchable request queued behind it in one transaction.
+    /// Returns the first non-batchable request found, to be processed next.
+    fn write_batch(&self, first: Request, rx: &Receiver<Request>) -> Option<Request> {
+        let mut next = None;
+        // `unchecked_transaction` borrows shared: this thread is the only user of the connection.
+        let tx = match self.conn.unchecked_transaction() {
+            Ok(tx) => tx,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot begin transaction");
+                // Fall back to autocommit for this one request.
+                if let Err(e) = apply_binding_write(&self.conn, &first) {
+                    tracing::error!(error = %e, "registration write failed");
+                }
+                return None;
+            }
+        };
+        let mut req = first;
+        let mut count = 1;
+        loop {
+            // A failed statement is rolled back on its own; the rest of the batch stands.
+            if let Err(e) = apply_binding_write(&tx, &req) {
+                tracing::error!(error = %e, "registration write failed");
+            }
+            if count >= MAX_BATCH {
+                break;
+            }
+            match rx.try_recv() {
+                Ok(r) if r.is_batchable() => {
+                    req = r;
+                    count += 1;
+                }
+                Ok(r) => {
+                    next = Some(r);
+                    break;
+                }
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        if let Err(e) = tx.commit() {
+            tracing::error!(error = %e, count, "registration batch commit failed");
+        }
+        next
+    }
+
+    fn insert_cdr(&self, c: &Cdr) -> Result<(), rusqlite::Error> {
+        // Autocommit: the INSERT is its own transaction and is in the WAL when execute returns.
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO cdr (uuid, caller, callee, destination, start_ms, answer_ms, end_ms,
+                duration_s, billsec_s, hangup_cause, a_sip_code, b_sip_code, a_call_id, b_call_id,
+                hangup_side)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        )?;
+        stmt.execute(params![
+            c.uuid,
+            c.caller,
+            c.callee,
+            c.destination,
+            c.start_ms,
+            c.answer_ms,
+            c.end_ms,
+            c.duration_s,
+            c.billsec_s,
+            c.hangup_cause,
+            c.a_sip_code,
+            c.b_sip_code,
+            c.a_call_id,
+            c.b_call_id,
+            c.hangup_side,
+        ])?;
+        Ok(())
+    }
+
+    fn load_bindings(&self) -> Result<Vec<Binding>, Error> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT user, contact, source, expires_unix, call_id, cseq, user_agent, q
+             FROM registration ORDER BY user, contact",
+        )?;
+        let rows = stmt.query_map([], binding_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn recent_cdrs(&self, limit: usize) -> Result<Vec<Cdr>, Error> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT uuid, caller, callee, destination, start_ms, answer_ms, end_ms, duration_s,
+                billsec_s, hangup_cause, a_sip_code, b_sip_code, a_call_id, b_call_id, hangup_side
+             FROM cdr ORDER BY end_ms DESC, id DESC LIMIT ?1",
+        )?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt.query_map([limit], cdr_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+fn apply_binding_write(conn: &Connection, req: &Request) -> Result<(), rusqlite::Error> {
+    match req {
+        Request::UpsertBinding(b) => {
+            conn.prepare_cached(
+                "INSERT INTO registration (user, contact, source, expires_unix, call_id, cseq, user_agent, q)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (user, contact) DO UPDATE SET
+                    source = excluded.source, expires_unix = excluded.expires_unix,
+                    call_id = excluded.call_id, cseq = excluded.cseq,
+                    user_agent = excluded.user_agent, q = excluded.q",
+            )?
+            .execute(params![
+                b.user,
+                b.contact,
+                b.source,
+                b.expires_unix,
+                b.call_id,
+                b.cseq,
+                b.user_agent,
+                b.q.map(f64::from),
+            ])?;
+        }
+        Request::RemoveBinding { user, contact } => {
+            conn.prepare_cached("DELETE FROM registration WHERE user = ?1 AND contact = ?2")?
+                .execute(params![user, contact])?;
+        }
+        Request::RemoveAllBindings { user } => {
+            conn.prepare_cached("DELETE FROM registration WHERE user = ?1")?.execute([user])?;
+        }
+        Request::RemoveExpiredBindings { now_unix } => {
+            conn.prepare_cached("DELETE FROM registration WHERE expires_unix <= ?1")?
+                .execute([now_unix])?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn binding_from_row(r: &Row<'_>) -> rusqlite::Result<Binding> {
+    Ok(Binding {
+        user: r.get(0)?,
+        contact: r.get(1)?,
+        source: r.get(2)?,
+        expires_unix: r.get(3)?,
+        call_id: r.get(4)?,
+        cseq: r.get(5)?,
+        user_agent: r.get(6)?,
+        q: r.get::<_, Option<f64>>(7)?.map(|q| q as f32),
+    })
+}
+
+fn cdr_from_row(r: &Row<'_>) -> rusqlite::Result<Cdr> {
+    Ok(Cdr {
+        uuid: r.get(0)?,
+        caller: r.get(1)?,
+        callee: r.get(2)?,
+        destination: r.get(3)?,
+        start_ms: r.get(4)?,
+        answer_ms: r.get(5)?,
+        end_ms: r.get(6)?,
+        duration_s: r.get(7)?,
+        billsec_s: r.get(8)?,
+        hangup_cause: r.get(9)?,
+        a_sip_code: r.get(10)?,
+        b_sip_code: r.get(11)?,
+        a_call_id: r.get(12)?,
+        b_call_id: r.get(13)?,
+        hangup_side: r.get(14)?,
+    })
+}

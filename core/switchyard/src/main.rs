@@ -1,1 +1,142 @@
-fn main() {}
+//! `switchyard`: the daemon (`run`), the operator console (`console`, `ctl`) and
+//! administration (`user add`).
+#![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "switchyard", version, about = "Switchyard telephony appliance")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon in the foreground (SIGTERM or `shutdown` stops it gracefully).
+    Run {
+        /// Configuration directory (switchyard.toml, directory/, routes.toml).
+        #[arg(long, default_value = "conf")]
+        conf: PathBuf,
+        /// Data directory: the database, the console socket, recordings.
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+    },
+    /// Interactive console with line editing, history and tab completion.
+    Console {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Run one console command and exit; the exit status is non-zero on error (like fs_cli -x).
+    Ctl {
+        #[command(flatten)]
+        target: Target,
+        /// The command, e.g. "show calls".
+        #[arg(required = true, num_args = 1..)]
+        command: Vec<String>,
+    },
+    /// Manage the user directory in conf/directory.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+}
+
+#[derive(clap::Args)]
+struct Target {
+    /// The daemon's console socket (default: <conf's console.socket> inside --data).
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    #[arg(long, default_value = "conf")]
+    conf: PathBuf,
+    #[arg(long, default_value = "data")]
+    data: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Create a user with a random password, printed once.
+    Add {
+        id: String,
+        #[arg(long)]
+        display_name: Option<String>,
+        #[arg(long, default_value = "conf")]
+        conf: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run { conf, data } => {
+            init_logging();
+            match switchyard_engine::run(switchyard_engine::RunOptions { conf_dir: conf, data_dir: data }) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    tracing::error!("{error}");
+                    eprintln!("switchyard: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Console { target } => {
+            let socket = socket_path(&target);
+            match switchyard_console::interactive(&socket, switchyard_engine::COMMANDS) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => fail(&error),
+            }
+        }
+        Command::Ctl { target, command } => {
+            let socket = socket_path(&target);
+            match switchyard_console::execute(&socket, &command.join(" ")) {
+                Ok(reply) => {
+                    print!("{reply}");
+                    if !reply.is_empty() && !reply.ends_with('\n') {
+                        println!();
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(error) => fail(&error),
+            }
+        }
+        Command::User { action: UserAction::Add { id, display_name, conf } } => {
+            match switchyard_config::add_user(&conf, &id, display_name.as_deref()) {
+                Ok(password) => {
+                    println!("user {id} created in {}", conf.join("directory").display());
+                    println!("password: {password}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => fail(&error),
+            }
+        }
+    }
+}
+
+fn fail(error: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("-ERR {error}");
+    ExitCode::FAILURE
+}
+
+/// The socket named on the command line, else the one the configuration names, else the default.
+fn socket_path(target: &Target) -> PathBuf {
+    if let Some(socket) = &target.socket {
+        return socket.clone();
+    }
+    match switchyard_config::load(&target.conf) {
+        Ok(config) => switchyard_engine::console_socket(&config, &target.data),
+        Err(_) => default_socket(&target.data),
+    }
+}
+
+fn default_socket(data: &Path) -> PathBuf {
+    data.join("console.sock")
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHYARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}

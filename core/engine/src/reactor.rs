@@ -1,0 +1,366 @@
+//! The signalling reactor: the one thread that owns the SIP sockets and reads the clock. It
+//! feeds the [`Switch`] and carries out what the switch asks for (mio, as in STYLE.md: one
+//! `Poll`, const tokens for listeners, a slab for connections, one `Waker` for other threads).
+
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use mio::net::{TcpListener, TcpStream, UdpSocket, UnixStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use slab::Slab;
+use switchyard_media::MediaEvent;
+use switchyard_sip::Message;
+use switchyard_sip::transaction::{Peer, Transmit, TransportKind};
+use tracing::{debug, info, warn};
+
+use crate::switch::{Now, Switch};
+use crate::transport::{ReadOutcome, TcpConnection};
+
+const WAKER: Token = Token(0);
+const SIGNALS: Token = Token(1);
+const UDP_BASE: usize = 16;
+const TCP_LISTENER_BASE: usize = 256;
+const CONNECTION_BASE: usize = 1024;
+
+/// What other threads hand the reactor.
+pub enum Input {
+    Media(MediaEvent),
+    Command { line: String, reply: SyncSender<Result<String, String>> },
+    Shutdown,
+}
+
+/// A handle other threads use to reach the reactor.
+#[derive(Clone)]
+pub struct ReactorHandle {
+    inbox: mpsc::Sender<Input>,
+    waker: Arc<Waker>,
+}
+
+impl ReactorHandle {
+    pub fn send(&self, input: Input) {
+        if self.inbox.send(input).is_ok() {
+            // A failed wake means the reactor is gone; the input is moot then.
+            let _ = self.waker.wake();
+        }
+    }
+
+    /// Runs a console command on the reactor thread and waits for its answer.
+    pub fn execute(&self, line: &str) -> Result<String, String> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.send(Input::Command { line: line.to_owned(), reply });
+        answer
+            .recv_timeout(Duration::from_secs(10))
+            .map_err(|_| "the daemon did not answer (stopping?)".to_owned())?
+    }
+}
+
+pub struct Reactor {
+    poll: Poll,
+    inbox: Receiver<Input>,
+    handle: ReactorHandle,
+    udp: Vec<UdpSocket>,
+    tcp_listeners: Vec<TcpListener>,
+    connections: Slab<TcpConnection>,
+    connection_by_addr: HashMap<SocketAddr, usize>,
+    signals: Option<UnixStream>,
+}
+
+pub struct Bound {
+    pub udp: Vec<SocketAddr>,
+    pub tcp: Vec<SocketAddr>,
+}
+
+impl Reactor {
+    pub fn new() -> io::Result<Reactor> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (inbox_tx, inbox) = mpsc::channel();
+        Ok(Reactor {
+            poll,
+            inbox,
+            handle: ReactorHandle { inbox: inbox_tx, waker },
+            udp: Vec::new(),
+            tcp_listeners: Vec::new(),
+            connections: Slab::new(),
+            connection_by_addr: HashMap::new(),
+            signals: None,
+        })
+    }
+
+    pub fn handle(&self) -> ReactorHandle {
+        self.handle.clone()
+    }
+
+    /// Binds the SIP listeners; an address in use is an error the operator must see at once.
+    pub fn bind(&mut self, udp: &[SocketAddr], tcp: &[SocketAddr]) -> io::Result<Bound> {
+        let mut bound = Bound { udp: Vec::new(), tcp: Vec::new() };
+        for addr in udp {
+            let mut socket = UdpSocket::bind(*addr)
+                .map_err(|e| io::Error::new(e.kind(), format!("SIP UDP {addr}: {e}")))?;
+            let token = Token(UDP_BASE + self.udp.len());
+            self.poll.registry().register(&mut socket, token, Interest::READABLE)?;
+            bound.udp.push(socket.local_addr()?);
+            self.udp.push(socket);
+        }
+        for addr in tcp {
+            let mut listener = TcpListener::bind(*addr)
+                .map_err(|e| io::Error::new(e.kind(), format!("SIP TCP {addr}: {e}")))?;
+            let token = Token(TCP_LISTENER_BASE + self.tcp_listeners.len());
+            self.poll.registry().register(&mut listener, token, Interest::READABLE)?;
+            bound.tcp.push(listener.local_addr()?);
+            self.tcp_listeners.push(listener);
+        }
+        Ok(bound)
+    }
+
+    /// SIGTERM and SIGINT arrive through a self-pipe so the handler does nothing unsafe.
+    pub fn watch_signals(&mut self) -> io::Result<()> {
+        let (mut reader, writer) = UnixStream::pair()?;
+        for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+            signal_hook::low_level::pipe::register(signal, writer.try_clone()?)?;
+        }
+        self.poll.registry().register(&mut reader, SIGNALS, Interest::READABLE)?;
+        self.signals = Some(reader);
+        Ok(())
+    }
+
+    pub fn run(&mut self, switch: &mut Switch) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        let mut datagram = vec![0u8; 65_535];
+        loop {
+            let timeout = switch.poll_timeout().map(|when| when.saturating_duration_since(Instant::now()));
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            for event in events.iter() {
+                match event.token() {
+                    WAKER => self.drain_inbox(switch),
+                    SIGNALS => self.on_signal(switch),
+                    Token(t) if (UDP_BASE..TCP_LISTENER_BASE).contains(&t) => {
+                        self.read_udp(switch, t - UDP_BASE, &mut datagram)
+                    }
+                    Token(t) if (TCP_LISTENER_BASE..CONNECTION_BASE).contains(&t) => {
+                        self.accept(t - TCP_LISTENER_BASE)
+                    }
+                    Token(t) => {
+                        let key = t - CONNECTION_BASE;
+                        if event.is_writable() {
+                            self.on_writable(key);
+                        }
+                        if event.is_readable() || event.is_read_closed() {
+                            self.read_tcp(switch, key);
+                        }
+                    }
+                }
+            }
+            switch.handle_timeout(now());
+            self.flush(switch);
+            if switch.is_stopped() {
+                info!("signalling reactor stopped");
+                return Ok(());
+            }
+        }
+    }
+
+    fn drain_inbox(&mut self, switch: &mut Switch) {
+        while let Ok(input) = self.inbox.try_recv() {
+            match input {
+                Input::Media(event) => switch.handle_media_event(now(), event),
+                Input::Command { line, reply } => {
+                    let _ = reply.send(switch.execute(now(), &line));
+                }
+                Input::Shutdown => switch.begin_shutdown(now()),
+            }
+        }
+    }
+
+    fn on_signal(&mut self, switch: &mut Switch) {
+        let mut buf = [0u8; 16];
+        if let Some(reader) = self.signals.as_mut() {
+            while matches!(reader.read(&mut buf), Ok(n) if n > 0) {}
+        }
+        info!("signal received: graceful shutdown");
+        switch.begin_shutdown(now());
+    }
+
+    fn read_udp(&mut self, switch: &mut Switch, index: usize, buf: &mut [u8]) {
+        loop {
+            let (len, from) = match self.udp[index].recv_from(buf) {
+                Ok(received) => received,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    // ICMP errors surface here on Linux; they say nothing about our other peers.
+                    debug!(error = %e, "UDP receive error");
+                    continue;
+                }
+            };
+            let data = &buf[..len];
+            // RFC 5626 §3.5.1 keep-alives and stray whitespace are not messages.
+            if data.iter().all(|b| b.is_ascii_whitespace()) {
+                continue;
+            }
+            let peer = Peer { transport: TransportKind::Udp, addr: from };
+            let now = now();
+            match Message::parse_datagram(Bytes::copy_from_slice(data)) {
+                Ok(message) => switch.handle_message(now, message, peer),
+                Err(error) => switch.handle_malformed(now, &error, data, peer),
+            }
+            self.flush(switch);
+        }
+    }
+
+    fn accept(&mut self, index: usize) {
+        loop {
+            match self.tcp_listeners[index].accept() {
+                Ok((stream, remote)) => {
+                    if let Err(e) = self.add_connection(stream, remote, true) {
+                        warn!(error = %e, %remote, "cannot register a TCP connection");
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    warn!(error = %e, "TCP accept failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn add_connection(&mut self, mut stream: TcpStream, remote: SocketAddr, connected: bool) -> io::Result<usize> {
+        let entry = self.connections.vacant_entry();
+        let key = entry.key();
+        let interest = if connected { Interest::READABLE } else { Interest::READABLE | Interest::WRITABLE };
+        self.poll.registry().register(&mut stream, Token(CONNECTION_BASE + key), interest)?;
+        entry.insert(TcpConnection::new(stream, remote, connected));
+        self.connection_by_addr.insert(remote, key);
+        Ok(key)
+    }
+
+    fn read_tcp(&mut self, switch: &mut Switch, key: usize) {
+        let Some(connection) = self.connections.get_mut(key) else { return };
+        let peer = Peer { transport: TransportKind::Tcp, addr: connection.remote };
+        let outcome = connection.read_messages();
+        let now = now();
+        let (messages, close) = match outcome {
+            ReadOutcome::Messages(messages) => (messages, false),
+            ReadOutcome::Closed { messages } => (messages, true),
+            ReadOutcome::Unframeable { error, raw, messages } => {
+                for message in messages {
+                    switch.handle_message(now, message, peer);
+                }
+                switch.handle_malformed(now, &error, &raw, peer);
+                self.flush(switch);
+                self.close(key);
+                return;
+            }
+        };
+        for message in messages {
+            switch.handle_message(now, message, peer);
+        }
+        self.flush(switch);
+        if close {
+            self.close(key);
+        }
+    }
+
+    fn on_writable(&mut self, key: usize) {
+        let Some(connection) = self.connections.get_mut(key) else { return };
+        if !connection.connected {
+            match connection.stream.peer_addr() {
+                Ok(_) => connection.connected = true,
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
+                Err(_) => return self.close(key),
+            }
+        }
+        if connection.flush().is_err() {
+            return self.close(key);
+        }
+        self.update_interest(key);
+    }
+
+    fn update_interest(&mut self, key: usize) {
+        let Some(connection) = self.connections.get_mut(key) else { return };
+        let interest =
+            if connection.wants_write() { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
+        let _ = self.poll.registry().reregister(&mut connection.stream, Token(CONNECTION_BASE + key), interest);
+    }
+
+    fn close(&mut self, key: usize) {
+        if self.connections.contains(key) {
+            let mut connection = self.connections.remove(key);
+            let _ = connection.flush();
+            let _ = self.poll.registry().deregister(&mut connection.stream);
+            if self.connection_by_addr.get(&connection.remote) == Some(&key) {
+                self.connection_by_addr.remove(&connection.remote);
+            }
+        }
+    }
+
+    fn flush(&mut self, switch: &mut Switch) {
+        while let Some(transmit) = switch.poll_transmit() {
+            self.send(transmit);
+        }
+    }
+
+    fn send(&mut self, transmit: Transmit) {
+        let Transmit { peer, bytes } = transmit;
+        match peer.transport {
+            TransportKind::Udp => {
+                let socket = self
+                    .udp
+                    .iter()
+                    .find(|s| s.local_addr().is_ok_and(|a| a.is_ipv4() == peer.addr.is_ipv4()))
+                    .or(self.udp.first());
+                if let Some(socket) = socket {
+                    // A full send buffer drops the datagram; the transaction layer retransmits.
+                    if let Err(e) = socket.send_to(&bytes, peer.addr) {
+                        debug!(error = %e, to = %peer.addr, "UDP send failed");
+                    }
+                }
+            }
+            TransportKind::Tcp => {
+                let key = match self.connection_by_addr.get(&peer.addr) {
+                    Some(&key) => key,
+                    None => match TcpStream::connect(peer.addr).and_then(|s| self.add_connection(s, peer.addr, false)) {
+                        Ok(key) => key,
+                        Err(e) => {
+                            warn!(error = %e, to = %peer.addr, "cannot open a TCP connection");
+                            return;
+                        }
+                    },
+                };
+                let Some(connection) = self.connections.get_mut(key) else { return };
+                connection.queue(&bytes);
+                if connection.connected && connection.flush().is_err() {
+                    return self.close(key);
+                }
+                self.update_interest(key);
+            }
+        }
+    }
+
+    /// After the switch has stopped: push out what it still queued (final BYEs).
+    pub fn flush_remaining(&mut self, switch: &mut Switch) {
+        self.flush(switch);
+        let keys: Vec<usize> = self.connections.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            if let Some(c) = self.connections.get_mut(key) {
+                let _ = c.flush();
+            }
+        }
+    }
+}
+
+/// The only place the signalling thread reads the clocks.
+#[allow(clippy::disallowed_methods)]
+pub fn now() -> Now {
+    let unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    Now { mono: Instant::now(), unix_ms }
+}

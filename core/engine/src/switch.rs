@@ -1,0 +1,1672 @@
+//! The switch: registrar, authentication and the B2BUA, driven by the signalling reactor.
+//!
+//! Like the protocol cores below it, the switch owns no socket and reads no clock: the reactor
+//! hands it `(now, message, peer)`, media events, console commands and timeouts, and drains
+//! [`Switch::poll_transmit`] and [`Switch::poll_timeout`]. The media engine and the store are
+//! handles to other threads; calling them never blocks on a packet.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use switchyard_config::{Config, Directory};
+use switchyard_dialplan::{RouteDecision, RouteRequest, Router};
+use switchyard_media::{Endpoint, EndpointId, MediaEngine, MediaEvent};
+use switchyard_sdp::{Direction, OriginState, SessionDescription};
+use switchyard_sip::auth::{AuthOutcome, DigestChallenger};
+use switchyard_sip::transaction::{
+    ClientTxId, Peer, ServerTxId, TimerConfig, TransactionLayer, Transmit, TransportKind, TxEvent,
+};
+use switchyard_sip::{Message, MessageBuilder, Method, Uri, builder::default_reason, response_to};
+use switchyard_store::{Cdr, Store};
+use tracing::{debug, info, warn};
+
+use crate::dialog::{Dialog, contact_value, via_value, without_tag};
+use crate::guard::{AuthGuard, FailureVerdict};
+use crate::registrar::{BindingChange, ExpiryPolicy, RegisterRefusal, Registrar};
+
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REGISTER";
+const SDP: &str = "application/sdp";
+/// Codecs the 9196 echo test answers with: it returns packets untouched, so any codec the
+/// caller offers first among these works.
+const ECHO_CODECS: &[&str] = &["PCMU", "PCMA", "G722", "opus", "telephone-event"];
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
+/// The clock as the reactor read it: monotonic for timers, wall time for CDRs and nonces.
+#[derive(Clone, Copy, Debug)]
+pub struct Now {
+    pub mono: Instant,
+    pub unix_ms: i64,
+}
+
+impl Now {
+    fn unix_secs(&self) -> i64 {
+        self.unix_ms / 1000
+    }
+}
+
+/// Where our own Via and Contact point, per transport.
+#[derive(Clone, Copy, Debug)]
+pub struct LocalAddrs {
+    pub udp: Option<SocketAddr>,
+    pub tcp: Option<SocketAddr>,
+}
+
+impl LocalAddrs {
+    fn for_transport(&self, transport: TransportKind) -> SocketAddr {
+        let (first, second) = match transport {
+            TransportKind::Udp => (self.udp, self.tcp),
+            TransportKind::Tcp => (self.tcp, self.udp),
+        };
+        first.or(second).expect("the reactor binds at least one listener")
+    }
+}
+
+struct Settings {
+    domain: String,
+    user_agent: String,
+    local: LocalAddrs,
+    no_answer: Duration,
+    max_calls: usize,
+    shutdown_grace: Duration,
+    expiry: ExpiryPolicy,
+}
+
+type CallKey = u64;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    A,
+    B(usize),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CallState {
+    /// B legs are being tried; A has had at most provisional responses.
+    Routing,
+    Answered,
+}
+
+struct ALeg {
+    dialog: Dialog,
+    invite_tx: ServerTxId,
+    /// Until the caller's ACK for our 2xx arrives.
+    awaiting_ack: bool,
+    origin: OriginState,
+    /// The last SDP we sent this leg, re-sent when a session refresh carries no offer.
+    last_sdp: Option<Vec<u8>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ForkState {
+    Calling,
+    Proceeding,
+    Answered,
+    Failed,
+}
+
+struct BLeg {
+    dialog: Dialog,
+    invite_tx: ClientTxId,
+    state: ForkState,
+    /// RFC 3261 §9.1: a CANCEL waits for a provisional response.
+    cancel_pending: bool,
+    /// Our ACK for its 2xx, re-sent when the 2xx is retransmitted.
+    ack: Option<Bytes>,
+    final_status: Option<u16>,
+}
+
+enum Media {
+    Bridge { a: Endpoint, b: Endpoint },
+    Echo { a: Endpoint },
+}
+
+impl Media {
+    fn endpoint(&self, side: Side) -> Option<&Endpoint> {
+        match (self, side) {
+            (Media::Bridge { a, .. } | Media::Echo { a }, Side::A) => Some(a),
+            (Media::Bridge { b, .. }, Side::B(_)) => Some(b),
+            (Media::Echo { .. }, Side::B(_)) => None,
+        }
+    }
+}
+
+struct Call {
+    uuid: String,
+    caller: String,
+    callee: String,
+    destination: String,
+    start: Now,
+    answered_ms: Option<i64>,
+    state: CallState,
+    a: ALeg,
+    forks: Vec<BLeg>,
+    winner: Option<usize>,
+    media: Media,
+    b_origin: OriginState,
+    /// The final status the callee side gave us, for the CDR.
+    b_final: Option<u16>,
+    a_final: Option<u16>,
+    /// A relayed in-dialog request waiting for the other side (one at a time, RFC 3261 §14.1).
+    pending_relay: Option<(Side, ServerTxId)>,
+}
+
+impl Call {
+    fn dialog_mut(&mut self, side: Side) -> Option<&mut Dialog> {
+        match side {
+            Side::A => Some(&mut self.a.dialog),
+            Side::B(i) => self.forks.get_mut(i).map(|f| &mut f.dialog),
+        }
+    }
+
+    fn other(&self, side: Side) -> Option<Side> {
+        match side {
+            Side::A => self.winner.map(Side::B),
+            Side::B(_) => Some(Side::A),
+        }
+    }
+}
+
+enum ServerRole {
+    ACallInvite(CallKey),
+    /// An in-dialog request from `from` relayed to the other side as `client`.
+    Relay { call: CallKey, from: Side },
+}
+
+enum ClientRole {
+    BInvite { call: CallKey, fork: usize },
+    Relay { call: CallKey, server: ServerTxId, to: Side },
+    /// BYE and CANCEL we send: the answer changes nothing.
+    FireAndForget,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    NoAnswer(CallKey),
+    Sweep,
+    ShutdownDeadline,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Lifecycle {
+    Running,
+    Draining { deadline: Instant },
+    Stopped,
+}
+
+/// Counters for `status`.
+#[derive(Default)]
+struct Counters {
+    calls_total: u64,
+    calls_failed: u64,
+    registrations: u64,
+    auth_failures: u64,
+    malformed: u64,
+}
+
+pub struct Switch {
+    settings: Settings,
+    directory: Directory,
+    router: Arc<Router>,
+    transactions: TransactionLayer,
+    challenger: DigestChallenger,
+    guard: AuthGuard,
+    registrar: Registrar,
+    media: MediaEngine,
+    store: Store,
+    calls: HashMap<CallKey, Call>,
+    next_call: CallKey,
+    dialogs: HashMap<(String, String), (CallKey, Side)>,
+    server_roles: HashMap<ServerTxId, ServerRole>,
+    server_peers: HashMap<ServerTxId, Peer>,
+    client_roles: HashMap<ClientTxId, ClientRole>,
+    endpoint_calls: HashMap<EndpointId, CallKey>,
+    timers: BinaryHeap<Reverse<(Instant, Timer)>>,
+    lifecycle: Lifecycle,
+    started: Now,
+    counters: Counters,
+}
+
+/// Everything the switch needs from the outside world, built by the reactor.
+pub struct SwitchParts {
+    pub config: Config,
+    pub router: Router,
+    pub local: LocalAddrs,
+    pub media: MediaEngine,
+    pub store: Store,
+    pub registrar: Registrar,
+    pub nonce_secret: [u8; 32],
+}
+
+impl Switch {
+    pub fn new(parts: SwitchParts, now: Now) -> Switch {
+        let SwitchParts { config, router, local, media, store, registrar, nonce_secret } = parts;
+        let auth = &config.auth;
+        let settings = Settings {
+            domain: config.sip.domain.clone(),
+            user_agent: config.sip.user_agent.clone(),
+            local,
+            no_answer: Duration::from_secs(config.calls.no_answer_timeout_secs),
+            max_calls: config.calls.max_calls,
+            shutdown_grace: Duration::from_secs(config.calls.shutdown_grace_secs),
+            expiry: ExpiryPolicy {
+                min: auth.min_register_expires,
+                max: auth.max_register_expires,
+                default: auth.default_register_expires,
+            },
+        };
+        let transactions = TransactionLayer::new(TimerConfig {
+            t1: Duration::from_millis(config.sip.t1_ms),
+            t2: Duration::from_millis(config.sip.t2_ms),
+            t4: Duration::from_millis(config.sip.t4_ms),
+        });
+        let mut switch = Switch {
+            challenger: DigestChallenger::new(
+                config.sip.domain.clone(),
+                nonce_secret,
+                Duration::from_secs(auth.nonce_ttl_secs),
+            ),
+            guard: AuthGuard::new(
+                auth.max_failures,
+                Duration::from_secs(auth.failure_window_secs),
+                Duration::from_secs(auth.block_secs),
+            ),
+            directory: config.directory,
+            settings,
+            router: Arc::new(router),
+            transactions,
+            registrar,
+            media,
+            store,
+            calls: HashMap::new(),
+            next_call: 1,
+            dialogs: HashMap::new(),
+            server_roles: HashMap::new(),
+            server_peers: HashMap::new(),
+            client_roles: HashMap::new(),
+            endpoint_calls: HashMap::new(),
+            timers: BinaryHeap::new(),
+            lifecycle: Lifecycle::Running,
+            started: now,
+            counters: Counters::default(),
+        };
+        switch.timers.push(Reverse((now.mono + SWEEP_EVERY, Timer::Sweep)));
+        switch
+    }
+
+    // ----- inputs -------------------------------------------------------------------------
+
+    /// A message the reactor parsed from `peer` (rport applied: `peer` is the real source).
+    pub fn handle_message(&mut self, now: Now, message: Message, peer: Peer) {
+        if self.guard.is_blocked(now.mono, peer.addr.ip()) {
+            return;
+        }
+        self.transactions.handle_receive(now.mono, message, peer);
+        self.drain_transaction_events(now);
+    }
+
+    /// A malformed message: answered statelessly when the RFC asks for an answer.
+    pub fn handle_malformed(&mut self, now: Now, error: &switchyard_sip::ParseError, raw: &[u8], peer: Peer) {
+        self.counters.malformed += 1;
+        debug!(%peer.addr, %error, "malformed SIP message");
+        if self.guard.is_blocked(now.mono, peer.addr.ip()) {
+            return;
+        }
+        if let Some(response) = error.stateless_response(raw) {
+            self.transactions.send_stateless(peer, response);
+        }
+    }
+
+    pub fn handle_media_event(&mut self, now: Now, event: MediaEvent) {
+        match event {
+            MediaEvent::RtpTimeout { endpoint } => {
+                let Some(&key) = self.endpoint_calls.get(&endpoint) else { return };
+                let answered = self.calls.get(&key).is_some_and(|c| c.state == CallState::Answered);
+                if answered {
+                    info!(call = key, "no RTP within the timeout: hanging up");
+                    self.hang_up(now, key, "MEDIA_TIMEOUT", "system");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Now) {
+        self.transactions.handle_timeout(now.mono);
+        self.drain_transaction_events(now);
+        while let Some(Reverse((when, timer))) = self.timers.peek().copied() {
+            if when > now.mono {
+                break;
+            }
+            self.timers.pop();
+            match timer {
+                Timer::NoAnswer(key) => {
+                    if self.calls.get(&key).is_some_and(|c| c.state == CallState::Routing) {
+                        info!(call = key, "no answer within the timeout");
+                        self.fail_unanswered(now, key, 480, "NO_ANSWER");
+                    }
+                }
+                Timer::Sweep => {
+                    let removed = self.registrar.purge_expired(now.unix_secs());
+                    if removed > 0 {
+                        self.store.remove_expired_bindings(now.unix_secs());
+                    }
+                    self.guard.sweep(now.mono);
+                    self.timers.push(Reverse((now.mono + SWEEP_EVERY, Timer::Sweep)));
+                }
+                Timer::ShutdownDeadline => {
+                    if matches!(self.lifecycle, Lifecycle::Draining { .. }) {
+                        warn!(calls = self.calls.len(), "shutdown grace time over: hanging up the remaining calls");
+                        self.hang_up_all(now, "MANAGER_REQUEST");
+                        self.lifecycle = Lifecycle::Stopped;
+                    }
+                }
+            }
+        }
+        self.drain_transaction_events(now);
+        self.check_drained();
+    }
+
+    // ----- outputs ------------------------------------------------------------------------
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transactions.poll_transmit()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let ours = self.timers.peek().map(|Reverse((when, _))| *when);
+        match (ours, self.transactions.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// True once a graceful shutdown has finished with every call.
+    pub fn is_stopped(&self) -> bool {
+        self.lifecycle == Lifecycle::Stopped
+    }
+
+    /// Begins a graceful shutdown (console `shutdown`, SIGTERM): new calls get 503, the daemon
+    /// stops when the last call ends or the grace time runs out.
+    pub fn begin_shutdown(&mut self, now: Now) {
+        if self.lifecycle == Lifecycle::Running {
+            let deadline = now.mono + self.settings.shutdown_grace;
+            info!(calls = self.calls.len(), grace_secs = self.settings.shutdown_grace.as_secs(), "shutting down: refusing new calls");
+            self.lifecycle = Lifecycle::Draining { deadline };
+            self.timers.push(Reverse((deadline, Timer::ShutdownDeadline)));
+        }
+        self.check_drained();
+    }
+
+    fn check_drained(&mut self) {
+        if matches!(self.lifecycle, Lifecycle::Draining { .. }) && self.calls.is_empty() {
+            self.lifecycle = Lifecycle::Stopped;
+        }
+    }
+
+    // ----- transaction events -------------------------------------------------------------
+
+    fn drain_transaction_events(&mut self, now: Now) {
+        while let Some(event) = self.transactions.poll_event() {
+            match event {
+                TxEvent::Request { tx, msg, peer, cancels } => match tx {
+                    Some(tx) => {
+                        self.server_peers.insert(tx, peer);
+                        self.on_request(now, tx, msg, peer, cancels);
+                    }
+                    None => self.on_ack(now, &msg),
+                },
+                TxEvent::Response { tx, msg } => self.on_response(now, tx, msg),
+                TxEvent::ClientTimeout { tx } => self.on_client_timeout(now, tx),
+                TxEvent::ServerAckTimeout { tx } => self.on_ack_timeout(now, tx),
+                _ => {}
+            }
+        }
+    }
+
+    fn on_request(&mut self, now: Now, tx: ServerTxId, msg: Message, peer: Peer, cancels: Option<ServerTxId>) {
+        let method = msg.method().cloned().unwrap_or(Method::Extension("".into()));
+        // RFC 3261 §8.2.1: method inspection.
+        if let Method::Extension(_) = method {
+            return self.respond(now, tx, 501, &[("Allow", ALLOW.to_owned())], None, None);
+        }
+        // §8.2.2.1: the Request-URI scheme.
+        let uri_is_sip = msg.request_uri().and_then(|raw| Uri::parse(raw).ok()).map(|uri| uri.is_sip());
+        match uri_is_sip {
+            None => return self.respond(now, tx, 400, &[], None, None),
+            Some(false) => return self.respond(now, tx, 416, &[], None, None),
+            Some(true) => {}
+        }
+        // §8.2.2.3: we support no extension that a peer could Require.
+        if method != Method::Cancel {
+            let required: Vec<&str> = msg.header_values("Require").map(str::trim).filter(|t| !t.is_empty()).collect();
+            if !required.is_empty() {
+                let unsupported = required.join(", ");
+                return self.respond(now, tx, 420, &[("Unsupported", unsupported)], None, None);
+            }
+        }
+        // §8.2.3: content processing, for the methods whose body we read.
+        if matches!(method, Method::Invite | Method::Update) && !msg.body().is_empty() {
+            let content_type = msg.content_type().unwrap_or("").split(';').next().unwrap_or("").trim();
+            if !content_type.eq_ignore_ascii_case(SDP) {
+                return self.respond(now, tx, 415, &[("Accept", SDP.to_owned())], None, None);
+            }
+        }
+
+        if msg.to().tag().is_some() && method != Method::Cancel {
+            return self.on_in_dialog_request(now, tx, &msg, method);
+        }
+        match method {
+            Method::Register => self.on_register(now, tx, &msg, peer),
+            Method::Invite => self.on_initial_invite(now, tx, &msg, peer),
+            Method::Options => {
+                let headers = [
+                    ("Allow", ALLOW.to_owned()),
+                    ("Accept", SDP.to_owned()),
+                    ("User-Agent", self.settings.user_agent.clone()),
+                ];
+                self.respond(now, tx, 200, &headers, Some(&new_tag()), None);
+            }
+            Method::Cancel => self.on_cancel(now, tx, cancels),
+            Method::Bye | Method::Info | Method::Update | Method::Prack => {
+                self.respond(now, tx, 481, &[], Some(&new_tag()), None)
+            }
+            _ => self.respond(now, tx, 405, &[("Allow", ALLOW.to_owned())], Some(&new_tag()), None),
+        }
+    }
+
+    // ----- authentication -----------------------------------------------------------------
+
+    /// Digest authentication for REGISTER (401) and INVITE (407). Returns the user on success;
+    /// otherwise it has already answered the request.
+    fn authenticate(&mut self, now: Now, tx: ServerTxId, msg: &Message, peer: Peer, proxy: bool) -> Option<String> {
+        let (request_header, challenge_header, challenge_status) = if proxy {
+            ("Proxy-Authorization", "Proxy-Authenticate", 407)
+        } else {
+            ("Authorization", "WWW-Authenticate", 401)
+        };
+        let method = msg.method().map(Method::as_str).unwrap_or("");
+        let mut outcome = AuthOutcome::UnsupportedScheme;
+        // A phone may send credentials for several realms: ours is the one that counts.
+        for value in msg.headers(request_header) {
+            let directory = &self.directory;
+            outcome = self.challenger.verify(now.unix_secs() as u64, method, value, |user| {
+                directory.users.get(user).filter(|u| u.enabled).map(|u| u.password.clone())
+            });
+            if !matches!(outcome, AuthOutcome::UnsupportedScheme) {
+                break;
+            }
+        }
+        let stale = match outcome {
+            AuthOutcome::Authorized { username } => {
+                self.guard.record_success(peer.addr.ip());
+                return Some(username);
+            }
+            AuthOutcome::Stale { .. } => true,
+            AuthOutcome::Rejected { username, reason } => {
+                self.counters.auth_failures += 1;
+                let user = username.as_deref().unwrap_or("-");
+                warn!(source = %peer.addr, user, reason, method, "authentication failed");
+                if let FailureVerdict::Blocked { failures, for_secs } = self.guard.record_failure(now.mono, peer.addr.ip()) {
+                    warn!(source = %peer.addr.ip(), failures, for_secs, "source blocked after repeated authentication failures");
+                }
+                self.respond(now, tx, 403, &[], Some(&new_tag()), None);
+                return None;
+            }
+            _ => false,
+        };
+        let headers: Vec<(&str, String)> = self
+            .challenger
+            .challenges(now.unix_secs() as u64, stale)
+            .into_iter()
+            .map(|value| (challenge_header, value))
+            .collect();
+        self.respond(now, tx, challenge_status, &headers, Some(&new_tag()), None);
+        None
+    }
+
+    // ----- registrar ----------------------------------------------------------------------
+
+    fn on_register(&mut self, now: Now, tx: ServerTxId, msg: &Message, peer: Peer) {
+        // RFC 3261 §10.3 step 5: the To header names the address-of-record, which must be SIP.
+        let to = msg.to();
+        let Some(aor_user) = to.uri.is_sip().then(|| to.uri.user_unescaped()).flatten().map(|u| u.into_owned()) else {
+            return self.respond(now, tx, 400, &[], Some(&new_tag()), None);
+        };
+        let Some(user) = self.authenticate(now, tx, msg, peer, false) else { return };
+        if user != aor_user {
+            warn!(source = %peer.addr, user, aor = aor_user, "REGISTER for another user's address refused");
+            return self.respond(now, tx, 403, &[], Some(&new_tag()), None);
+        }
+        match self.registrar.register(&user, msg, peer, now.unix_secs(), self.settings.expiry) {
+            Ok(changes) => {
+                self.counters.registrations += 1;
+                for change in changes {
+                    match change {
+                        BindingChange::Upsert(binding) => {
+                            info!(user, contact = binding.contact, source = binding.source, "registered");
+                            self.store.upsert_binding(binding);
+                        }
+                        BindingChange::Remove { user, contact } => {
+                            info!(user, contact, "unregistered");
+                            self.store.remove_binding(&user, &contact);
+                        }
+                        BindingChange::RemoveAll { user } => {
+                            info!(user, "unregistered every contact");
+                            self.store.remove_all_bindings(&user);
+                        }
+                    }
+                }
+                let now_secs = now.unix_secs();
+                let headers: Vec<(&str, String)> = self
+                    .registrar
+                    .contacts(&user, now_secs)
+                    .into_iter()
+                    .map(|b| ("Contact", format!("<{}>;expires={}", b.contact, b.expires_unix - now_secs)))
+                    .collect();
+                self.respond(now, tx, 200, &headers, Some(&new_tag()), None);
+            }
+            Err(RegisterRefusal::IntervalTooBrief { min }) => {
+                self.respond(now, tx, 423, &[("Min-Expires", min.to_string())], Some(&new_tag()), None)
+            }
+            Err(RegisterRefusal::OutOfOrder) => self.respond(now, tx, 500, &[], Some(&new_tag()), None),
+            Err(RegisterRefusal::BadWildcard | RegisterRefusal::BadContact) => {
+                self.respond(now, tx, 400, &[], Some(&new_tag()), None)
+            }
+        }
+    }
+
+    // ----- new calls ----------------------------------------------------------------------
+
+    fn on_initial_invite(&mut self, now: Now, tx: ServerTxId, msg: &Message, peer: Peer) {
+        if self.lifecycle != Lifecycle::Running
+            || (self.settings.max_calls > 0 && self.calls.len() >= self.settings.max_calls)
+        {
+            return self.respond(now, tx, 503, &[("Retry-After", "30".to_owned())], Some(&new_tag()), None);
+        }
+        let Some(caller) = self.authenticate(now, tx, msg, peer, true) else { return };
+        self.respond(now, tx, 100, &[], None, None);
+
+        let destination = msg
+            .request_uri()
+            .and_then(|raw| Uri::parse(raw).ok())
+            .and_then(|uri| uri.user_unescaped().map(|u| u.into_owned()))
+            .unwrap_or_default();
+        // Late offers (an INVITE without SDP) would need the ACK to carry the answer across
+        // both legs; phones and trunks send early offers, so we ask for one.
+        let offer = match SessionDescription::parse(msg.body()) {
+            Ok(offer) if offer.audio_destination().is_some() => offer,
+            _ => {
+                info!(caller, destination, "INVITE without a usable SDP offer");
+                return self.respond(now, tx, 488, &[], Some(&new_tag()), None);
+            }
+        };
+
+        let a_dialog = Dialog {
+            call_id: msg.call_id().to_owned(),
+            local_tag: new_tag(),
+            remote_tag: msg.from().tag().map(str::to_owned),
+            local_uri: without_tag(msg.to().raw),
+            remote_uri: without_tag(msg.from().raw),
+            remote_target: first_contact_uri(msg).unwrap_or_else(|| msg.from().uri.raw.to_owned()),
+            route_set: msg.header_values("Record-Route").map(str::to_owned).collect(),
+            local_cseq: 0,
+            peer,
+            local_addr: self.settings.local.for_transport(peer.transport),
+        };
+        let call_uuid = new_uuid();
+        self.counters.calls_total += 1;
+        let decision = self.router.route(&RouteRequest { destination: &destination, caller: &caller });
+        info!(uuid = call_uuid, caller, destination, ?decision, "new call");
+
+        let media = match &decision {
+            RouteDecision::Echo => self.media.allocate().map(|a| Media::Echo { a }),
+            RouteDecision::BridgeUser { .. } => self.media.allocate_pair().map(|(a, b)| Media::Bridge { a, b }),
+            _ => {
+                let (status, cause) = match decision {
+                    RouteDecision::Reject { status, cause } => (status, cause),
+                    _ => (500, "NORMAL_UNSPECIFIED"),
+                };
+                self.respond(now, tx, status, &[], Some(&a_dialog.local_tag), None);
+                self.write_unconnected_cdr(now, &call_uuid, &caller, &destination, msg.call_id(), status, cause);
+                return;
+            }
+        };
+        let media = match media {
+            Ok(media) => media,
+            Err(error) => {
+                warn!(%error, "no media ports for a new call");
+                self.respond(now, tx, 503, &[], Some(&a_dialog.local_tag), None);
+                self.write_unconnected_cdr(now, &call_uuid, &caller, &destination, msg.call_id(), 503, "NORMAL_CIRCUIT_CONGESTION");
+                return;
+            }
+        };
+        let a_endpoint = media.endpoint(Side::A).expect("every call has an A endpoint").clone();
+        if let Some(remote) = offer.audio_destination() {
+            self.media.set_remote(a_endpoint.id, remote);
+        }
+
+        let key = self.next_call;
+        self.next_call += 1;
+        self.dialogs.insert((a_dialog.call_id.clone(), a_dialog.local_tag.clone()), (key, Side::A));
+        self.server_roles.insert(tx, ServerRole::ACallInvite(key));
+        self.endpoint_calls.insert(a_endpoint.id, key);
+        if let Media::Bridge { b, .. } = &media {
+            self.endpoint_calls.insert(b.id, key);
+        }
+        let mut call = Call {
+            uuid: call_uuid,
+            caller: caller.clone(),
+            callee: String::new(),
+            destination: destination.clone(),
+            start: now,
+            answered_ms: None,
+            state: CallState::Routing,
+            a: ALeg {
+                dialog: a_dialog,
+                invite_tx: tx,
+                awaiting_ack: false,
+                origin: OriginState::new(rand::random::<u32>() as u64),
+                last_sdp: None,
+            },
+            forks: Vec::new(),
+            winner: None,
+            media,
+            b_origin: OriginState::new(rand::random::<u32>() as u64),
+            b_final: None,
+            a_final: None,
+            pending_relay: None,
+        };
+
+        match decision {
+            RouteDecision::Echo => {
+                call.callee = destination;
+                let answer = switchyard_sdp::answer(&offer, a_endpoint.local, &mut call.a.origin, ECHO_CODECS);
+                self.calls.insert(key, call);
+                match answer {
+                    Ok(answer) => {
+                        self.media.echo(a_endpoint.id);
+                        self.answer_a(now, key, answer.to_bytes());
+                    }
+                    Err(_) => self.fail_unanswered(now, key, 488, "INCOMPATIBLE_DESTINATION"),
+                }
+            }
+            RouteDecision::BridgeUser { user } => {
+                call.callee = user.clone();
+                let contacts: Vec<(String, Peer)> = self
+                    .registrar
+                    .contacts(&user, now.unix_secs())
+                    .into_iter()
+                    .map(|b| (strip_uri_headers(&b.contact).to_owned(), b.flow))
+                    .collect();
+                let b_endpoint = call.media.endpoint(Side::B(0)).expect("bridged calls have a B endpoint").clone();
+                let b_offer = switchyard_sdp::anchor(&offer, b_endpoint.local, &mut call.b_origin, None);
+                self.calls.insert(key, call);
+                if contacts.is_empty() {
+                    info!(user, "callee not registered");
+                    return self.fail_unanswered(now, key, 480, "USER_NOT_REGISTERED");
+                }
+                let Ok(b_offer) = b_offer else {
+                    return self.fail_unanswered(now, key, 488, "INCOMPATIBLE_DESTINATION");
+                };
+                let b_offer = b_offer.to_bytes();
+                let max_forwards = msg.max_forwards().unwrap_or(70).saturating_sub(1).min(70);
+                if max_forwards == 0 {
+                    return self.fail_unanswered(now, key, 483, "EXCHANGE_ROUTING_ERROR");
+                }
+                let display = self.directory.users.get(&caller).and_then(|u| u.display_name.clone());
+                for (contact, flow) in contacts {
+                    self.start_fork(now, key, &caller, display.as_deref(), &user, &contact, flow, &b_offer, max_forwards);
+                }
+                self.timers.push(Reverse((now.mono + self.settings.no_answer, Timer::NoAnswer(key))));
+            }
+            _ => unreachable!("rejections returned above"),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn start_fork(
+        &mut self,
+        now: Now,
+        key: CallKey,
+        caller: &str,
+        display: Option<&str>,
+        callee: &str,
+        contact: &str,
+        flow: Peer,
+        offer: &[u8],
+        max_forwards: u32,
+    ) {
+        let local_addr = self.settings.local.for_transport(flow.transport);
+        let domain = &self.settings.domain;
+        let local_uri = match display {
+            Some(name) => format!("\"{}\" <sip:{caller}@{domain}>", name.replace('"', "")),
+            None => format!("<sip:{caller}@{domain}>"),
+        };
+        let mut dialog = Dialog {
+            call_id: format!("{}@{}", new_uuid(), local_addr.ip()),
+            local_tag: new_tag(),
+            remote_tag: None,
+            local_uri,
+            remote_uri: format!("<sip:{callee}@{domain}>"),
+            remote_target: contact.to_owned(),
+            route_set: Vec::new(),
+            local_cseq: 1,
+            peer: flow,
+            local_addr,
+        };
+        let branch = new_branch();
+        let mut builder = MessageBuilder::request(&Method::Invite, contact);
+        builder.header("Via", via_value(flow.transport, local_addr, &branch));
+        builder.header("Max-Forwards", max_forwards);
+        builder.header("From", format!("{};tag={}", dialog.local_uri, dialog.local_tag));
+        builder.header("To", &dialog.remote_uri);
+        builder.header("Call-ID", &dialog.call_id);
+        builder.header("CSeq", "1 INVITE");
+        builder.header("Contact", contact_value(flow.transport, local_addr));
+        builder.header("Allow", ALLOW);
+        builder.header("User-Agent", &self.settings.user_agent);
+        let bytes = builder.finish(Some(SDP), offer);
+        let Some(request) = parse_own(bytes) else { return };
+        let invite_tx = self.transactions.send_request(now.mono, request, flow);
+        dialog.local_cseq = 1;
+        let Some(call) = self.calls.get_mut(&key) else { return };
+        let fork = call.forks.len();
+        self.dialogs.insert((dialog.call_id.clone(), dialog.local_tag.clone()), (key, Side::B(fork)));
+        call.forks.push(BLeg {
+            dialog,
+            invite_tx,
+            state: ForkState::Calling,
+            cancel_pending: false,
+            ack: None,
+            final_status: None,
+        });
+        self.client_roles.insert(invite_tx, ClientRole::BInvite { call: key, fork });
+    }
+
+    /// Sends the caller our 200 OK with `sdp` and marks the call answered.
+    fn answer_a(&mut self, now: Now, key: CallKey, sdp: Vec<u8>) {
+        let Some(call) = self.calls.get_mut(&key) else { return };
+        call.state = CallState::Answered;
+        call.answered_ms = Some(now.unix_ms);
+        call.a.awaiting_ack = true;
+        call.a_final = Some(200);
+        call.a.last_sdp = Some(sdp.clone());
+        let tx = call.a.invite_tx;
+        let tag = call.a.dialog.local_tag.clone();
+        let contact = contact_value(call.a.dialog.peer.transport, call.a.dialog.local_addr);
+        info!(uuid = call.uuid, "answered");
+        self.respond(now, tx, 200, &[("Contact", contact), ("Allow", ALLOW.to_owned())], Some(&tag), Some((SDP, &sdp)));
+    }
+
+    // ----- responses from B legs and relays -----------------------------------------------
+
+    fn on_response(&mut self, now: Now, tx: ClientTxId, msg: Message) {
+        let Some(status) = msg.status() else { return };
+        match self.client_roles.get(&tx) {
+            Some(ClientRole::BInvite { call, fork }) => {
+                let (key, fork) = (*call, *fork);
+                if status >= 200 {
+                    self.client_roles.remove(&tx);
+                }
+                if self.calls.contains_key(&key) {
+                    self.on_fork_response(now, key, fork, &msg, status);
+                } else if (200..300).contains(&status) {
+                    self.ack_and_bye_stray(now, tx, &msg);
+                }
+            }
+            Some(ClientRole::Relay { call, server, to }) => {
+                let (key, server, to) = (*call, *server, *to);
+                if status >= 200 {
+                    self.client_roles.remove(&tx);
+                }
+                self.on_relay_response(now, key, server, to, &msg, status);
+            }
+            Some(ClientRole::FireAndForget) => {
+                if status >= 200 {
+                    self.client_roles.remove(&tx);
+                }
+            }
+            None => {
+                // A 2xx retransmitted after its transaction ended: re-ACK it from the fork.
+                if (200..300).contains(&status) {
+                    self.resend_ack(&msg);
+                }
+            }
+        }
+    }
+
+    fn on_fork_response(&mut self, now: Now, key: CallKey, fork: usize, msg: &Message, status: u16) {
+        let Some(call) = self.calls.get_mut(&key) else { return };
+        if status < 200 {
+            if status == 100 || call.state == CallState::Answered {
+                return;
+            }
+            let leg = &mut call.forks[fork];
+            if leg.state == ForkState::Calling {
+                leg.state = ForkState::Proceeding;
+            }
+            leg.dialog.update_from_response(msg);
+            if leg.cancel_pending {
+                leg.cancel_pending = false;
+                self.cancel_fork(now, key, fork);
+                return;
+            }
+            // Ringing and early media reach the caller, with the SDP anchored on our relay.
+            let mut body = None;
+            if let (Ok(early), Media::Bridge { a, b }) = (SessionDescription::parse(msg.body()), &call.media) {
+                if let Some(remote) = early.audio_destination() {
+                    self.media.set_remote(b.id, remote);
+                    self.media.bridge(a.id, b.id);
+                    if let Ok(anchored) = switchyard_sdp::anchor(&early, a.local, &mut call.a.origin, None) {
+                        body = Some(anchored.to_bytes());
+                    }
+                }
+            }
+            let tx = call.a.invite_tx;
+            let tag = call.a.dialog.local_tag.clone();
+            let contact = contact_value(call.a.dialog.peer.transport, call.a.dialog.local_addr);
+            let reason = msg.reason().unwrap_or("").to_owned();
+            let reason = if reason.is_empty() { default_reason(status).to_owned() } else { reason };
+            let body_ref = body.as_deref().map(|b| (SDP, b));
+            self.respond_with_reason(now, tx, status, &reason, &[("Contact", contact)], Some(&tag), body_ref);
+            return;
+        }
+
+        if (200..300).contains(&status) {
+            let already = call.forks[fork].ack.clone();
+            if let Some(ack) = already {
+                // A retransmitted 2xx: our ACK was lost.
+                self.transactions.send_stateless(call.forks[fork].dialog.peer, ack);
+                return;
+            }
+            call.forks[fork].dialog.update_from_response(msg);
+            let ack = {
+                let leg = &mut call.forks[fork];
+                leg.state = ForkState::Answered;
+                leg.final_status = Some(status);
+                leg.dialog.request(Method::Ack, Some(msg.cseq().0), &new_branch(), &self.settings.user_agent, None)
+            };
+            call.forks[fork].ack = Some(ack.clone());
+            self.transactions.send_stateless(call.forks[fork].dialog.peer, ack);
+            if call.state == CallState::Answered || call.winner.is_some() {
+                // Another fork won the race (RFC 3261 §13.2.2.4): this one is hung up at once.
+                self.send_in_dialog(now, key, Side::B(fork), Method::Bye, None);
+                return;
+            }
+            call.winner = Some(fork);
+            call.b_final = Some(status);
+            let answer = SessionDescription::parse(msg.body());
+            let Media::Bridge { a, b } = &call.media else { return };
+            let (a, b) = (a.clone(), b.clone());
+            let a_sdp = match answer {
+                Ok(answer) => {
+                    if let Some(remote) = answer.audio_destination() {
+                        self.media.set_remote(b.id, remote);
+                    }
+                    switchyard_sdp::anchor(&answer, a.local, &mut call.a.origin, None).ok()
+                }
+                Err(_) => None,
+            };
+            let Some(a_sdp) = a_sdp else {
+                warn!(uuid = call.uuid, "callee answered without a usable SDP answer");
+                self.send_in_dialog(now, key, Side::B(fork), Method::Bye, None);
+                self.calls.get_mut(&key).map(|c| c.winner = None);
+                return self.fail_unanswered(now, key, 488, "INCOMPATIBLE_DESTINATION");
+            };
+            self.media.bridge(a.id, b.id);
+            self.cancel_other_forks(now, key, fork);
+            self.answer_a(now, key, a_sdp.to_bytes());
+            return;
+        }
+
+        // A final failure from this fork.
+        let leg = &mut call.forks[fork];
+        leg.state = ForkState::Failed;
+        leg.final_status = Some(status);
+        if call.state == CallState::Routing && call.forks.iter().all(|f| f.state == ForkState::Failed) {
+            let best = best_failure(call.forks.iter().filter_map(|f| f.final_status));
+            call.b_final = Some(best);
+            // RFC 3261 §16.7: 6xx or the most telling 4xx goes back to the caller.
+            let status = if best == 408 { 480 } else { best };
+            self.fail_unanswered(now, key, status, switchyard_dialplan::cause_for_status(best));
+        }
+    }
+
+    fn on_client_timeout(&mut self, now: Now, tx: ClientTxId) {
+        match self.client_roles.remove(&tx) {
+            Some(ClientRole::BInvite { call, fork }) => {
+                let Some(c) = self.calls.get_mut(&call) else { return };
+                let leg = &mut c.forks[fork];
+                leg.state = ForkState::Failed;
+                leg.final_status = Some(408);
+                if c.state == CallState::Routing && c.forks.iter().all(|f| f.state == ForkState::Failed) {
+                    c.b_final = Some(408);
+                    self.fail_unanswered(now, call, 480, "RECOVERY_ON_TIMER_EXPIRE");
+                }
+            }
+            Some(ClientRole::Relay { call, server, .. }) => {
+                if let Some(c) = self.calls.get_mut(&call) {
+                    c.pending_relay = None;
+                }
+                self.respond(now, server, 408, &[], None, None);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_ack_timeout(&mut self, now: Now, tx: ServerTxId) {
+        if let Some(ServerRole::ACallInvite(key)) = self.server_roles.get(&tx) {
+            let key = *key;
+            if self.calls.get(&key).is_some_and(|c| c.a.awaiting_ack && c.state == CallState::Answered) {
+                warn!(call = key, "caller never ACKed our 200 OK: hanging up");
+                self.hang_up(now, key, "RECOVERY_ON_TIMER_EXPIRE", "system");
+            }
+        }
+        self.server_roles.remove(&tx);
+        self.server_peers.remove(&tx);
+    }
+
+    // ----- ACK, CANCEL, in-dialog requests ------------------------------------------------
+
+    fn on_ack(&mut self, _now: Now, msg: &Message) {
+        let Some(tag) = msg.to().tag() else { return };
+        let Some(&(key, side)) = self.dialogs.get(&(msg.call_id().to_owned(), tag.to_owned())) else { return };
+        let Some(call) = self.calls.get_mut(&key) else { return };
+        if side == Side::A && call.a.awaiting_ack {
+            call.a.awaiting_ack = false;
+            self.transactions.confirm_2xx(call.a.invite_tx);
+        }
+    }
+
+    fn on_cancel(&mut self, now: Now, tx: ServerTxId, cancels: Option<ServerTxId>) {
+        let key = match cancels.and_then(|invite| self.server_roles.get(&invite)) {
+            Some(ServerRole::ACallInvite(key)) => *key,
+            _ => return self.respond(now, tx, 481, &[], Some(&new_tag()), None),
+        };
+        let tag = self.calls.get(&key).map(|c| c.a.dialog.local_tag.clone());
+        self.respond(now, tx, 200, &[], tag.as_deref(), None);
+        if self.calls.get(&key).is_some_and(|c| c.state == CallState::Routing) {
+            info!(call = key, "caller cancelled");
+            self.fail_unanswered_with_side(now, key, 487, "ORIGINATOR_CANCEL", "caller");
+        }
+    }
+
+    fn on_in_dialog_request(&mut self, now: Now, tx: ServerTxId, msg: &Message, method: Method) {
+        let tag = msg.to().tag().unwrap_or_default().to_owned();
+        let Some(&(key, side)) = self.dialogs.get(&(msg.call_id().to_owned(), tag)) else {
+            return self.respond(now, tx, 481, &[], None, None);
+        };
+        let Some(call) = self.calls.get_mut(&key) else {
+            return self.respond(now, tx, 481, &[], None, None);
+        };
+        // Keep the remote CSeq monotonic knowledge out: the transaction layer absorbs
+        // retransmissions, and an out-of-order request is rare enough to relay as is.
+        match method {
+            Method::Bye => {
+                self.respond(now, tx, 200, &[], None, None);
+                let side_name = if side == Side::A { "caller" } else { "callee" };
+                let call = self.calls.get(&key).expect("looked up above");
+                if call.state == CallState::Answered || side == Side::A {
+                    self.hang_up_from(now, key, side, "NORMAL_CLEARING", side_name);
+                } else if let Side::B(fork) = side {
+                    // BYE on an early dialog from one fork: that fork is out.
+                    let c = self.calls.get_mut(&key).expect("looked up above");
+                    c.forks[fork].state = ForkState::Failed;
+                    c.forks[fork].final_status = Some(480);
+                    if c.forks.iter().all(|f| f.state == ForkState::Failed) {
+                        self.fail_unanswered(now, key, 480, "NORMAL_CLEARING");
+                    }
+                }
+            }
+            Method::Invite | Method::Update | Method::Info | Method::Message | Method::Notify | Method::Options => {
+                if call.state != CallState::Answered {
+                    return self.respond(now, tx, 491, &[], None, None);
+                }
+                if call.pending_relay.is_some() {
+                    // RFC 3261 §14.2: one offer at a time.
+                    return self.respond(now, tx, 491, &[], None, None);
+                }
+                if method == Method::Invite {
+                    self.respond(now, tx, 100, &[], None, None);
+                }
+                self.relay_request(now, key, side, tx, msg, method);
+            }
+            Method::Cancel | Method::Ack => {}
+            _ => self.respond(now, tx, 501, &[("Allow", ALLOW.to_owned())], None, None),
+        }
+    }
+
+    /// Relays an in-dialog request to the other leg, rewriting SDP onto our relay (hold and
+    /// unhold re-INVITEs among them).
+    fn relay_request(&mut self, now: Now, key: CallKey, from: Side, tx: ServerTxId, msg: &Message, method: Method) {
+        let Some(call) = self.calls.get_mut(&key) else { return };
+        let Some(to) = call.other(from) else {
+            return self.respond(now, tx, 481, &[], None, None);
+        };
+        let mut body: Option<(String, Vec<u8>)> = None;
+        if !msg.body().is_empty() {
+            let content_type = msg.content_type().unwrap_or("application/octet-stream").to_owned();
+            if content_type.to_ascii_lowercase().starts_with(SDP) {
+                let Ok(offer) = SessionDescription::parse(msg.body()) else {
+                    return self.respond(now, tx, 400, &[], None, None);
+                };
+                let (Some(from_ep), Some(to_ep)) = (call.media.endpoint(from).cloned(), call.media.endpoint(to).cloned()) else {
+                    return self.respond(now, tx, 488, &[], None, None);
+                };
+                if let Some(remote) = offer.audio_destination() {
+                    self.media.set_remote(from_ep.id, remote);
+                }
+                let held = offer.audio_direction() != Direction::SendRecv || offer.audio_destination().is_none();
+                self.media.set_hold(from_ep.id, held);
+                self.media.set_hold(to_ep.id, held);
+                let origin = if to == Side::A { &mut call.a.origin } else { &mut call.b_origin };
+                match switchyard_sdp::anchor(&offer, to_ep.local, origin, None) {
+                    Ok(anchored) => body = Some((SDP.to_owned(), anchored.to_bytes())),
+                    Err(_) => return self.respond(now, tx, 488, &[], None, None),
+                }
+            } else {
+                body = Some((content_type, msg.body().to_vec()));
+            }
+        } else if method == Method::Invite {
+            // A session refresh without an offer: answer it ourselves with the SDP we last
+            // sent this leg rather than start a late-offer exchange across the bridge.
+            if from == Side::A {
+                if let Some(sdp) = call.a.last_sdp.clone() {
+                    let tag = call.a.dialog.local_tag.clone();
+                    let contact = contact_value(call.a.dialog.peer.transport, call.a.dialog.local_addr);
+                    return self.respond(now, tx, 200, &[("Contact", contact)], Some(&tag), Some((SDP, &sdp)));
+                }
+            }
+            return self.respond(now, tx, 488, &[], None, None);
+        }
+        let user_agent = self.settings.user_agent.clone();
+        let Some(dialog) = call.dialog_mut(to) else { return };
+        let bytes = dialog.request(
+            method,
+            None,
+            &new_branch(),
+            &user_agent,
+            body.as_ref().map(|(t, b)| (t.as_str(), b.as_slice())),
+        );
+        let peer = dialog.peer;
+        let Some(request) = parse_own(bytes) else { return };
+        call.pending_relay = Some((from, tx));
+        let client = self.transactions.send_request(now.mono, request, peer);
+        self.client_roles.insert(client, ClientRole::Relay { call: key, server: tx, to });
+        self.server_roles.insert(tx, ServerRole::Relay { call: key, from });
+    }
+
+    fn on_relay_response(&mut self, now: Now, key: CallKey, server: ServerTxId, to: Side, msg: &Message, status: u16) {
+        if status == 100 {
+            return;
+        }
+        let Some(call) = self.calls.get_mut(&key) else {
+            return self.respond(now, server, status.max(200), &[], None, None);
+        };
+        let from = match call.pending_relay {
+            Some((from, pending)) if pending == server => from,
+            _ => if to == Side::A { call.winner.map(Side::B).unwrap_or(Side::B(0)) } else { Side::A },
+        };
+        if status >= 200 {
+            call.pending_relay = None;
+        }
+        let is_invite = msg.cseq().1 == &Method::Invite;
+        if is_invite && (200..300).contains(&status) {
+            // Each leg is its own dialog: ACK the answering side now; the requester's ACK is
+            // absorbed by its own transaction.
+            let user_agent = self.settings.user_agent.clone();
+            if let Some(dialog) = call.dialog_mut(to) {
+                let ack = dialog.request(Method::Ack, Some(msg.cseq().0), &new_branch(), &user_agent, None);
+                self.transactions.send_stateless(dialog.peer, ack);
+            }
+        }
+        let mut body: Option<Vec<u8>> = None;
+        let mut content_type = None;
+        if !msg.body().is_empty() {
+            let ct = msg.content_type().unwrap_or("application/octet-stream").to_owned();
+            if ct.to_ascii_lowercase().starts_with(SDP) {
+                if let (Ok(answer), Some(to_ep), Some(from_ep)) = (
+                    SessionDescription::parse(msg.body()),
+                    call.media.endpoint(to).cloned(),
+                    call.media.endpoint(from).cloned(),
+                ) {
+                    if let Some(remote) = answer.audio_destination() {
+                        self.media.set_remote(to_ep.id, remote);
+                    }
+                    let origin = if from == Side::A { &mut call.a.origin } else { &mut call.b_origin };
+                    if let Ok(anchored) = switchyard_sdp::anchor(&answer, from_ep.local, origin, None) {
+                        let bytes = anchored.to_bytes();
+                        if from == Side::A {
+                            call.a.last_sdp = Some(bytes.clone());
+                        }
+                        body = Some(bytes);
+                        content_type = Some(SDP.to_owned());
+                    }
+                }
+            } else {
+                body = Some(msg.body().to_vec());
+                content_type = Some(ct);
+            }
+        }
+        let (tag, contact) = match call.dialog_mut(from) {
+            Some(d) => (d.local_tag.clone(), contact_value(d.peer.transport, d.local_addr)),
+            None => return,
+        };
+        let reason = msg.reason().filter(|r| !r.is_empty()).unwrap_or(default_reason(status)).to_owned();
+        let body_ref = match (&content_type, &body) {
+            (Some(ct), Some(b)) => Some((ct.as_str(), b.as_slice())),
+            _ => None,
+        };
+        let headers: Vec<(&str, String)> = if is_invite { vec![("Contact", contact)] } else { Vec::new() };
+        self.respond_with_reason(now, server, status, &reason, &headers, Some(&tag), body_ref);
+    }
+
+    // ----- ending calls -------------------------------------------------------------------
+
+    fn cancel_fork(&mut self, now: Now, key: CallKey, fork: usize) {
+        let Some(call) = self.calls.get_mut(&key) else { return };
+        let leg = &mut call.forks[fork];
+        match leg.state {
+            ForkState::Calling => leg.cancel_pending = true,
+            ForkState::Proceeding => {
+                // RFC 3261 §9.1: CANCEL copies the INVITE's Request-URI, Call-ID, From, To (no
+                // tag), CSeq number and top Via.
+                let Some(invite) = self.transactions.client_request(leg.invite_tx) else { return };
+                let mut builder = MessageBuilder::request(&Method::Cancel, invite.request_uri().unwrap_or(""));
+                builder.header("Via", invite.top_via().raw);
+                builder.header("Max-Forwards", 70);
+                builder.header("From", invite.from().raw);
+                builder.header("To", invite.to().raw);
+                builder.header("Call-ID", invite.call_id());
+                builder.header("CSeq", format!("{} CANCEL", invite.cseq().0));
+                builder.header("User-Agent", &self.settings.user_agent);
+                let peer = leg.dialog.peer;
+                leg.state = ForkState::Failed;
+                if let Some(cancel) = parse_own(builder.finish(None, &[])) {
+                    let tx = self.transactions.send_request(now.mono, cancel, peer);
+                    self.client_roles.insert(tx, ClientRole::FireAndForget);
+                }
+            }
+            ForkState::Answered | ForkState::Failed => {}
+        }
+    }
+
+    fn cancel_other_forks(&mut self, now: Now, key: CallKey, winner: usize) {
+        let count = self.calls.get(&key).map_or(0, |c| c.forks.len());
+        for fork in (0..count).filter(|&f| f != winner) {
+            self.cancel_fork(now, key, fork);
+        }
+    }
+
+    fn fail_unanswered(&mut self, now: Now, key: CallKey, status: u16, cause: &str) {
+        self.fail_unanswered_with_side(now, key, status, cause, "callee");
+    }
+
+    /// Ends a call that was never answered: CANCEL every fork, a final error to the caller.
+    fn fail_unanswered_with_side(&mut self, now: Now, key: CallKey, status: u16, cause: &str, side: &str) {
+        let count = self.calls.get(&key).map_or(0, |c| c.forks.len());
+        for fork in 0..count {
+            self.cancel_fork(now, key, fork);
+        }
+        let Some(call) = self.calls.get_mut(&key) else { return };
+        call.a_final = Some(status);
+        let tx = call.a.invite_tx;
+        let tag = call.a.dialog.local_tag.clone();
+        self.respond(now, tx, status, &[], Some(&tag), None);
+        self.counters.calls_failed += 1;
+        self.end_call(now, key, cause, side);
+    }
+
+    /// Hangs an answered call up from the switch's side: BYE to both legs.
+    fn hang_up(&mut self, now: Now, key: CallKey, cause: &str, side: &str) {
+        let Some(call) = self.calls.get(&key) else { return };
+        if call.state != CallState::Answered {
+            return self.fail_unanswered_with_side(now, key, 480, cause, side);
+        }
+        let winner = call.winner;
+        self.send_in_dialog(now, key, Side::A, Method::Bye, None);
+        if let Some(fork) = winner {
+            self.send_in_dialog(now, key, Side::B(fork), Method::Bye, None);
+        }
+        self.end_call(now, key, cause, side);
+    }
+
+    /// One side sent BYE: the other side gets ours.
+    fn hang_up_from(&mut self, now: Now, key: CallKey, from: Side, cause: &str, side: &str) {
+        let Some(call) = self.calls.get(&key) else { return };
+        if call.state != CallState::Answered {
+            // The caller's BYE before our 2xx (an early dialog): treat as a cancel.
+            return self.fail_unanswered_with_side(now, key, 487, "ORIGINATOR_CANCEL", side);
+        }
+        if let Some(other) = call.other(from) {
+            self.send_in_dialog(now, key, other, Method::Bye, None);
+        }
+        self.end_call(now, key, cause, side);
+    }
+
+    fn hang_up_all(&mut self, now: Now, cause: &str) -> usize {
+        let keys: Vec<CallKey> = self.calls.keys().copied().collect();
+        for key in &keys {
+            self.hang_up(now, *key, cause, "system");
+        }
+        keys.len()
+    }
+
+    fn send_in_dialog(&mut self, now: Now, key: CallKey, side: Side, method: Method, body: Option<(&str, &[u8])>) {
+        let user_agent = self.settings.user_agent.clone();
+        let Some(call) = self.calls.get_mut(&key) else { return };
+        let Some(dialog) = call.dialog_mut(side) else { return };
+        let bytes = dialog.request(method, None, &new_branch(), &user_agent, body);
+        let peer = dialog.peer;
+        if let Some(request) = parse_own(bytes) {
+            let tx = self.transactions.send_request(now.mono, request, peer);
+            self.client_roles.insert(tx, ClientRole::FireAndForget);
+        }
+    }
+
+    /// A 2xx for a call that is already gone (it raced our CANCEL): ACK it and hang it up
+    /// (RFC 3261 §15: a B2BUA must not leave a confirmed dialog behind).
+    fn ack_and_bye_stray(&mut self, now: Now, tx: ClientTxId, response: &Message) {
+        let Some(invite) = self.transactions.client_request(tx) else { return };
+        let peer_transport = if invite.top_via().transport.eq_ignore_ascii_case("TCP") { TransportKind::Tcp } else { TransportKind::Udp };
+        let Some(peer) = self.client_peer_for(invite, peer_transport) else { return };
+        let mut dialog = Dialog {
+            call_id: invite.call_id().to_owned(),
+            local_tag: invite.from().tag().unwrap_or_default().to_owned(),
+            remote_tag: None,
+            local_uri: without_tag(invite.from().raw),
+            remote_uri: without_tag(invite.to().raw),
+            remote_target: invite.request_uri().unwrap_or_default().to_owned(),
+            route_set: Vec::new(),
+            local_cseq: invite.cseq().0,
+            peer,
+            local_addr: self.settings.local.for_transport(peer.transport),
+        };
+        dialog.update_from_response(response);
+        let ua = self.settings.user_agent.clone();
+        let ack = dialog.request(Method::Ack, Some(response.cseq().0), &new_branch(), &ua, None);
+        self.transactions.send_stateless(peer, ack);
+        if let Some(bye) = parse_own(dialog.request(Method::Bye, None, &new_branch(), &ua, None)) {
+            let tx = self.transactions.send_request(now.mono, bye, peer);
+            self.client_roles.insert(tx, ClientRole::FireAndForget);
+        }
+    }
+
+    fn client_peer_for(&self, invite: &Message, transport: TransportKind) -> Option<Peer> {
+        // The fork's flow is where the INVITE went; the registrar still knows it.
+        let call_id = invite.call_id();
+        let tag = invite.from().tag()?;
+        if let Some(&(key, Side::B(fork))) = self.dialogs.get(&(call_id.to_owned(), tag.to_owned())) {
+            return self.calls.get(&key).map(|c| c.forks[fork].dialog.peer);
+        }
+        let uri = Uri::parse(invite.request_uri()?).ok()?;
+        let port = uri.port.unwrap_or(5060);
+        let addr: SocketAddr = format!("{}:{port}", uri.host).parse().ok()?;
+        Some(Peer { transport, addr })
+    }
+
+    fn resend_ack(&mut self, response: &Message) {
+        let Some(tag) = response.from().tag() else { return };
+        let Some(&(key, Side::B(fork))) = self.dialogs.get(&(response.call_id().to_owned(), tag.to_owned())) else { return };
+        if let Some(leg) = self.calls.get(&key).and_then(|c| c.forks.get(fork)) {
+            if let Some(ack) = leg.ack.clone() {
+                self.transactions.send_stateless(leg.dialog.peer, ack);
+            }
+        }
+    }
+
+    /// Releases everything a call holds and writes its CDR.
+    fn end_call(&mut self, now: Now, key: CallKey, cause: &str, side: &str) {
+        let Some(call) = self.calls.remove(&key) else { return };
+        let (a_stats, b_stats) = match &call.media {
+            Media::Bridge { a, b } => (self.media.stats(a.id), self.media.stats(b.id)),
+            Media::Echo { a } => (self.media.stats(a.id), None),
+        };
+        match &call.media {
+            Media::Bridge { a, b } => {
+                self.media.release(a.id);
+                self.media.release(b.id);
+                self.endpoint_calls.remove(&a.id);
+                self.endpoint_calls.remove(&b.id);
+            }
+            Media::Echo { a } => {
+                self.media.release(a.id);
+                self.endpoint_calls.remove(&a.id);
+            }
+        }
+        self.dialogs.remove(&(call.a.dialog.call_id.clone(), call.a.dialog.local_tag.clone()));
+        for leg in &call.forks {
+            self.dialogs.remove(&(leg.dialog.call_id.clone(), leg.dialog.local_tag.clone()));
+        }
+        let start_ms = call.start.unix_ms;
+        let a_stats = a_stats.unwrap_or_default();
+        let b_stats = b_stats.unwrap_or_default();
+        let cdr = Cdr {
+            uuid: call.uuid.clone(),
+            caller: call.caller.clone(),
+            callee: call.callee.clone(),
+            destination: call.destination.clone(),
+            start_ms,
+            answer_ms: call.answered_ms,
+            end_ms: now.unix_ms,
+            duration_s: (now.unix_ms - start_ms).max(0) / 1000,
+            billsec_s: call.answered_ms.map_or(0, |answered| (now.unix_ms - answered).max(0) / 1000),
+            hangup_cause: cause.to_owned(),
+            a_sip_code: call.a_final,
+            b_sip_code: call.b_final,
+            a_call_id: call.a.dialog.call_id.clone(),
+            b_call_id: call.winner.or(call.forks.first().map(|_| 0)).map(|f| call.forks[f].dialog.call_id.clone()),
+            hangup_side: side.to_owned(),
+            rtp_a_in: a_stats.packets_in as i64,
+            rtp_a_out: a_stats.packets_out as i64,
+            rtp_b_in: b_stats.packets_in as i64,
+            rtp_b_out: b_stats.packets_out as i64,
+        };
+        info!(uuid = call.uuid, cause, side, billsec = cdr.billsec_s, "call ended");
+        self.store.insert_cdr(cdr);
+        self.check_drained();
+    }
+
+    fn write_unconnected_cdr(&mut self, now: Now, uuid: &str, caller: &str, destination: &str, call_id: &str, status: u16, cause: &str) {
+        self.counters.calls_failed += 1;
+        self.store.insert_cdr(Cdr {
+            uuid: uuid.to_owned(),
+            caller: caller.to_owned(),
+            callee: String::new(),
+            destination: destination.to_owned(),
+            start_ms: now.unix_ms,
+            answer_ms: None,
+            end_ms: now.unix_ms,
+            duration_s: 0,
+            billsec_s: 0,
+            hangup_cause: cause.to_owned(),
+            a_sip_code: Some(status),
+            b_sip_code: None,
+            a_call_id: call_id.to_owned(),
+            b_call_id: None,
+            hangup_side: "system".to_owned(),
+            rtp_a_in: 0,
+            rtp_a_out: 0,
+            rtp_b_in: 0,
+            rtp_b_out: 0,
+        });
+    }
+
+    // ----- responding ---------------------------------------------------------------------
+
+    fn respond(&mut self, now: Now, tx: ServerTxId, status: u16, headers: &[(&str, String)], to_tag: Option<&str>, body: Option<(&str, &[u8])>) {
+        self.respond_with_reason(now, tx, status, default_reason(status), headers, to_tag, body);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn respond_with_reason(
+        &mut self,
+        now: Now,
+        tx: ServerTxId,
+        status: u16,
+        reason: &str,
+        headers: &[(&str, String)],
+        to_tag: Option<&str>,
+        body: Option<(&str, &[u8])>,
+    ) {
+        let Some(request) = self.transactions.server_request(tx) else { return };
+        let received = self.server_peers.get(&tx).map(|p| p.addr);
+        // RFC 3261 §8.2.6.2: every response but 100 carries a To tag on a dialog-creating
+        // request; 100 Trying never does.
+        let to_tag = if status == 100 { None } else { to_tag };
+        let mut builder = response_to(request, status, reason, to_tag, received);
+        for (name, value) in headers {
+            builder.header(name, value);
+        }
+        if status != 100 {
+            builder.header("Server", &self.settings.user_agent);
+        }
+        let bytes = match body {
+            Some((content_type, body)) => builder.finish(Some(content_type), body),
+            None => builder.finish(None, &[]),
+        };
+        if let Some(response) = parse_own(bytes) {
+            self.transactions.send_response(now.mono, tx, response);
+        }
+        if status >= 200 {
+            self.server_peers.remove(&tx);
+            if !matches!(self.server_roles.get(&tx), Some(ServerRole::ACallInvite(_))) || status >= 300 {
+                self.server_roles.remove(&tx);
+            }
+        }
+    }
+
+    // ----- console ------------------------------------------------------------------------
+
+    /// Runs one console / API command. The same dispatcher will serve REST.
+    pub fn execute(&mut self, now: Now, line: &str) -> Result<String, String> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let result = match words.as_slice() {
+            ["status"] => Ok(self.status_text(now)),
+            ["show", "calls"] => Ok(self.calls_text(now)),
+            ["show", "channels"] => Ok(self.channels_text(now)),
+            ["show", "registrations"] => Ok(self.registrations_text(now)),
+            ["hupall"] => {
+                let count = self.hang_up_all(now, "MANAGER_REQUEST");
+                Ok(format!("hung up {count} calls\n"))
+            }
+            ["kill", uuid] | ["uuid_kill", uuid] => {
+                match self.calls.iter().find(|(_, c)| c.uuid == *uuid).map(|(k, _)| *k) {
+                    Some(key) => {
+                        self.hang_up(now, key, "MANAGER_REQUEST", "system");
+                        Ok(format!("killed {uuid}\n"))
+                    }
+                    None => Err(format!("no such call: {uuid}")),
+                }
+            }
+            ["shutdown"] => {
+                let calls = self.calls.len();
+                self.begin_shutdown(now);
+                Ok(format!("shutting down: refusing new calls, waiting for {calls} calls\n"))
+            }
+            ["help"] | [] => Ok(format!("commands: {}\n", COMMANDS.join(", "))),
+            _ => Err(format!("unknown command: {line} (try `help`)")),
+        };
+        self.drain_transaction_events(now);
+        result
+    }
+
+    fn status_text(&self, now: Now) -> String {
+        let uptime = now.mono.saturating_duration_since(self.started.mono).as_secs();
+        let (client_tx, server_tx) = self.transactions.len();
+        let state = match self.lifecycle {
+            Lifecycle::Running => "running",
+            Lifecycle::Draining { .. } => "shutting down",
+            Lifecycle::Stopped => "stopped",
+        };
+        format!(
+            "Switchyard {} {state}, up {}d {:02}:{:02}:{:02}\n\
+             calls: {} active, {} since start, {} failed\n\
+             channels: {}\n\
+             registrations: {} bindings, {} REGISTERs accepted\n\
+             transactions: {client_tx} client, {server_tx} server\n\
+             auth: {} failures, {} sources blocked\n\
+             malformed messages: {}\n",
+            env!("CARGO_PKG_VERSION"),
+            uptime / 86400,
+            uptime % 86400 / 3600,
+            uptime % 3600 / 60,
+            uptime % 60,
+            self.calls.len(),
+            self.counters.calls_total,
+            self.counters.calls_failed,
+            self.media.active_endpoints(),
+            self.registrar.len(),
+            self.counters.registrations,
+            self.counters.auth_failures,
+            self.guard.blocked_sources(now.mono),
+            self.counters.malformed,
+        )
+    }
+
+    fn calls_text(&self, now: Now) -> String {
+        let mut calls: Vec<&Call> = self.calls.values().collect();
+        calls.sort_by_key(|c| c.start.unix_ms);
+        let mut out = format!("{} calls\n", calls.len());
+        for call in calls {
+            let state = match call.state {
+                CallState::Routing => "ringing",
+                CallState::Answered => "answered",
+            };
+            let age = (now.unix_ms - call.start.unix_ms).max(0) / 1000;
+            let _ = writeln!(
+                out,
+                "{} {} -> {} ({}) {state} {age}s a:{}",
+                call.uuid, call.caller, call.destination, call.callee, call.a.dialog.call_id
+            );
+        }
+        out
+    }
+
+    fn channels_text(&self, _now: Now) -> String {
+        let mut out = String::new();
+        let mut lines = 0;
+        for call in self.calls.values() {
+            let mut legs: Vec<(Side, &Dialog, &'static str)> = vec![(Side::A, &call.a.dialog, "inbound")];
+            for (i, fork) in call.forks.iter().enumerate() {
+                if fork.state != ForkState::Failed {
+                    legs.push((Side::B(i), &fork.dialog, "outbound"));
+                }
+            }
+            for (side, dialog, direction) in legs {
+                let stats = call.media.endpoint(side).and_then(|ep| self.media.stats(ep.id).map(|s| (ep.local, s)));
+                let media = match stats {
+                    Some((local, s)) => format!(
+                        "rtp {local} <-> {} in {} out {}",
+                        s.remote.map_or("-".to_owned(), |r| r.to_string()),
+                        s.packets_in,
+                        s.packets_out
+                    ),
+                    None => "no media".to_owned(),
+                };
+                let _ = writeln!(
+                    out,
+                    "{} {direction} {} {} {}",
+                    call.uuid,
+                    dialog.call_id,
+                    crate::transport::format_peer(&dialog.peer),
+                    media
+                );
+                lines += 1;
+            }
+        }
+        format!("{lines} channels\n{out}")
+    }
+
+    fn registrations_text(&self, now: Now) -> String {
+        let mut rows: Vec<(&str, &crate::registrar::ContactBinding)> = self.registrar.all().collect();
+        rows.sort_by(|a, b| a.0.cmp(b.0).then(a.1.contact.cmp(&b.1.contact)));
+        let mut out = String::new();
+        let mut count = 0;
+        for (user, binding) in rows {
+            let left = binding.expires_unix - now.unix_secs();
+            if left <= 0 {
+                continue;
+            }
+            count += 1;
+            let _ = writeln!(
+                out,
+                "{user} {} via {} expires {left}s {}",
+                binding.contact,
+                crate::transport::format_peer(&binding.flow),
+                binding.user_agent.as_deref().unwrap_or("")
+            );
+        }
+        format!("{count} registrations\n{out}")
+    }
+}
+
+/// Console commands, for `help` and tab completion.
+pub const COMMANDS: &[&str] = &[
+    "status",
+    "show calls",
+    "show channels",
+    "show registrations",
+    "hupall",
+    "kill",
+    "shutdown",
+    "help",
+];
+
+/// 6xx beats everything, then the most specific 4xx (RFC 3261 §16.7 step 6, simplified).
+fn best_failure(statuses: impl Iterator<Item = u16>) -> u16 {
+    let statuses: Vec<u16> = statuses.collect();
+    if let Some(&global) = statuses.iter().find(|s| (600..700).contains(*s)) {
+        return global;
+    }
+    for preferred in [486, 603, 404, 488] {
+        if statuses.contains(&preferred) {
+            return preferred;
+        }
+    }
+    statuses.into_iter().min().unwrap_or(480)
+}
+
+fn first_contact_uri(msg: &Message) -> Option<String> {
+    match msg.contacts().ok()?.first()? {
+        switchyard_sip::Contact::Address(address) => Some(address.uri.raw.to_owned()),
+        switchyard_sip::Contact::Star => None,
+    }
+}
+
+/// RFC 3261 §19.1.5: headers in a Contact URI are not part of a Request-URI.
+fn strip_uri_headers(uri: &str) -> &str {
+    uri.split('?').next().unwrap_or(uri)
+}
+
+/// Our own messages always parse; if one ever does not, that is a bug worth a loud log rather
+/// than a panic in the middle of every other call.
+fn parse_own(bytes: Bytes) -> Option<Message> {
+    match Message::parse_datagram(bytes.clone()) {
+        Ok(message) => Some(message),
+        Err(error) => {
+            tracing::error!(%error, message = %String::from_utf8_lossy(&bytes), "built an unparseable SIP message");
+            None
+        }
+    }
+}
+
+fn new_tag() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+fn new_branch() -> String {
+    format!("z9hG4bK{:016x}{:08x}", rand::random::<u64>(), rand::random::<u32>())
+}
+
+fn new_uuid() -> String {
+    let bytes: [u8; 16] = rand::random();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_wins_over_unavailable_and_global_failures_win_over_all() {
+        assert_eq!(best_failure([480, 486].into_iter()), 486);
+        assert_eq!(best_failure([486, 603].into_iter()), 603);
+        assert_eq!(best_failure([408, 503].into_iter()), 408);
+        assert_eq!(best_failure(std::iter::empty()), 480);
+    }
+
+    #[test]
+    fn uuids_look_like_uuids() {
+        let uuid = new_uuid();
+        assert_eq!(uuid.len(), 36);
+        assert_eq!(uuid.matches('-').count(), 4);
+        assert_ne!(uuid, new_uuid());
+    }
+}

@@ -1,0 +1,503 @@
+//! The daemon under test: a copy of a conf template with this test's ports, a data dir,
+//! the `switchyard` process, its console and its CDR database.
+
+use crate::slot::Slot;
+use crate::{tail, wait_until};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const READY_LINE: &str = "switchyard ready";
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Path of the daemon binary: `$SWITCHYARD_BIN`, else `<target>/debug/switchyard`.
+pub fn switchyard_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("SWITCHYARD_BIN") {
+        let p = PathBuf::from(p);
+        assert!(p.is_file(), "SWITCHYARD_BIN={} does not exist", p.display());
+        return p;
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|p| if p.is_relative() { crate::workspace_dir().join(p) } else { p })
+        .unwrap_or_else(|| crate::workspace_dir().join("target"));
+    let p = target.join("debug").join("switchyard");
+    assert!(
+        p.is_file(),
+        "switchyard binary not found at {}: run `cargo build -p switchyard` first (or set SWITCHYARD_BIN)",
+        p.display()
+    );
+    p
+}
+
+/// A CDR row (table `cdr`).
+#[derive(Debug, Clone)]
+pub struct Cdr {
+    pub uuid: String,
+    pub caller: String,
+    pub callee: String,
+    pub destination: String,
+    pub start_ms: i64,
+    pub answer_ms: Option<i64>,
+    pub end_ms: i64,
+    pub duration_s: i64,
+    pub billsec_s: i64,
+    pub hangup_cause: String,
+    pub a_sip_code: Option<i64>,
+    pub b_sip_code: Option<i64>,
+    pub a_call_id: String,
+    pub b_call_id: Option<String>,
+    pub hangup_side: Option<String>,
+    pub rtp_a_in: i64,
+    pub rtp_a_out: i64,
+    pub rtp_b_in: i64,
+    pub rtp_b_out: i64,
+}
+
+/// Reads all CDRs from a database file (opened read-only; works while the daemon runs,
+/// the store uses WAL).
+pub fn read_cdrs(db: &Path) -> Result<Vec<Cdr>, String> {
+    use rusqlite::{Connection, OpenFlags};
+    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| format!("open {}: {e}", db.display()))?;
+    conn.busy_timeout(Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    let mut stmt = conn
+        .prepare(
+            "SELECT uuid, caller, callee, destination, start_ms, answer_ms, end_ms, duration_s, \
+             billsec_s, hangup_cause, a_sip_code, b_sip_code, a_call_id, b_call_id, hangup_side, \
+             rtp_a_in, rtp_a_out, rtp_b_in, rtp_b_out FROM cdr ORDER BY start_ms",
+        )
+        .map_err(|e| format!("prepare: {e}"))?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(Cdr {
+                uuid: r.get(0)?,
+                caller: r.get(1)?,
+                callee: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                destination: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                start_ms: r.get(4)?,
+                answer_ms: r.get(5)?,
+                end_ms: r.get(6)?,
+                duration_s: r.get(7)?,
+                billsec_s: r.get(8)?,
+                hangup_cause: r.get(9)?,
+                a_sip_code: r.get(10)?,
+                b_sip_code: r.get(11)?,
+                a_call_id: r.get::<_, Option<String>>(12)?.unwrap_or_default(),
+                b_call_id: r.get(13)?,
+                hangup_side: r.get(14)?,
+                rtp_a_in: r.get::<_, Option<i64>>(15)?.unwrap_or(0),
+                rtp_a_out: r.get::<_, Option<i64>>(16)?.unwrap_or(0),
+                rtp_b_in: r.get::<_, Option<i64>>(17)?.unwrap_or(0),
+                rtp_b_out: r.get::<_, Option<i64>>(18)?.unwrap_or(0),
+            })
+        })
+        .map_err(|e| format!("query: {e}"))?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(|e| format!("row: {e}"))
+}
+
+/// Builds a daemon from `tests/conf/<template>` with per-key overrides.
+#[derive(Debug, Clone)]
+pub struct DaemonBuilder {
+    template: String,
+    overrides: Vec<(String, String)>,
+}
+
+impl DaemonBuilder {
+    /// Sets `key = value` in switchyard.toml (value is TOML text, e.g. `"3"` or `"\"x\""`):
+    /// replaces the line defining `key` wherever it is; when absent, inserts it before the
+    /// first table header (a top-level key).
+    pub fn set(mut self, key: &str, value: &str) -> Self {
+        self.overrides.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn start(self) -> Daemon {
+        self.start_with_slot(Slot::acquire())
+    }
+
+    pub fn start_with_slot(self, slot: Slot) -> Daemon {
+        let conf = tempfile::Builder::new().prefix("sy-conf-").tempdir().expect("tempdir");
+        let data = tempfile::Builder::new().prefix("sy-data-").tempdir().expect("tempdir");
+        let src = crate::e2e_dir().join("conf").join(&self.template);
+        assert!(src.is_dir(), "conf template {} missing", src.display());
+        let port = slot.sip_port();
+        let (lo, hi) = slot.rtp_range();
+        copy_tree(&src, conf.path(), &|text| {
+            text.replace("127.0.0.1:5060", &format!("127.0.0.1:{port}"))
+        });
+        let main = conf.path().join("switchyard.toml");
+        let mut text = std::fs::read_to_string(&main).expect("read switchyard.toml");
+        let mut overrides = vec![
+            ("rtp_port_min".to_string(), lo.to_string()),
+            ("rtp_port_max".to_string(), hi.to_string()),
+        ];
+        overrides.extend(self.overrides.clone());
+        for (k, v) in &overrides {
+            text = set_toml_key(&text, k, v);
+        }
+        std::fs::write(&main, text).expect("write switchyard.toml");
+        let mut d = Daemon {
+            slot,
+            conf,
+            data,
+            child: None,
+            log: Arc::new(Mutex::new(String::new())),
+            bin: switchyard_bin(),
+        };
+        d.spawn();
+        d
+    }
+}
+
+fn set_toml_key(text: &str, key: &str, value: &str) -> String {
+    let mut out = Vec::new();
+    let mut done = false;
+    for line in text.lines() {
+        let t = line.trim_start();
+        let is_key = t
+            .strip_prefix(key)
+            .map(|rest| rest.trim_start().starts_with('='))
+            .unwrap_or(false);
+        if is_key && !done {
+            out.push(format!("{key} = {value}"));
+            done = true;
+        } else {
+            out.push(line.to_string());
+        }
+    }
+    if !done {
+        let pos = out
+            .iter()
+            .position(|l| l.trim_start().starts_with('['))
+            .unwrap_or(out.len());
+        out.insert(pos, format!("{key} = {value}"));
+    }
+    out.join("\n") + "\n"
+}
+
+fn copy_tree(src: &Path, dst: &Path, edit: &dyn Fn(&str) -> String) {
+    std::fs::create_dir_all(dst).expect("mkdir");
+    for entry in std::fs::read_dir(src).expect("read conf dir") {
+        let entry = entry.expect("dir entry");
+        let from = entry.path();
+        let to = dst.join(entry.file_name());
+        if from.is_dir() {
+            copy_tree(&from, &to, edit);
+        } else {
+            match std::fs::read_to_string(&from) {
+                Ok(text) => std::fs::write(&to, edit(&text)).expect("write conf file"),
+                Err(_) => {
+                    std::fs::copy(&from, &to).expect("copy conf file");
+                }
+            }
+        }
+    }
+}
+
+/// A running `switchyard run` process. Dropping it kills the process.
+pub struct Daemon {
+    slot: Slot,
+    conf: tempfile::TempDir,
+    data: tempfile::TempDir,
+    child: Option<Child>,
+    log: Arc<Mutex<String>>,
+    bin: PathBuf,
+}
+
+impl Daemon {
+    /// Starts a daemon from `tests/conf/<template>` on a fresh slot.
+    pub fn start(template: &str) -> Daemon {
+        Daemon::builder(template).start()
+    }
+
+    pub fn builder(template: &str) -> DaemonBuilder {
+        DaemonBuilder { template: template.to_string(), overrides: Vec::new() }
+    }
+
+    fn spawn(&mut self) {
+        assert!(self.child.is_none(), "daemon already running");
+        let mut child = Command::new(&self.bin)
+            .arg("run")
+            .arg("--conf")
+            .arg(self.conf.path())
+            .arg("--data")
+            .arg(self.data.path())
+            .env("RUST_BACKTRACE", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", self.bin.display()));
+        let (tx, rx) = mpsc::channel::<bool>();
+        for (pipe, name) in [
+            (child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>), "stderr"),
+            (child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>), "stdout"),
+        ] {
+            let Some(pipe) = pipe else { continue };
+            let log = Arc::clone(&self.log);
+            let tx = tx.clone();
+            std::thread::Builder::new()
+                .name(format!("daemon-{name}"))
+                .spawn(move || {
+                    for line in BufReader::new(pipe).lines() {
+                        let Ok(line) = line else { break };
+                        let ready = line.contains(READY_LINE);
+                        {
+                            let mut l = log.lock().unwrap_or_else(|e| e.into_inner());
+                            l.push_str(&line);
+                            l.push('\n');
+                        }
+                        if ready {
+                            let _ = tx.send(true);
+                        }
+                    }
+                    let _ = tx.send(false);
+                })
+                .expect("spawn log reader");
+        }
+        drop(tx);
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + START_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(true) => return,
+                Ok(false) => {
+                    // One pipe closed; if the process exited, report it.
+                    if let Some(st) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                        // Give the readers a moment to drain is unnecessary: EOF means drained.
+                        panic!(
+                            "switchyard exited ({st}) before printing '{READY_LINE}'\n--- log ---\n{}",
+                            self.log()
+                        );
+                    }
+                }
+                Err(_) => {
+                    let log = self.log();
+                    self.kill9();
+                    panic!("switchyard did not print '{READY_LINE}' within {START_TIMEOUT:?}\n--- log ---\n{log}");
+                }
+            }
+        }
+    }
+
+    /// The port slot (SIPp/baresip ports of this test come from it).
+    pub fn slot(&self) -> &Slot {
+        &self.slot
+    }
+
+    /// The daemon's SIP port (UDP and TCP on 127.0.0.1).
+    pub fn sip_port(&self) -> u16 {
+        self.slot.sip_port()
+    }
+
+    pub fn sip_addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.sip_port()))
+    }
+
+    pub fn conf_dir(&self) -> &Path {
+        self.conf.path()
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.data.path()
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data.path().join("switchyard.db")
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// Everything the daemon wrote to stderr/stdout so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The last 60 log lines, for assertion messages.
+    pub fn log_tail(&self) -> String {
+        format!("--- daemon log (tail) ---\n{}", tail(&self.log(), 60))
+    }
+
+    /// `switchyard ctl --data DIR CMD`: Ok(stdout) on exit 0, Err(stdout+stderr) otherwise.
+    pub fn ctl(&self, cmd: &str) -> Result<String, String> {
+        let out = Command::new(&self.bin)
+            .arg("ctl")
+            .arg("--data")
+            .arg(self.data.path())
+            .arg(cmd)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("spawn ctl: {e}"))?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() {
+            Ok(stdout)
+        } else {
+            Err(format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)))
+        }
+    }
+
+    /// `ctl` that must succeed.
+    pub fn ctl_ok(&self, cmd: &str) -> String {
+        self.ctl(cmd)
+            .unwrap_or_else(|e| panic!("ctl {cmd:?} failed: {e}\n{}", self.log_tail()))
+    }
+
+    /// N from the first line of `show calls` ("<N> calls").
+    pub fn call_count(&self) -> usize {
+        let out = self.ctl_ok("show calls");
+        parse_count(&out).unwrap_or_else(|| panic!("cannot parse `show calls` reply: {out:?}"))
+    }
+
+    /// User ids of `show registrations` (one binding per line, starting with the user id).
+    pub fn registrations(&self) -> Vec<String> {
+        let out = self.ctl_ok("show registrations");
+        out.lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|w| w.chars().all(|c| c.is_ascii_digit()) && !w.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The full `show registrations` text.
+    pub fn registrations_text(&self) -> String {
+        self.ctl_ok("show registrations")
+    }
+
+    /// Waits until `user` has at least `n` bindings.
+    pub fn wait_registered(&self, user: &str, n: usize, timeout: Duration) {
+        wait_until(
+            timeout,
+            &format!("{n} registration(s) of {user}"),
+            || (self.registrations().iter().filter(|u| *u == user).count() >= n).then_some(()),
+            || format!("show registrations:\n{}\n{}", self.ctl("show registrations").unwrap_or_else(|e| e), self.log_tail()),
+        );
+    }
+
+    /// Waits until `show calls` reports `n` calls.
+    pub fn wait_calls(&self, n: usize, timeout: Duration) {
+        wait_until(
+            timeout,
+            &format!("`show calls` = {n} calls"),
+            || (self.call_count() == n).then_some(()),
+            || format!("show calls:\n{}\n{}", self.ctl("show calls").unwrap_or_else(|e| e), self.log_tail()),
+        );
+    }
+
+    /// All CDRs in the database.
+    pub fn cdrs(&self) -> Vec<Cdr> {
+        read_cdrs(&self.db_path()).unwrap_or_else(|e| panic!("read CDRs: {e}\n{}", self.log_tail()))
+    }
+
+    /// Waits until at least `n` CDRs are written (the store writes asynchronously).
+    pub fn wait_cdrs(&self, n: usize, timeout: Duration) -> Vec<Cdr> {
+        wait_until(
+            timeout,
+            &format!("{n} CDR(s)"),
+            || read_cdrs(&self.db_path()).ok().filter(|v| v.len() >= n),
+            || {
+                format!(
+                    "CDRs now: {:?}\n{}",
+                    read_cdrs(&self.db_path()).map(|v| v.len()),
+                    self.log_tail()
+                )
+            },
+        )
+    }
+
+    /// `switchyard user add ID --conf DIR`: returns the printed password.
+    pub fn user_add(&self, id: &str) -> String {
+        let out = Command::new(&self.bin)
+            .args(["user", "add", id, "--conf"])
+            .arg(self.conf.path())
+            .output()
+            .expect("spawn user add");
+        assert!(out.status.success(), "user add failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Is the process still alive?
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Waits for the process to exit by itself (e.g. after `shutdown`).
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let child = self.child.as_mut().expect("daemon not running");
+        let st = wait_child(child, timeout);
+        match st {
+            Some(st) => {
+                self.child = None;
+                st
+            }
+            None => panic!("switchyard did not exit within {timeout:?}\n{}", self.log_tail()),
+        }
+    }
+
+    /// SIGKILL, no cleanup by the daemon.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a graceful exit (SIGKILL after 20 s, and panic then).
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let Some(mut c) = self.child.take() else { panic!("daemon not running") };
+        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        match wait_child(&mut c, STOP_TIMEOUT) {
+            Some(st) => st,
+            None => {
+                let _ = c.kill();
+                let _ = c.wait();
+                panic!("switchyard ignored SIGTERM for {STOP_TIMEOUT:?}\n{}", self.log_tail());
+            }
+        }
+    }
+
+    /// Graceful stop, then start again on the same conf/data dirs and ports.
+    pub fn restart(&mut self) {
+        if self.child.is_some() {
+            self.stop();
+        }
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).push_str("----- restart -----\n");
+        self.spawn();
+    }
+
+    /// Start again after `kill9`/`wait_exit`.
+    pub fn start_again(&mut self) {
+        self.spawn();
+    }
+}
+
+fn wait_child(c: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    crate::poll_until(timeout, || c.try_wait().ok().flatten())
+}
+
+/// Parses "<N> calls" (first line).
+pub fn parse_count(out: &str) -> Option<usize> {
+    out.lines().next()?.split_whitespace().next()?.parse().ok()
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("{}", self.log_tail());
+        }
+    }
+}
