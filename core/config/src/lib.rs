@@ -35,10 +35,19 @@ pub enum Error {
     },
     /// TOML syntax error, unknown key or wrong type.
     #[error("{}{}: {message}", path.display(), fmt_pos(*line, *column))]
-    Parse { path: PathBuf, line: Option<usize>, column: Option<usize>, message: String },
+    Parse {
+        path: PathBuf,
+        line: Option<usize>,
+        column: Option<usize>,
+        message: String,
+    },
     /// Well-formed TOML whose values make no sense (port range, duplicate extension, ...).
     #[error("{}{}: {message}", path.display(), fmt_pos(*line, None))]
-    Invalid { path: PathBuf, line: Option<usize>, message: String },
+    Invalid {
+        path: PathBuf,
+        line: Option<usize>,
+        message: String,
+    },
     #[error("user {id} already exists ({})", path.display())]
     UserExists { id: String, path: PathBuf },
     #[error("invalid user id {0:?}: use letters and digits only")]
@@ -141,7 +150,11 @@ pub struct CallsConfig {
 
 impl Default for CallsConfig {
     fn default() -> Self {
-        CallsConfig { no_answer_timeout_secs: 60, max_calls: 0, shutdown_grace_secs: 30 }
+        CallsConfig {
+            no_answer_timeout_secs: 60,
+            max_calls: 0,
+            shutdown_grace_secs: 30,
+        }
     }
 }
 
@@ -188,14 +201,20 @@ pub struct ConsoleConfig {
 
 impl Default for ConsoleConfig {
     fn default() -> Self {
-        ConsoleConfig { socket: PathBuf::from("console.sock") }
+        ConsoleConfig {
+            socket: PathBuf::from("console.sock"),
+        }
     }
 }
 
 impl ConsoleConfig {
     /// The socket path, resolving a relative one against `data_dir`.
     pub fn socket_path(&self, data_dir: &Path) -> PathBuf {
-        if self.socket.is_absolute() { self.socket.clone() } else { data_dir.join(&self.socket) }
+        if self.socket.is_absolute() {
+            self.socket.clone()
+        } else {
+            data_dir.join(&self.socket)
+        }
     }
 }
 
@@ -313,7 +332,10 @@ pub fn load(conf_dir: &Path) -> Result<Config, Error> {
 }
 
 fn read(path: &Path) -> Result<String, Error> {
-    fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })
+    fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn parse_file<T: DeserializeOwned>(path: &Path) -> Result<(String, T), Error> {
@@ -348,10 +370,13 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 
 /// Line of the first occurrence of `key =` at the start of a line, for validation messages.
 fn key_line(text: &str, key: &str) -> Option<usize> {
-    text.lines().position(|l| {
-        l.trim_start().strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with('='))
-    })
-    .map(|i| i + 1)
+    text.lines()
+        .position(|l| {
+            l.trim_start()
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map(|i| i + 1)
 }
 
 fn validate_main(path: &Path, text: &str, m: &MainFile) -> Result<(), Error> {
@@ -362,15 +387,24 @@ fn validate_main(path: &Path, text: &str, m: &MainFile) -> Result<(), Error> {
     };
     let sip = &m.sip;
     if sip.udp.is_empty() && sip.tcp.is_empty() {
-        return Err(invalid("udp", "[sip] needs at least one udp or tcp listener".into()));
+        return Err(invalid(
+            "udp",
+            "[sip] needs at least one udp or tcp listener".into(),
+        ));
     }
     for (key, addrs) in [("udp", &sip.udp), ("tcp", &sip.tcp)] {
         for (i, a) in addrs.iter().enumerate() {
             if a.port() == 0 {
-                return Err(invalid(key, format!("[sip] {key} listener {a}: port 0 is not a SIP port")));
+                return Err(invalid(
+                    key,
+                    format!("[sip] {key} listener {a}: port 0 is not a SIP port"),
+                ));
             }
             if addrs[..i].contains(a) {
-                return Err(invalid(key, format!("[sip] {key} listener {a} is listed twice")));
+                return Err(invalid(
+                    key,
+                    format!("[sip] {key} listener {a} is listed twice"),
+                ));
             }
         }
     }
@@ -380,7 +414,10 @@ fn validate_main(path: &Path, text: &str, m: &MainFile) -> Result<(), Error> {
     if sip.t1_ms == 0 || sip.t2_ms < sip.t1_ms || sip.t4_ms == 0 {
         return Err(invalid(
             "t1_ms",
-            format!("[sip] timers need t1_ms > 0, t2_ms >= t1_ms, t4_ms > 0 (got {}, {}, {})", sip.t1_ms, sip.t2_ms, sip.t4_ms),
+            format!(
+                "[sip] timers need t1_ms > 0, t2_ms >= t1_ms, t4_ms > 0 (got {}, {}, {})",
+                sip.t1_ms, sip.t2_ms, sip.t4_ms
+            ),
         ));
     }
 
@@ -388,30 +425,46 @@ fn validate_main(path: &Path, text: &str, m: &MainFile) -> Result<(), Error> {
     if media.rtp_ip.is_unspecified() {
         return Err(invalid(
             "rtp_ip",
-            format!("[media] rtp_ip {} is advertised in SDP; give an address peers can reach", media.rtp_ip),
+            format!(
+                "[media] rtp_ip {} is advertised in SDP; give an address peers can reach",
+                media.rtp_ip
+            ),
         ));
     }
     if media.rtp_port_min < 1024 {
-        return Err(invalid("rtp_port_min", format!("[media] rtp_port_min {} is below 1024", media.rtp_port_min)));
+        return Err(invalid(
+            "rtp_port_min",
+            format!("[media] rtp_port_min {} is below 1024", media.rtp_port_min),
+        ));
     }
-    if media.rtp_port_min % 2 != 0 {
+    if !media.rtp_port_min.is_multiple_of(2) {
         // RFC 3550 §11: RTP uses an even port, RTCP the next odd one.
-        return Err(invalid("rtp_port_min", format!("[media] rtp_port_min {} must be even", media.rtp_port_min)));
+        return Err(invalid(
+            "rtp_port_min",
+            format!("[media] rtp_port_min {} must be even", media.rtp_port_min),
+        ));
     }
     if media.rtp_port_min >= media.rtp_port_max {
         return Err(invalid(
             "rtp_port_max",
-            format!("[media] rtp_port_min {} must be below rtp_port_max {}", media.rtp_port_min, media.rtp_port_max),
+            format!(
+                "[media] rtp_port_min {} must be below rtp_port_max {}",
+                media.rtp_port_min, media.rtp_port_max
+            ),
         ));
     }
 
     let auth = &m.auth;
     if auth.nonce_ttl_secs == 0 {
-        return Err(invalid("nonce_ttl_secs", "[auth] nonce_ttl_secs must be > 0".into()));
+        return Err(invalid(
+            "nonce_ttl_secs",
+            "[auth] nonce_ttl_secs must be > 0".into(),
+        ));
     }
     if auth.min_register_expires == 0
         || auth.min_register_expires > auth.max_register_expires
-        || !(auth.min_register_expires..=auth.max_register_expires).contains(&auth.default_register_expires)
+        || !(auth.min_register_expires..=auth.max_register_expires)
+            .contains(&auth.default_register_expires)
     {
         return Err(invalid(
             "default_register_expires",
@@ -422,7 +475,10 @@ fn validate_main(path: &Path, text: &str, m: &MainFile) -> Result<(), Error> {
         ));
     }
     if m.console.socket.as_os_str().is_empty() {
-        return Err(invalid("socket", "[console] socket must not be empty".into()));
+        return Err(invalid(
+            "socket",
+            "[console] socket must not be empty".into(),
+        ));
     }
     Ok(())
 }
@@ -438,11 +494,19 @@ fn load_directory(dir: &Path) -> Result<Directory, Error> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Directory { users }),
-        Err(source) => return Err(Error::Io { path: dir.to_path_buf(), source }),
+        Err(source) => {
+            return Err(Error::Io {
+                path: dir.to_path_buf(),
+                source,
+            });
+        }
     };
     let mut paths = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
+        let entry = entry.map_err(|source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let path = entry.path();
         let name = entry.file_name();
         let name = name.to_string_lossy();
@@ -454,7 +518,10 @@ fn load_directory(dir: &Path) -> Result<Directory, Error> {
     }
     paths.sort();
     for path in paths {
-        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let (text, file) = parse_file::<UserFile>(&path)?;
         let id = file.id.unwrap_or_else(|| stem.clone());
         let invalid = |key: &str, message: String| Error::Invalid {
@@ -463,24 +530,41 @@ fn load_directory(dir: &Path) -> Result<Directory, Error> {
             message,
         };
         if !valid_user_id(&id) {
-            return Err(invalid("id", format!("invalid user id {id:?}: use letters and digits only")));
+            return Err(invalid(
+                "id",
+                format!("invalid user id {id:?}: use letters and digits only"),
+            ));
         }
         if id != stem {
-            return Err(invalid("id", format!("user id {id:?} does not match the file name {stem}.toml")));
+            return Err(invalid(
+                "id",
+                format!("user id {id:?} does not match the file name {stem}.toml"),
+            ));
         }
         if file.password.is_empty() {
-            return Err(invalid("password", format!("user {id} has an empty password")));
+            return Err(invalid(
+                "password",
+                format!("user {id} has an empty password"),
+            ));
         }
         users.insert(
             id.clone(),
-            User { id, password: file.password, display_name: file.display_name, enabled: file.enabled },
+            User {
+                id,
+                password: file.password,
+                display_name: file.display_name,
+                enabled: file.enabled,
+            },
         );
     }
     Ok(Directory { users })
 }
 
 fn valid_extension(ext: &str) -> bool {
-    !ext.is_empty() && ext.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'*' | b'#' | b'+'))
+    !ext.is_empty()
+        && ext
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'*' | b'#' | b'+'))
 }
 
 fn routes_from_file(path: &Path, text: &str, file: RoutesFile) -> Result<Vec<RouteEntry>, Error> {
@@ -488,9 +572,16 @@ fn routes_from_file(path: &Path, text: &str, file: RoutesFile) -> Result<Vec<Rou
     for spanned in file.route {
         let line = line_col(text, spanned.span().start).0;
         let r = spanned.into_inner();
-        let invalid = |message: String| Error::Invalid { path: path.to_path_buf(), line: Some(line), message };
+        let invalid = |message: String| Error::Invalid {
+            path: path.to_path_buf(),
+            line: Some(line),
+            message,
+        };
         if !valid_extension(&r.extension) {
-            return Err(invalid(format!("invalid extension {:?}: use digits, letters, *, # or +", r.extension)));
+            return Err(invalid(format!(
+                "invalid extension {:?}: use digits, letters, *, # or +",
+                r.extension
+            )));
         }
         if let Some(prev) = routes.iter().find(|p| p.extension == r.extension) {
             return Err(invalid(format!(
@@ -503,18 +594,26 @@ fn routes_from_file(path: &Path, text: &str, file: RoutesFile) -> Result<Vec<Rou
             ("echo", None, None) => RouteAction::Echo,
             ("user", Some(user), None) => {
                 if !valid_user_id(&user) {
-                    return Err(invalid(format!("invalid user id {user:?}: use letters and digits only")));
+                    return Err(invalid(format!(
+                        "invalid user id {user:?}: use letters and digits only"
+                    )));
                 }
                 RouteAction::User(user)
             }
-            ("user", None, _) => return Err(invalid("action = \"user\" needs user = \"<id>\"".into())),
+            ("user", None, _) => {
+                return Err(invalid("action = \"user\" needs user = \"<id>\"".into()));
+            }
             ("reject", None, Some(code)) => {
                 if !(400..=699).contains(&code) {
-                    return Err(invalid(format!("reject code {code} is not a final error response (400-699)")));
+                    return Err(invalid(format!(
+                        "reject code {code} is not a final error response (400-699)"
+                    )));
                 }
                 RouteAction::Reject { code }
             }
-            ("reject", _, None) => return Err(invalid("action = \"reject\" needs code = <400-699>".into())),
+            ("reject", _, None) => {
+                return Err(invalid("action = \"reject\" needs code = <400-699>".into()));
+            }
             ("echo" | "user" | "reject", _, _) => {
                 return Err(invalid(format!(
                     "action = {:?} takes {}",
@@ -527,10 +626,16 @@ fn routes_from_file(path: &Path, text: &str, file: RoutesFile) -> Result<Vec<Rou
                 )));
             }
             (other, _, _) => {
-                return Err(invalid(format!("unknown action {other:?}: expected echo, user or reject")));
+                return Err(invalid(format!(
+                    "unknown action {other:?}: expected echo, user or reject"
+                )));
             }
         };
-        routes.push(RouteEntry { extension: r.extension, action, line: Some(line) });
+        routes.push(RouteEntry {
+            extension: r.extension,
+            action,
+            line: Some(line),
+        });
     }
     Ok(routes)
 }
@@ -546,11 +651,17 @@ pub fn add_user(conf_dir: &Path, id: &str, display_name: Option<&str>) -> Result
         return Err(Error::InvalidUserId(id.to_owned()));
     }
     let dir = conf_dir.join(DIRECTORY_DIR);
-    fs::create_dir_all(&dir).map_err(|source| Error::Io { path: dir.clone(), source })?;
+    fs::create_dir_all(&dir).map_err(|source| Error::Io {
+        path: dir.clone(),
+        source,
+    })?;
     let path = dir.join(format!("{id}.toml"));
     // 62^16 ≈ 2^95: far beyond online guessing, even without the failure blocking in [auth].
-    let password: String =
-        rand::rng().sample_iter(rand::distr::Alphanumeric).take(16).map(char::from).collect();
+    let password: String = rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(16)
+        .map(char::from)
+        .collect();
     let mut text = format!(
         "# Written by `switchyard user add {id}`.\nid = {}\npassword = {}\n",
         toml_string(id),
@@ -560,16 +671,27 @@ pub fn add_user(conf_dir: &Path, id: &str, display_name: Option<&str>) -> Result
         text.push_str(&format!("display_name = {}\n", toml_string(name)));
     }
     // create_new: O_EXCL, so two concurrent `user add` of the same id cannot both succeed.
-    let mut file = match fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
+    let mut file = match fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+    {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Err(Error::UserExists { id: id.to_owned(), path });
+            return Err(Error::UserExists {
+                id: id.to_owned(),
+                path,
+            });
         }
         Err(source) => return Err(Error::Io { path, source }),
     };
     file.write_all(text.as_bytes())
         .and_then(|()| file.sync_all())
-        .map_err(|source| Error::Io { path: path.clone(), source })?;
+        .map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
     Ok(password)
 }
 

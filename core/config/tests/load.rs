@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use switchyard_config::{Error, RouteAction, add_user, load};
 
 fn repo_dir(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel)
 }
 
 fn conf(files: &[(&str, &str)]) -> tempfile::TempDir {
@@ -84,7 +86,10 @@ fn empty_main_file_gives_defaults_and_missing_one_is_an_error() {
     assert_eq!(c.media.rtp_timeout_secs, 60);
     assert_eq!(c.auth.nonce_ttl_secs, 300);
     assert_eq!(c.console.socket, PathBuf::from("console.sock"));
-    assert_eq!(c.console.socket_path(Path::new("/var/lib/sy")), PathBuf::from("/var/lib/sy/console.sock"));
+    assert_eq!(
+        c.console.socket_path(Path::new("/var/lib/sy")),
+        PathBuf::from("/var/lib/sy/console.sock")
+    );
     assert!(c.routes.is_empty());
 
     let empty = tempfile::tempdir().unwrap();
@@ -94,7 +99,10 @@ fn empty_main_file_gives_defaults_and_missing_one_is_an_error() {
 
 #[test]
 fn typo_key_is_reported_with_file_line_and_column() {
-    let e = err_of(&[("switchyard.toml", "[sip]\ndomain = \"x\"\n\n[media]\nrtp_port_mn = 20000\n")]);
+    let e = err_of(&[(
+        "switchyard.toml",
+        "[sip]\ndomain = \"x\"\n\n[media]\nrtp_port_mn = 20000\n",
+    )]);
     assert!(e.contains("switchyard.toml:5:1:"), "{e}");
     assert!(e.contains("rtp_port_mn"), "{e}");
 
@@ -102,11 +110,20 @@ fn typo_key_is_reported_with_file_line_and_column() {
     assert!(e.contains("switchyard.toml:1:"), "{e}");
     assert!(e.contains("sipp"), "{e}");
 
-    let e = err_of(&[("switchyard.toml", ""), ("directory/1000.toml", "id = \"1000\"\npasword = \"x\"\n")]);
+    let e = err_of(&[
+        ("switchyard.toml", ""),
+        ("directory/1000.toml", "id = \"1000\"\npasword = \"x\"\n"),
+    ]);
     assert!(e.contains("1000.toml:2:1:"), "{e}");
     assert!(e.contains("pasword"), "{e}");
 
-    let e = err_of(&[("switchyard.toml", ""), ("routes.toml", "[[route]]\nextension = \"1\"\nactoin = \"echo\"\n")]);
+    let e = err_of(&[
+        ("switchyard.toml", ""),
+        (
+            "routes.toml",
+            "[[route]]\nextension = \"1\"\nactoin = \"echo\"\n",
+        ),
+    ]);
     assert!(e.contains("routes.toml:"), "{e}");
     assert!(e.contains("actoin"), "{e}");
 }
@@ -115,22 +132,43 @@ fn typo_key_is_reported_with_file_line_and_column() {
 fn bad_values_are_rejected_naming_the_file() {
     for (text, needle) in [
         ("[media]\nrtp_port_min = 20001\n", "even"),
-        ("[media]\nrtp_port_min = 20000\nrtp_port_max = 20000\n", "below rtp_port_max"),
-        ("[media]\nrtp_port_min = 30000\nrtp_port_max = 20000\n", "below rtp_port_max"),
-        ("[media]\nrtp_port_max = 70000\n", ":2:16: invalid value: integer `70000`"),
+        (
+            "[media]\nrtp_port_min = 20000\nrtp_port_max = 20000\n",
+            "below rtp_port_max",
+        ),
+        (
+            "[media]\nrtp_port_min = 30000\nrtp_port_max = 20000\n",
+            "below rtp_port_max",
+        ),
+        (
+            "[media]\nrtp_port_max = 70000\n",
+            ":2:16: invalid value: integer `70000`",
+        ),
         ("[media]\nrtp_ip = \"0.0.0.0\"\n", "rtp_ip"),
-        ("[sip]\nudp = [\"127.0.0.1:99999\"]\n", ":2:8: invalid socket address"),
+        (
+            "[sip]\nudp = [\"127.0.0.1:99999\"]\n",
+            ":2:8: invalid socket address",
+        ),
         ("[sip]\nudp = []\ntcp = []\n", "at least one"),
         ("[sip]\ntcp = [\"127.0.0.1:0\"]\n", "port 0"),
-        ("[auth]\nmin_register_expires = 4000\n", "min_register_expires"),
-        ("[calls]\nmax_calls = -1\n", ":2:13: invalid value: integer `-1`"),
+        (
+            "[auth]\nmin_register_expires = 4000\n",
+            "min_register_expires",
+        ),
+        (
+            "[calls]\nmax_calls = -1\n",
+            ":2:13: invalid value: integer `-1`",
+        ),
     ] {
         let e = err_of(&[("switchyard.toml", text)]);
         assert!(e.contains("switchyard.toml"), "{text}: {e}");
         assert!(e.contains(needle), "{text}: {e}");
     }
     // Validation errors point at the line of the offending key.
-    let e = err_of(&[("switchyard.toml", "[sip]\n\n[media]\nrtp_port_min = 20001\n")]);
+    let e = err_of(&[(
+        "switchyard.toml",
+        "[sip]\n\n[media]\nrtp_port_min = 20001\n",
+    )]);
     assert!(e.contains("switchyard.toml:4:"), "{e}");
 }
 
@@ -141,21 +179,42 @@ fn directory_rules() {
         main,
         ("directory/README.md", "not a user"),
         ("directory/.1001.toml.swp", "garbage"),
-        ("directory/1001.toml", "password = \"s3cret\"\nenabled = false\n"),
-        ("directory/alice.toml", "id = \"alice\"\npassword = \"p\"\ndisplay_name = \"Alice A\"\n"),
+        (
+            "directory/1001.toml",
+            "password = \"s3cret\"\nenabled = false\n",
+        ),
+        (
+            "directory/alice.toml",
+            "id = \"alice\"\npassword = \"p\"\ndisplay_name = \"Alice A\"\n",
+        ),
     ]);
     let c = load(dir.path()).unwrap();
-    assert_eq!(c.directory.users.keys().collect::<Vec<_>>(), ["1001", "alice"]);
+    assert_eq!(
+        c.directory.users.keys().collect::<Vec<_>>(),
+        ["1001", "alice"]
+    );
     let u = c.directory.get("1001").unwrap();
     assert_eq!(u.id, "1001");
     assert!(!u.enabled);
     assert_eq!(u.display_name, None);
-    assert_eq!(c.directory.get("alice").unwrap().display_name.as_deref(), Some("Alice A"));
+    assert_eq!(
+        c.directory.get("alice").unwrap().display_name.as_deref(),
+        Some("Alice A")
+    );
 
-    let e = err_of(&[main, ("directory/1000.toml", "id = \"1001\"\npassword = \"p\"\n")]);
-    assert!(e.contains("1000.toml:1:") && e.contains("does not match"), "{e}");
+    let e = err_of(&[
+        main,
+        ("directory/1000.toml", "id = \"1001\"\npassword = \"p\"\n"),
+    ]);
+    assert!(
+        e.contains("1000.toml:1:") && e.contains("does not match"),
+        "{e}"
+    );
     let e = err_of(&[main, ("directory/a-b.toml", "password = \"p\"\n")]);
-    assert!(e.contains("a-b.toml") && e.contains("letters and digits"), "{e}");
+    assert!(
+        e.contains("a-b.toml") && e.contains("letters and digits"),
+        "{e}"
+    );
     let e = err_of(&[main, ("directory/1000.toml", "id = \"1000\"\n")]);
     assert!(e.contains("1000.toml") && e.contains("password"), "{e}");
     let e = err_of(&[main, ("directory/1000.toml", "password = \"\"\n")]);
@@ -173,7 +232,11 @@ fn route_actions_and_errors() {
         ),
     ]);
     let c = load(dir.path()).unwrap();
-    let got: Vec<_> = c.routes.iter().map(|r| (r.extension.as_str(), r.action.clone(), r.line)).collect();
+    let got: Vec<_> = c
+        .routes
+        .iter()
+        .map(|r| (r.extension.as_str(), r.action.clone(), r.line))
+        .collect();
     assert_eq!(
         got,
         vec![
@@ -184,13 +247,34 @@ fn route_actions_and_errors() {
     );
 
     for (text, needle) in [
-        ("[[route]]\nextension = \"1\"\naction = \"park\"\n", "unknown action"),
-        ("[[route]]\nextension = \"1\"\naction = \"user\"\n", "needs user"),
-        ("[[route]]\nextension = \"1\"\naction = \"reject\"\n", "needs code"),
-        ("[[route]]\nextension = \"1\"\naction = \"reject\"\ncode = 200\n", "400-699"),
-        ("[[route]]\nextension = \"1\"\naction = \"echo\"\ncode = 404\n", "no other key"),
-        ("[[route]]\nextension = \"1 2\"\naction = \"echo\"\n", "invalid extension"),
-        ("[[route]]\nextension = \"1\"\naction = \"echo\"\n[[route]]\nextension = \"1\"\naction = \"echo\"\n", "already routed (line 1)"),
+        (
+            "[[route]]\nextension = \"1\"\naction = \"park\"\n",
+            "unknown action",
+        ),
+        (
+            "[[route]]\nextension = \"1\"\naction = \"user\"\n",
+            "needs user",
+        ),
+        (
+            "[[route]]\nextension = \"1\"\naction = \"reject\"\n",
+            "needs code",
+        ),
+        (
+            "[[route]]\nextension = \"1\"\naction = \"reject\"\ncode = 200\n",
+            "400-699",
+        ),
+        (
+            "[[route]]\nextension = \"1\"\naction = \"echo\"\ncode = 404\n",
+            "no other key",
+        ),
+        (
+            "[[route]]\nextension = \"1 2\"\naction = \"echo\"\n",
+            "invalid extension",
+        ),
+        (
+            "[[route]]\nextension = \"1\"\naction = \"echo\"\n[[route]]\nextension = \"1\"\naction = \"echo\"\n",
+            "already routed (line 1)",
+        ),
     ] {
         let e = err_of(&[main, ("routes.toml", text)]);
         assert!(e.contains("routes.toml:"), "{text}: {e}");
@@ -206,7 +290,10 @@ fn add_user_writes_a_loadable_private_user_and_refuses_duplicates() {
     assert_eq!(pw.len(), 16);
     assert!(pw.bytes().all(|b| b.is_ascii_alphanumeric()));
     let path = dir.path().join("directory/1000.toml");
-    assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 
     let c = load(dir.path()).unwrap();
     let u = c.directory.get("1000").unwrap();
@@ -222,8 +309,22 @@ fn add_user_writes_a_loadable_private_user_and_refuses_duplicates() {
         other => panic!("duplicate add: {other:?}"),
     }
     // The refused add left the original untouched.
-    assert_eq!(load(dir.path()).unwrap().directory.get("1000").unwrap().password, pw);
+    assert_eq!(
+        load(dir.path())
+            .unwrap()
+            .directory
+            .get("1000")
+            .unwrap()
+            .password,
+        pw
+    );
 
-    assert!(matches!(add_user(dir.path(), "../x", None), Err(Error::InvalidUserId(_))));
-    assert!(matches!(add_user(dir.path(), "", None), Err(Error::InvalidUserId(_))));
+    assert!(matches!(
+        add_user(dir.path(), "../x", None),
+        Err(Error::InvalidUserId(_))
+    ));
+    assert!(matches!(
+        add_user(dir.path(), "", None),
+        Err(Error::InvalidUserId(_))
+    ));
 }

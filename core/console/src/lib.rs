@@ -85,12 +85,19 @@ impl ConsoleServer {
     }
 
     fn stop_now(&mut self) {
-        let Some(acceptor) = self.acceptor.take() else { return };
+        let Some(acceptor) = self.acceptor.take() else {
+            return;
+        };
         self.stop.store(true, Ordering::SeqCst);
         // Wake the blocking accept(); it sees the flag and returns.
         let _ = UnixStream::connect(&self.path);
         let _ = acceptor.join();
-        for (_, conn) in self.connections.lock().unwrap_or_else(|p| p.into_inner()).drain() {
+        for (_, conn) in self
+            .connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+        {
             let _ = conn.shutdown(std::net::Shutdown::Both);
         }
         let _ = fs::remove_file(&self.path);
@@ -109,7 +116,9 @@ pub fn serve(path: &Path, dispatch: Dispatch) -> Result<ConsoleServer, Error> {
     match fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
             if UnixStream::connect(path).is_ok() {
-                return Err(Error::InUse { path: path.to_path_buf() });
+                return Err(Error::InUse {
+                    path: path.to_path_buf(),
+                });
             }
             fs::remove_file(path)?;
         }
@@ -126,7 +135,9 @@ pub fn serve(path: &Path, dispatch: Dispatch) -> Result<ConsoleServer, Error> {
     // never reachable with the umask's permissions.
     let tmp = path.with_file_name(format!(
         ".{}.{}.tmp",
-        path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         std::process::id()
     ));
     let _ = fs::remove_file(&tmp);
@@ -147,7 +158,12 @@ pub fn serve(path: &Path, dispatch: Dispatch) -> Result<ConsoleServer, Error> {
             .name("console-accept".into())
             .spawn(move || accept_loop(listener, dispatch, stop, connections))?
     };
-    Ok(ConsoleServer { path: path.to_path_buf(), stop, connections, acceptor: Some(acceptor) })
+    Ok(ConsoleServer {
+        path: path.to_path_buf(),
+        stop,
+        connections,
+        acceptor: Some(acceptor),
+    })
 }
 
 fn accept_loop(
@@ -171,16 +187,24 @@ fn accept_loop(
         next_id += 1;
         let id = next_id;
         if let Ok(clone) = stream.try_clone() {
-            connections.lock().unwrap_or_else(|p| p.into_inner()).insert(id, clone);
+            connections
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id, clone);
         }
         let dispatch = dispatch.clone();
         let connections = connections.clone();
-        let spawned = std::thread::Builder::new().name(format!("console-{id}")).spawn(move || {
-            if let Err(e) = serve_connection(stream, &dispatch) {
-                tracing::debug!(error = %e, "console connection ended");
-            }
-            connections.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
-        });
+        let spawned = std::thread::Builder::new()
+            .name(format!("console-{id}"))
+            .spawn(move || {
+                if let Err(e) = serve_connection(stream, &dispatch) {
+                    tracing::debug!(error = %e, "console connection ended");
+                }
+                connections
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id);
+            });
         if let Err(e) = spawned {
             tracing::warn!(error = %e, "cannot start console connection thread");
         }
@@ -193,16 +217,20 @@ fn serve_connection(stream: UnixStream, dispatch: &Dispatch) -> io::Result<()> {
     let mut line = Vec::new();
     loop {
         line.clear();
-        let n = (&mut reader).take(MAX_COMMAND_LEN as u64 + 1).read_until(b'\n', &mut line)?;
+        let n = (&mut reader)
+            .take(MAX_COMMAND_LEN as u64 + 1)
+            .read_until(b'\n', &mut line)?;
         if n == 0 {
             return Ok(()); // client closed
         }
-        if line.last() != Some(&b'\n') {
-            if line.len() > MAX_COMMAND_LEN {
-                write_reply(&mut writer, &Err(format!("command longer than {MAX_COMMAND_LEN} bytes")))?;
-                return Ok(());
-            }
-            // EOF without newline: treat the fragment as a command, then stop.
+        // Without a newline either the line is too long or the client closed mid-line; the
+        // fragment of a closed client still runs (the next read returns 0 and ends the loop).
+        if line.last() != Some(&b'\n') && line.len() > MAX_COMMAND_LEN {
+            write_reply(
+                &mut writer,
+                &Err(format!("command longer than {MAX_COMMAND_LEN} bytes")),
+            )?;
+            return Ok(());
         }
         let text = String::from_utf8_lossy(&line);
         let command = text.trim();
@@ -222,7 +250,7 @@ fn write_reply(w: &mut impl Write, reply: &Result<String, String>) -> io::Result
         Ok(b) => ("+OK", b),
         Err(b) => ("-ERR", b),
     };
-    write!(w, "{tag} {}\n", body.len())?;
+    writeln!(w, "{tag} {}", body.len())?;
     w.write_all(body.as_bytes())?;
     w.flush()
 }
@@ -238,9 +266,14 @@ pub struct Client {
 
 impl Client {
     pub fn connect(path: &Path) -> Result<Client, Error> {
-        let stream = UnixStream::connect(path)
-            .map_err(|source| Error::Connect { path: path.to_path_buf(), source })?;
-        Ok(Client { reader: BufReader::new(stream.try_clone()?), writer: stream })
+        let stream = UnixStream::connect(path).map_err(|source| Error::Connect {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(Client {
+            reader: BufReader::new(stream.try_clone()?),
+            writer: stream,
+        })
     }
 
     /// Sends one command; `Ok(Ok(body))` for `+OK`, `Ok(Err(body))` for `-ERR`, `Err` when the
@@ -270,7 +303,9 @@ fn read_reply(r: &mut impl BufRead) -> Result<Result<String, String>, Error> {
     } else {
         return Err(Error::Protocol(format!("unexpected reply line {head:?}")));
     };
-    let len: usize = len.parse().map_err(|_| Error::Protocol(format!("bad length in {head:?}")))?;
+    let len: usize = len
+        .parse()
+        .map_err(|_| Error::Protocol(format!("bad length in {head:?}")))?;
     let mut body = vec![0; len];
     r.read_exact(&mut body)?;
     let body = String::from_utf8_lossy(&body).into_owned();
@@ -280,7 +315,9 @@ fn read_reply(r: &mut impl BufRead) -> Result<Result<String, String>, Error> {
 /// Runs one command (`switchyard ctl "show calls"`): the reply body, or
 /// [`Error::Command`] with the daemon's error text.
 pub fn execute(path: &Path, command: &str) -> Result<String, Error> {
-    Client::connect(path)?.command(command)?.map_err(Error::Command)
+    Client::connect(path)?
+        .command(command)?
+        .map_err(Error::Command)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -425,11 +462,16 @@ impl CommandCompleter {
             if !word.starts_with(partial) {
                 continue;
             }
-            let ends_here = self
-                .commands
-                .iter()
-                .any(|c| c.len() == typed.len() + 1 && c[..typed.len()] == cmd[..typed.len()] && &c[typed.len()] == word);
-            let candidate = if ends_here { word.clone() } else { format!("{word} ") };
+            let ends_here = self.commands.iter().any(|c| {
+                c.len() == typed.len() + 1
+                    && c[..typed.len()] == cmd[..typed.len()]
+                    && &c[typed.len()] == word
+            });
+            let candidate = if ends_here {
+                word.clone()
+            } else {
+                format!("{word} ")
+            };
             if !out.contains(&candidate) {
                 out.push(candidate);
             }
@@ -462,12 +504,39 @@ mod tests {
 
     #[test]
     fn completion_is_multi_word() {
-        let c = CommandCompleter::new(&["show calls", "show channels", "show registrations", "status", "reload"]);
-        assert_eq!(c.complete_at("", 0), (0, vec!["exit".into(), "quit".into(), "reload".into(), "show ".into(), "status".into()]));
-        assert_eq!(c.complete_at("s", 1), (0, vec!["show ".into(), "status".into()]));
-        assert_eq!(c.complete_at("show c", 6), (5, vec!["calls".into(), "channels".into()]));
+        let c = CommandCompleter::new(&[
+            "show calls",
+            "show channels",
+            "show registrations",
+            "status",
+            "reload",
+        ]);
+        assert_eq!(
+            c.complete_at("", 0),
+            (
+                0,
+                vec![
+                    "exit".into(),
+                    "quit".into(),
+                    "reload".into(),
+                    "show ".into(),
+                    "status".into()
+                ]
+            )
+        );
+        assert_eq!(
+            c.complete_at("s", 1),
+            (0, vec!["show ".into(), "status".into()])
+        );
+        assert_eq!(
+            c.complete_at("show c", 6),
+            (5, vec!["calls".into(), "channels".into()])
+        );
         assert_eq!(c.complete_at("show  ch", 8), (6, vec!["channels".into()]));
-        assert_eq!(c.complete_at("show r", 6), (5, vec!["registrations".into()]));
+        assert_eq!(
+            c.complete_at("show r", 6),
+            (5, vec!["registrations".into()])
+        );
         assert_eq!(c.complete_at("show x", 6), (5, vec![]));
         assert_eq!(c.complete_at("status x", 8), (7, vec![]));
         assert_eq!(c.complete_at("bogus c", 7), (6, vec![]));
@@ -484,14 +553,28 @@ mod tests {
 
     #[test]
     fn reply_framing_round_trips() {
-        for reply in [Ok(String::new()), Ok("a\nb\n".to_owned()), Err("nope".to_owned()), Ok("日本".to_owned())] {
+        for reply in [
+            Ok(String::new()),
+            Ok("a\nb\n".to_owned()),
+            Err("nope".to_owned()),
+            Ok("日本".to_owned()),
+        ] {
             let mut wire = Vec::new();
             write_reply(&mut wire, &reply).unwrap();
             let mut r = io::Cursor::new(wire);
             assert_eq!(read_reply(&mut r).unwrap(), reply);
         }
-        assert!(matches!(read_reply(&mut io::Cursor::new(b"HELLO\n".to_vec())), Err(Error::Protocol(_))));
-        assert!(matches!(read_reply(&mut io::Cursor::new(b"+OK x\n".to_vec())), Err(Error::Protocol(_))));
-        assert!(matches!(read_reply(&mut io::Cursor::new(b"+OK 10\nshort".to_vec())), Err(Error::Io(_))));
+        assert!(matches!(
+            read_reply(&mut io::Cursor::new(b"HELLO\n".to_vec())),
+            Err(Error::Protocol(_))
+        ));
+        assert!(matches!(
+            read_reply(&mut io::Cursor::new(b"+OK x\n".to_vec())),
+            Err(Error::Protocol(_))
+        ));
+        assert!(matches!(
+            read_reply(&mut io::Cursor::new(b"+OK 10\nshort".to_vec())),
+            Err(Error::Io(_))
+        ));
     }
 }

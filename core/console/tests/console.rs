@@ -15,7 +15,9 @@ fn fake_dispatch() -> Dispatch {
         let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
         match cmd.split_whitespace().collect::<Vec<_>>().as_slice() {
             ["status"] => Ok("UP".into()),
-            ["show", "calls"] => Ok("uuid,caller,callee\na,1000,1001\nb,1002,9196\n\n2 total.\n".into()),
+            ["show", "calls"] => {
+                Ok("uuid,caller,callee\na,1000,1001\nb,1002,9196\n\n2 total.\n".into())
+            }
             ["count"] => Ok(n.to_string()),
             ["echo", rest @ ..] => Ok(rest.join(" ")),
             ["silent"] => Ok(String::new()),
@@ -36,7 +38,10 @@ fn execute_round_trip_ok_err_and_multi_line() {
     let server = serve(&path, fake_dispatch()).unwrap();
     assert_eq!(server.path(), path);
     assert_eq!(execute(&path, "status").unwrap(), "UP");
-    assert_eq!(execute(&path, "  show   calls \r").unwrap(), "uuid,caller,callee\na,1000,1001\nb,1002,9196\n\n2 total.\n");
+    assert_eq!(
+        execute(&path, "  show   calls \r").unwrap(),
+        "uuid,caller,callee\na,1000,1001\nb,1002,9196\n\n2 total.\n"
+    );
     assert_eq!(execute(&path, "silent").unwrap(), "");
     assert_eq!(execute(&path, "echo héllo wörld").unwrap(), "héllo wörld");
     match execute(&path, "frobnicate") {
@@ -71,8 +76,15 @@ fn many_commands_on_one_connection_in_order() {
     let _server = serve(&path, fake_dispatch()).unwrap();
     let mut client = Client::connect(&path).unwrap();
     for i in 1..=200 {
-        assert_eq!(client.command("count").unwrap(), Ok(i.to_string()));
-        assert_eq!(client.command("bad").unwrap(), Err("unknown command: bad".into()));
+        // The fake counts every dispatched command, the failing ones too.
+        assert_eq!(
+            client.command("count").unwrap(),
+            Ok((2 * i - 1).to_string())
+        );
+        assert_eq!(
+            client.command("bad").unwrap(),
+            Err("unknown command: bad".into())
+        );
     }
 }
 
@@ -142,7 +154,10 @@ fn socket_is_private_stale_file_replaced_live_one_refused_and_removed_on_shutdow
     let mode = std::fs::metadata(&path).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
     // A second daemon must not steal the socket of a running one.
-    assert!(matches!(serve(&path, fake_dispatch()), Err(Error::InUse { .. })));
+    assert!(matches!(
+        serve(&path, fake_dispatch()),
+        Err(Error::InUse { .. })
+    ));
     assert_eq!(execute(&path, "status").unwrap(), "UP");
 
     // An open idle connection does not keep shutdown waiting.
@@ -151,7 +166,10 @@ fn socket_is_private_stale_file_replaced_live_one_refused_and_removed_on_shutdow
     assert!(!path.exists());
     assert!(idle.command("status").is_err());
     let e = execute(&path, "status").unwrap_err().to_string();
-    assert!(e.starts_with("is the daemon running? cannot connect to "), "{e}");
+    assert!(
+        e.starts_with("is the daemon running? cannot connect to "),
+        "{e}"
+    );
     assert!(e.contains("console.sock"), "{e}");
 
     // A regular file in the way is not deleted.
@@ -184,7 +202,11 @@ fn script_mode_without_daemon_reports_and_continues() {
     run_script(&path, "status\nstatus\n".as_bytes(), &mut out).unwrap();
     let out = String::from_utf8(out).unwrap();
     assert_eq!(out.lines().count(), 2, "{out}");
-    assert!(out.lines().all(|l| l.starts_with("-ERR is the daemon running? cannot connect to ")), "{out}");
+    assert!(
+        out.lines()
+            .all(|l| l.starts_with("-ERR is the daemon running? cannot connect to ")),
+        "{out}"
+    );
 }
 
 #[test]
@@ -223,7 +245,12 @@ fn script_mode_reconnects_after_daemon_restart() {
     let p = path.clone();
     let runner = std::thread::spawn(move || {
         let mut out = Notify(Vec::new(), out_tx);
-        run_script(&p, std::io::BufReader::new(ChanReader(line_rx, Vec::new())), &mut out).unwrap();
+        run_script(
+            &p,
+            std::io::BufReader::new(ChanReader(line_rx, Vec::new())),
+            &mut out,
+        )
+        .unwrap();
         String::from_utf8(out.0).unwrap()
     });
     line_tx.send("count\n".into()).unwrap();
@@ -251,18 +278,31 @@ fn interactive_with_piped_stdin() {
     let path = socket(&dir);
     let _server = serve(&path, fake_dispatch()).unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "interactive_with_piped_stdin", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "interactive_with_piped_stdin",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, &path)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(b"status\nnope\necho piped\nexit\necho after-exit\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"status\nnope\necho piped\nexit\necho after-exit\n")
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(stdout.contains("UP\n-ERR unknown command: nope\npiped\n"), "{stdout}");
+    assert!(
+        stdout.contains("UP\n-ERR unknown command: nope\npiped\n"),
+        "{stdout}"
+    );
     assert!(!stdout.contains("after-exit"), "{stdout}");
     assert!(stdout.contains("left-console"), "{stdout}");
 }

@@ -126,15 +126,7 @@ fn fnv1a(b: &[u8]) -> u64 {
 }
 
 fn unfold(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for part in s.split(|c: char| matches!(c, '\r' | '\n')) {
-        let p = part.trim_start_matches([' ', '\t']);
-        if !out.is_empty() && !p.is_empty() && p.len() != part.len() {
-            out.push(' ');
-        }
-        out.push_str(p);
-    }
-    out
+    crate::header::unfold(s).into_owned()
 }
 
 /// A From/To value that re-parses: as is, or its `<uri>` and whichever params are valid.

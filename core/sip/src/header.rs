@@ -465,6 +465,30 @@ pub(crate) fn unquote(inner: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// A folded value (RFC 3261 §7.3.1) with each line break and the WSP after it turned into
+/// one space; borrowed when there was no fold.
+pub(crate) fn unfold(s: &str) -> Cow<'_, str> {
+    if !s.bytes().any(|c| c == b'\r' || c == b'\n') {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut pending = false;
+    for ch in s.chars() {
+        match ch {
+            '\r' | '\n' => pending = true,
+            ' ' | '\t' if pending => {}
+            c => {
+                if pending && !out.is_empty() && !out.ends_with(' ') {
+                    out.push(' ');
+                }
+                pending = false;
+                out.push(c);
+            }
+        }
+    }
+    Cow::Owned(out)
+}
+
 fn collapse_lws(s: &str) -> Cow<'_, str> {
     let b = s.as_bytes();
     let needs = b.windows(2).any(|w| is_lws(w[0]) && is_lws(w[1])) || b.iter().any(|&c| matches!(c, b'\t' | b'\r' | b'\n'));

@@ -42,7 +42,9 @@ pub enum Error {
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     /// The database was written by a newer Switchyard; we refuse to downgrade it.
-    #[error("database schema version {found} is newer than this build supports ({supported}); upgrade switchyard")]
+    #[error(
+        "database schema version {found} is newer than this build supports ({supported}); upgrade switchyard"
+    )]
     SchemaTooNew { found: i64, supported: i64 },
     /// The storage thread has exited (after `shutdown`, or it panicked).
     #[error("the storage thread is not running")]
@@ -202,7 +204,10 @@ fn configure(conn: &Connection) -> Result<(), Error> {
 fn migrate(conn: &mut Connection) -> Result<(), Error> {
     let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if found > SCHEMA_VERSION {
-        return Err(Error::SchemaTooNew { found, supported: SCHEMA_VERSION });
+        return Err(Error::SchemaTooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        });
     }
     for (version, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         let tx = conn.transaction()?;
@@ -253,12 +258,17 @@ impl Store {
     }
 
     pub fn remove_binding(&self, user: &str, contact: &str) {
-        self.send(Request::RemoveBinding { user: user.to_owned(), contact: contact.to_owned() });
+        self.send(Request::RemoveBinding {
+            user: user.to_owned(),
+            contact: contact.to_owned(),
+        });
     }
 
     /// RFC 3261 §10.2.2: `Contact: *` with `Expires: 0` removes every binding of the AOR.
     pub fn remove_all_bindings(&self, user: &str) {
-        self.send(Request::RemoveAllBindings { user: user.to_owned() });
+        self.send(Request::RemoveAllBindings {
+            user: user.to_owned(),
+        });
     }
 
     /// Removes every binding with `expires_unix <= now_unix`.
@@ -294,7 +304,7 @@ struct StorageThread {
 }
 
 impl StorageThread {
-    fn run(mut self, rx: Receiver<Request>) {
+    fn run(self, rx: Receiver<Request>) {
         let mut pending: Option<Request> = None;
         let mut draining = false;
         loop {
@@ -456,7 +466,8 @@ fn apply_binding_write(conn: &Connection, req: &Request) -> Result<(), rusqlite:
                 .execute(params![user, contact])?;
         }
         Request::RemoveAllBindings { user } => {
-            conn.prepare_cached("DELETE FROM registration WHERE user = ?1")?.execute([user])?;
+            conn.prepare_cached("DELETE FROM registration WHERE user = ?1")?
+                .execute([user])?;
         }
         Request::RemoveExpiredBindings { now_unix } => {
             conn.prepare_cached("DELETE FROM registration WHERE expires_unix <= ?1")?
