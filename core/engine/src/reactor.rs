@@ -120,10 +120,14 @@ impl Reactor {
 
     /// SIGTERM and SIGINT arrive through a self-pipe so the handler does nothing unsafe.
     pub fn watch_signals(&mut self) -> io::Result<()> {
-        let (mut reader, writer) = UnixStream::pair()?;
+        let (reader, writer) = std::os::unix::net::UnixStream::pair()?;
+        reader.set_nonblocking(true)?;
+        // signal-hook writes from the handler; a full pipe must not block it.
+        writer.set_nonblocking(true)?;
         for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
             signal_hook::low_level::pipe::register(signal, writer.try_clone()?)?;
         }
+        let mut reader = UnixStream::from_std(reader);
         self.poll.registry().register(&mut reader, SIGNALS, Interest::READABLE)?;
         self.signals = Some(reader);
         Ok(())

@@ -188,7 +188,8 @@ impl<'a> Recovered<'a> {
             Err(e) => std::str::from_utf8(&raw[..e.valid_up_to()]).ok()?,
         };
         let mut lines = head.split('\n');
-        let first = lines.next()?.trim_end_matches('\r');
+        let first_raw = lines.next()?;
+        let first = first_raw.trim_end_matches('\r');
         let method = first.split(' ').next().filter(|m| is_token(m))?;
         let mut rec = Recovered {
             method: Method::from_token(method),
@@ -201,7 +202,7 @@ impl<'a> Recovered<'a> {
         };
         // Re-join folded lines: work on (name, value) pairs where value spans continuation lines.
         let mut entries: Vec<(&str, usize, usize)> = Vec::new();
-        let mut off = first.len() + 1;
+        let mut off = first_raw.len() + 1;
         for line in lines {
             let lstart = off;
             off += line.len() + 1;
@@ -322,7 +323,7 @@ mod tests {
         assert_eq!(salvage_via("SIP/2.0/UDP 192.0.2.15;;,;,,").as_deref(), Some("SIP/2.0/UDP 192.0.2.15"));
         assert_eq!(
             salvage_via("SIP/2.0/UDP h:5060;branch=z9hG4bK1;;x=\"a b\"").as_deref(),
-            Some("SIP/2.0/UDP h:5060;branch=z9hG4bK1")
+            Some("SIP/2.0/UDP h:5060;branch=z9hG4bK1;x=\"a b\"")
         );
     }
 }

@@ -368,7 +368,11 @@ impl Message {
 
     /// First occurrence's value, trimmed (folded values keep their line breaks).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers(name).next()
+        let kind = HeaderKind::of(name);
+        self.headers
+            .iter()
+            .find(|h| h.kind == kind && (kind != HeaderKind::Other || self.s(h.name).eq_ignore_ascii_case(name)))
+            .map(|h| self.s(h.value))
     }
 
     /// Every occurrence; the name is case-insensitive and compact forms are equal to long ones.
@@ -776,7 +780,7 @@ Call-ID: a84b4c76e66710@pc33.atlanta.example.com\r\n\
 CSeq: 314159 INVITE\r\n\
 Contact: <sip:alice@pc33.atlanta.example.com>\r\n\
 Content-Type: application/sdp\r\n\
-Content-Length: 4\r\n\r\nv=0\r\n";
+Content-Length: 5\r\n\r\nv=0\r\n";
 
     #[test]
     fn parses_basic_invite() {
@@ -790,7 +794,7 @@ Content-Length: 4\r\n\r\nv=0\r\n";
         assert_eq!(m.to().tag(), None);
         assert_eq!(m.top_via().branch(), Some("z9hG4bK776asdhds"));
         assert_eq!(m.max_forwards(), Some(70));
-        assert_eq!(m.body(), b"v=0");
+        assert_eq!(m.body(), b"v=0\r\n");
         assert_eq!(m.content_type(), Some("application/sdp"));
         assert_eq!(m.header("v"), m.header("VIA"));
         assert_eq!(m.iter_headers().count(), 9);
@@ -813,7 +817,7 @@ Content-Length: 4\r\n\r\nv=0\r\n";
         }
         let (m, n) = Message::parse_stream(&data).unwrap().unwrap();
         assert_eq!(n, 4 + INVITE.len());
-        assert_eq!(m.body(), b"v=0");
+        assert_eq!(m.body(), b"v=0\r\n");
         let (_, n2) = Message::parse_stream(&data[n..]).unwrap().unwrap();
         assert_eq!(n2, INVITE.len());
     }

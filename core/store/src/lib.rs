@@ -82,6 +82,12 @@ pub struct Cdr {
     pub b_call_id: Option<String>,
     /// Who hung up: "caller", "callee" or "system".
     pub hangup_side: String,
+    /// RTP packets the relay received from the caller (a-leg) and sent to it.
+    pub rtp_a_in: i64,
+    pub rtp_a_out: i64,
+    /// RTP packets the relay received from the callee (b-leg) and sent to it.
+    pub rtp_b_in: i64,
+    pub rtp_b_out: i64,
 }
 
 /// A registration binding (RFC 3261 §10.3): one Contact of one address-of-record.
@@ -169,7 +175,11 @@ const MIGRATIONS: &[&str] = &["
         b_sip_code    INTEGER,
         a_call_id     TEXT NOT NULL,
         b_call_id     TEXT,
-        hangup_side   TEXT NOT NULL
+        hangup_side   TEXT NOT NULL,
+        rtp_a_in      INTEGER NOT NULL DEFAULT 0,
+        rtp_a_out     INTEGER NOT NULL DEFAULT 0,
+        rtp_b_in      INTEGER NOT NULL DEFAULT 0,
+        rtp_b_out     INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX cdr_end_ms ON cdr(end_ms);
     CREATE TABLE registration (
@@ -395,8 +405,9 @@ impl StorageThread {
         let mut stmt = self.conn.prepare_cached(
             "INSERT INTO cdr (uuid, caller, callee, destination, start_ms, answer_ms, end_ms,
                 duration_s, billsec_s, hangup_cause, a_sip_code, b_sip_code, a_call_id, b_call_id,
-                hangup_side)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                hangup_side, rtp_a_in, rtp_a_out, rtp_b_in, rtp_b_out)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                ?18, ?19)",
         )?;
         stmt.execute(params![
             c.uuid,
@@ -414,6 +425,10 @@ impl StorageThread {
             c.a_call_id,
             c.b_call_id,
             c.hangup_side,
+            c.rtp_a_in,
+            c.rtp_a_out,
+            c.rtp_b_in,
+            c.rtp_b_out,
         ])?;
         Ok(())
     }
@@ -430,7 +445,8 @@ impl StorageThread {
     fn recent_cdrs(&self, limit: usize) -> Result<Vec<Cdr>, Error> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT uuid, caller, callee, destination, start_ms, answer_ms, end_ms, duration_s,
-                billsec_s, hangup_cause, a_sip_code, b_sip_code, a_call_id, b_call_id, hangup_side
+                billsec_s, hangup_cause, a_sip_code, b_sip_code, a_call_id, b_call_id, hangup_side,
+                rtp_a_in, rtp_a_out, rtp_b_in, rtp_b_out
              FROM cdr ORDER BY end_ms DESC, id DESC LIMIT ?1",
         )?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -508,5 +524,9 @@ fn cdr_from_row(r: &Row<'_>) -> rusqlite::Result<Cdr> {
         a_call_id: r.get(12)?,
         b_call_id: r.get(13)?,
         hangup_side: r.get(14)?,
+        rtp_a_in: r.get(15)?,
+        rtp_a_out: r.get(16)?,
+        rtp_b_in: r.get(17)?,
+        rtp_b_out: r.get(18)?,
     })
 }

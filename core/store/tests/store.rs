@@ -21,6 +21,10 @@ fn cdr(uuid: &str, end_ms: i64) -> Cdr {
         a_call_id: format!("a-{uuid}@127.0.0.1"),
         b_call_id: Some(format!("b-{uuid}")),
         hangup_side: "caller".into(),
+        rtp_a_in: 500,
+        rtp_a_out: 498,
+        rtp_b_in: 499,
+        rtp_b_out: 501,
     }
 }
 
@@ -32,6 +36,10 @@ fn unanswered(uuid: &str, end_ms: i64) -> Cdr {
         a_sip_code: Some(487),
         b_sip_code: None,
         b_call_id: None,
+        rtp_a_in: 0,
+        rtp_a_out: 0,
+        rtp_b_in: 0,
+        rtp_b_out: 0,
         ..cdr(uuid, end_ms)
     }
 }
