@@ -192,6 +192,33 @@ impl Baresip {
         self.command("hangup", "");
     }
 
+    /// All `dump-*-dec.wav` recordings (what it heard), one per call.
+    pub fn heard_wavs(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(self.dir.path().join("rec"))
+            .map(|rd| {
+                rd.filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.to_string_lossy().ends_with("-dec.wav"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Waits until a recording not in `before` holds at least `secs` seconds of 8 kHz
+    /// 16-bit audio, and returns it.
+    pub fn wait_new_recording(&self, before: &[PathBuf], secs: u64, timeout: Duration) -> PathBuf {
+        crate::wait_until(
+            timeout,
+            &format!("{secs} s of audio recorded by baresip {}", self.cfg.user),
+            || {
+                self.heard_wavs().into_iter().find(|p| {
+                    !before.contains(p) && p.metadata().map(|m| m.len() >= 44 + secs * 16000).unwrap_or(false)
+                })
+            },
+            || tail(&self.log(), 40),
+        )
+    }
+
     /// The most recent `dump-*-dec.wav` (what it heard), if any.
     pub fn heard_wav(&self) -> Option<PathBuf> {
         newest(&self.dir.path().join("rec"), "-dec.wav")

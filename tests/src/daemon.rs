@@ -108,9 +108,8 @@ pub struct DaemonBuilder {
 }
 
 impl DaemonBuilder {
-    /// Sets `key = value` in switchyard.toml (value is TOML text, e.g. `"3"` or `"\"x\""`):
-    /// replaces the line defining `key` wherever it is; when absent, inserts it before the
-    /// first table header (a top-level key).
+    /// Sets `key = value` in switchyard.toml; `key` is `"table.key"` (e.g.
+    /// `"calls.no_answer_timeout_secs"`), value is TOML text (`"3"`, `"\"x\""`).
     pub fn set(mut self, key: &str, value: &str) -> Self {
         self.overrides.push((key.to_string(), value.to_string()));
         self
@@ -133,8 +132,8 @@ impl DaemonBuilder {
         let main = conf.path().join("switchyard.toml");
         let mut text = std::fs::read_to_string(&main).expect("read switchyard.toml");
         let mut overrides = vec![
-            ("rtp_port_min".to_string(), lo.to_string()),
-            ("rtp_port_max".to_string(), hi.to_string()),
+            ("media.rtp_port_min".to_string(), lo.to_string()),
+            ("media.rtp_port_max".to_string(), hi.to_string()),
         ];
         overrides.extend(self.overrides.clone());
         for (k, v) in &overrides {
@@ -154,28 +153,53 @@ impl DaemonBuilder {
     }
 }
 
+/// Sets `key` (`"table.key"` or a bare top-level `"key"`) in TOML text: replaces the line
+/// defining it when present; otherwise adds it under its `[table]` header (appending the
+/// table if missing).
 fn set_toml_key(text: &str, key: &str, value: &str) -> String {
-    let mut out = Vec::new();
+    let (table, name) = match key.rsplit_once('.') {
+        Some((t, n)) => (Some(t), n),
+        None => (None, key),
+    };
+    let mut out: Vec<String> = Vec::new();
     let mut done = false;
+    let mut current: Option<String> = None;
     for line in text.lines() {
-        let t = line.trim_start();
-        let is_key = t
-            .strip_prefix(key)
-            .map(|rest| rest.trim_start().starts_with('='))
-            .unwrap_or(false);
+        let t = line.trim();
+        if t.starts_with('[') {
+            current = Some(t.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+        }
+        let same_table = match table {
+            Some(tb) => current.as_deref() == Some(tb),
+            None => current.is_none(),
+        };
+        let is_key = same_table
+            && t.strip_prefix(name).map(|rest| rest.trim_start().starts_with('=')).unwrap_or(false);
         if is_key && !done {
-            out.push(format!("{key} = {value}"));
+            out.push(format!("{name} = {value}"));
             done = true;
         } else {
             out.push(line.to_string());
         }
     }
     if !done {
-        let pos = out
-            .iter()
-            .position(|l| l.trim_start().starts_with('['))
-            .unwrap_or(out.len());
-        out.insert(pos, format!("{key} = {value}"));
+        match table {
+            None => {
+                let pos = out.iter().position(|l| l.trim_start().starts_with('[')).unwrap_or(out.len());
+                out.insert(pos, format!("{name} = {value}"));
+            }
+            Some(tb) => {
+                let header = format!("[{tb}]");
+                match out.iter().position(|l| l.trim() == header) {
+                    Some(pos) => out.insert(pos + 1, format!("{name} = {value}")),
+                    None => {
+                        out.push(String::new());
+                        out.push(header);
+                        out.push(format!("{name} = {value}"));
+                    }
+                }
+            }
+        }
     }
     out.join("\n") + "\n"
 }
@@ -499,5 +523,22 @@ impl Drop for Daemon {
         if std::thread::panicking() {
             eprintln!("{}", self.log_tail());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::set_toml_key;
+
+    #[test]
+    fn toml_override_replaces_inserts_and_appends() {
+        let t = "[media]\nrtp_port_min = 20000\n[calls]\nno_answer_timeout_secs = 30\n";
+        let t = set_toml_key(t, "media.rtp_port_min", "21000");
+        let t = set_toml_key(&t, "calls.max_calls", "5");
+        let t = set_toml_key(&t, "auth.max_failures", "3");
+        assert_eq!(
+            t,
+            "[media]\nrtp_port_min = 21000\n[calls]\nmax_calls = 5\nno_answer_timeout_secs = 30\n\n[auth]\nmax_failures = 3\n"
+        );
     }
 }

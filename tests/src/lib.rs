@@ -90,3 +90,72 @@ pub fn tail(text: &str, n: usize) -> String {
     let start = lines.len().saturating_sub(n);
     lines[start..].join("\n")
 }
+
+/// Starts a SIPp callee on the slot's UAS ports running `tests/sipp/<scenario>.xml` and
+/// registers `user` with a Contact pointing at it (a separate REGISTER-only SIPp).
+pub fn sipp_callee(d: &Daemon, scenario: &str, user: &str, args: &[&str]) -> Sipp {
+    use slot::offset;
+    let port = d.slot().port(offset::SIPP_UAS);
+    let p = port.to_string();
+    let mp = d.slot().port(offset::SIPP_UAS_MEDIA).to_string();
+    let mut all = vec!["-p", &p, "-mp", &mp];
+    all.extend_from_slice(args);
+    let uas = Sipp::spawn(scenario, None, &all);
+    sipp::register(d.sip_port(), d.slot().port(offset::SIPP_REG), user, port, 3600);
+    uas
+}
+
+/// Starts a SIPp caller (`-key caller`, auth `pass<caller>`) on the slot's UAC ports,
+/// calling `callee` through the daemon.
+pub fn sipp_caller(
+    d: &Daemon,
+    scenario: &str,
+    substitutions: &[(&str, &str)],
+    caller: &str,
+    callee: &str,
+    args: &[&str],
+) -> Sipp {
+    use slot::offset;
+    let p = d.slot().port(offset::SIPP_UAC).to_string();
+    let mp = d.slot().port(offset::SIPP_UAC_MEDIA).to_string();
+    let pass = format!("pass{caller}");
+    let mut all = vec![
+        "-p", &p, "-mp", &mp, "-s", callee, "-key", "caller", caller, "-au", caller, "-ap", &pass,
+    ];
+    all.extend_from_slice(args);
+    Sipp::spawn_with(scenario, substitutions, Some(d.sip_port()), &all)
+}
+
+/// The substitutions for `uac_final.xml`: accept any of `codes` as the final response,
+/// with or without a preceding 407 (the last `recv` mandatory, as SIPp requires).
+pub fn finals(codes: &[u16]) -> Vec<(String, String)> {
+    let block = |label: &str| {
+        let mut s = String::new();
+        for (i, c) in codes.iter().enumerate() {
+            let optional = if i + 1 < codes.len() { " optional=\"true\"" } else { "" };
+            s.push_str(&format!("  <recv response=\"{c}\"{optional} next=\"{label}\"/>\n"));
+        }
+        s
+    };
+    vec![("__FINALS1__".into(), block("ack1")), ("__FINALS2__".into(), block("ack2"))]
+}
+
+/// Runs `uac_final.xml` from the caller port at slot offset `off` and returns the outcome
+/// (one call expecting one of `codes`).
+pub fn call_expecting(d: &Daemon, off: u16, caller: &str, callee: &str, codes: &[u16]) -> SippOutcome {
+    let subs = finals(codes);
+    let subs: Vec<(&str, &str)> = subs.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let p = d.slot().port(off).to_string();
+    let mp = d.slot().port(off + 2).to_string();
+    let pass = format!("pass{caller}");
+    let mut s = Sipp::spawn_with(
+        "uac_final",
+        &subs,
+        Some(d.sip_port()),
+        &[
+            "-p", &p, "-mp", &mp, "-s", callee, "-key", "caller", caller, "-au", caller, "-ap", &pass, "-m", "1",
+            "-recv_timeout", "15000", "-timeout", "30",
+        ],
+    );
+    s.wait(Duration::from_secs(35))
+}

@@ -423,6 +423,8 @@ impl Switch {
                 TxEvent::Response { tx, msg } => self.on_response(now, tx, msg),
                 TxEvent::ClientTimeout { tx } => self.on_client_timeout(now, tx),
                 TxEvent::ServerAckTimeout { tx } => self.on_ack_timeout(now, tx),
+                // A 2xx outliving its transaction: our ACK was lost, send it again.
+                TxEvent::StrayResponse { msg } => self.resend_ack(&msg),
                 _ => {}
             }
         }

@@ -1,1 +1,394 @@
-//! switchyard-media
+//! switchyard-media: the anchored RTP relay.
+//!
+//! A B2BUA with anchored media gives each call leg an [`Endpoint`] (an even RTP port and the
+//! RTCP port above it) and relays packets between the two legs' endpoints. The relay runs on
+//! `threads` media reactors (mio), each owning its sockets; a call's two endpoints live on the
+//! same reactor. Callers talk to the reactors through [`MediaEngine`]: each method sends a
+//! command over a channel and wakes the reactor with its [`mio::Waker`].
+//!
+//! Media never waits: the packet path does no blocking I/O, takes no lock and allocates
+//! nothing. It reads into one fixed buffer per reactor, finds the endpoint by its mio token
+//! (an index), checks the RTP header and sends the packet on. Statistics are per-endpoint
+//! atomics that [`MediaEngine::stats`] reads from any thread.
+#![forbid(unsafe_code)]
+
+mod reactor;
+pub mod rtp;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use reactor::{Command, MediaReactor};
+
+/// Errors of the media engine.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Every even/odd port pair of the configured range is taken.
+    #[error("no free RTP port pair in the configured range")]
+    PortsExhausted,
+    #[error("invalid media configuration: {0}")]
+    Config(&'static str),
+    /// The media threads have stopped (after [`MediaEngine::shutdown`] or a crash).
+    #[error("the media threads have stopped")]
+    Stopped,
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Where and how the relay runs.
+#[derive(Clone, Debug)]
+pub struct MediaConfig {
+    /// The address RTP binds to and that the SDP we send advertises.
+    pub ip: IpAddr,
+    /// The port range, inclusive. RTP takes the even ports (RFC 3550 §11), RTCP the odd ones.
+    pub port_min: u16,
+    pub port_max: u16,
+    /// How long an active endpoint may go without receiving RTP before [`MediaEvent::RtpTimeout`].
+    pub rtp_timeout: Duration,
+    /// Media reactor threads (at least 1).
+    pub threads: usize,
+}
+
+/// A handle to one endpoint: which media thread, its slot there, and a generation so a stale
+/// handle never reaches an endpoint that reused the slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct EndpointId {
+    thread: u16,
+    key: u32,
+    generation: u32,
+}
+
+/// An allocated endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    pub id: EndpointId,
+    /// The RTP address; RTCP is on `local.port() + 1`.
+    pub local: SocketAddr,
+}
+
+/// What the media threads report.
+#[derive(Debug)]
+pub enum MediaEvent {
+    /// No RTP received on this endpoint for `rtp_timeout` while it was active (bridged or
+    /// echoing and not on hold). Reported once; it re-arms when RTP flows again.
+    RtpTimeout { endpoint: EndpointId },
+}
+
+/// Counters of one endpoint. `packets_in`/`bytes_in` count every datagram received on its RTP
+/// and RTCP ports; `packets_out`/`bytes_out` what it sent; `packets_dropped` what it received
+/// and did not relay (not RTP/RTCP, not bridged yet, or no destination known).
+#[derive(Clone, Debug, Default)]
+pub struct EndpointStats {
+    pub packets_in: u64,
+    pub packets_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub packets_dropped: u64,
+    /// Where RTP goes: from the SDP, or the source of received RTP once latched.
+    pub remote: Option<SocketAddr>,
+    /// The remote was learned from received RTP (symmetric RTP, RFC 4961).
+    pub latched: bool,
+}
+
+/// Per-endpoint counters, written by its media thread only (Relaxed is enough: each is a
+/// monotonic counter read for reporting).
+#[derive(Default)]
+pub(crate) struct Counters {
+    packets_in: AtomicU64,
+    packets_out: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    packets_dropped: AtomicU64,
+    latched: AtomicBool,
+    /// Written on set_remote and latching only, never per packet.
+    remote: Mutex<Option<SocketAddr>>,
+}
+
+impl Counters {
+    fn received(&self, bytes: usize) {
+        self.packets_in.fetch_add(1, Ordering::Relaxed);
+        self.bytes_in.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    fn sent(&self, bytes: usize) {
+        self.packets_out.fetch_add(1, Ordering::Relaxed);
+        self.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    fn dropped(&self) {
+        self.packets_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn set_remote(&self, remote: Option<SocketAddr>, latched: bool) {
+        *self.remote.lock().unwrap_or_else(|e| e.into_inner()) = remote;
+        self.latched.store(latched, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> EndpointStats {
+        EndpointStats {
+            packets_in: self.packets_in.load(Ordering::Relaxed),
+            packets_out: self.packets_out.load(Ordering::Relaxed),
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out.load(Ordering::Relaxed),
+            packets_dropped: self.packets_dropped.load(Ordering::Relaxed),
+            remote: *self.remote.lock().unwrap_or_else(|e| e.into_inner()),
+            latched: self.latched.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The caller's side of one media thread.
+struct MediaThread {
+    commands: mpsc::Sender<Command>,
+    waker: mio::Waker,
+    /// Endpoints living on this thread: slot key -> (generation, counters). The media thread
+    /// uses the same keys for its own table, so handles resolve without a round trip. Locked on
+    /// allocate, release and stats; never by the media thread.
+    endpoints: Mutex<BTreeMap<u32, (u32, Arc<Counters>)>>,
+}
+
+struct Shared {
+    config: MediaConfig,
+    threads: Vec<MediaThread>,
+    joins: Mutex<Vec<JoinHandle<()>>>,
+    next_thread: AtomicUsize,
+    next_generation: AtomicU32,
+    /// Index of the next port pair to try, so allocation walks the range instead of hammering
+    /// the same recently released ports.
+    next_pair: Mutex<usize>,
+}
+
+/// The media engine: a cheap, cloneable handle to the media threads.
+#[derive(Clone)]
+pub struct MediaEngine {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for MediaEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaEngine").field("config", &self.shared.config).finish_non_exhaustive()
+    }
+}
+
+impl MediaEngine {
+    /// Starts the media threads (named `media-0`, `media-1`...). `notify` is called from a
+    /// media thread for each event; it must not block (send on a channel and wake a reactor).
+    pub fn start(config: MediaConfig, notify: Box<dyn Fn(MediaEvent) + Send + Sync>) -> Result<MediaEngine, Error> {
+        if config.threads == 0 || config.threads > usize::from(u16::MAX) {
+            return Err(Error::Config("threads must be between 1 and 65535"));
+        }
+        if config.port_max < config.port_min {
+            return Err(Error::Config("port_max is below port_min"));
+        }
+        if config.rtp_timeout.is_zero() {
+            return Err(Error::Config("rtp_timeout must be positive"));
+        }
+        let notify: Arc<dyn Fn(MediaEvent) + Send + Sync> = Arc::from(notify);
+        let mut threads = Vec::with_capacity(config.threads);
+        let mut joins = Vec::with_capacity(config.threads);
+        for index in 0..config.threads {
+            let poll = mio::Poll::new()?;
+            let waker = mio::Waker::new(poll.registry(), reactor::WAKER)?;
+            let (commands, receiver) = mpsc::channel();
+            let reactor = MediaReactor::new(index as u16, poll, receiver, config.rtp_timeout, notify.clone());
+            let join = std::thread::Builder::new().name(format!("media-{index}")).spawn(move || reactor.run())?;
+            threads.push(MediaThread { commands, waker, endpoints: Mutex::new(BTreeMap::new()) });
+            joins.push(join);
+        }
+        Ok(MediaEngine {
+            shared: Arc::new(Shared {
+                config,
+                threads,
+                joins: Mutex::new(joins),
+                next_thread: AtomicUsize::new(0),
+                next_generation: AtomicU32::new(1),
+                next_pair: Mutex::new(0),
+            }),
+        })
+    }
+
+    /// Two endpoints on the same media thread (a call's media lives on one thread), bound
+    /// here, on the caller's thread, from the configured range; threads taken round-robin.
+    pub fn allocate_pair(&self) -> Result<(Endpoint, Endpoint), Error> {
+        let thread = self.pick_thread();
+        let a = self.allocate_on(thread)?;
+        match self.allocate_on(thread) {
+            Ok(b) => Ok((a, b)),
+            Err(e) => {
+                self.release(a.id);
+                Err(e)
+            }
+        }
+    }
+
+    /// One endpoint (an echo test, an IVR leg).
+    pub fn allocate(&self) -> Result<Endpoint, Error> {
+        self.allocate_on(self.pick_thread())
+    }
+
+    fn pick_thread(&self) -> usize {
+        self.shared.next_thread.fetch_add(1, Ordering::Relaxed) % self.shared.threads.len()
+    }
+
+    fn allocate_on(&self, thread: usize) -> Result<Endpoint, Error> {
+        let (rtp, rtcp) = self.bind_pair()?;
+        let local = rtp.local_addr()?;
+        rtp.set_nonblocking(true)?;
+        rtcp.set_nonblocking(true)?;
+        let generation = self.shared.next_generation.fetch_add(1, Ordering::Relaxed);
+        let counters = Arc::new(Counters::default());
+        let media = &self.shared.threads[thread];
+        let key = {
+            let mut endpoints = lock(&media.endpoints);
+            // The lowest free key keeps the media thread's table dense.
+            let key = (0u32..).find(|k| !endpoints.contains_key(k)).unwrap_or(u32::MAX);
+            endpoints.insert(key, (generation, counters.clone()));
+            key
+        };
+        let id = EndpointId { thread: thread as u16, key, generation };
+        let add = Command::Add {
+            id,
+            rtp: mio::net::UdpSocket::from_std(rtp),
+            rtcp: mio::net::UdpSocket::from_std(rtcp),
+            counters,
+        };
+        if !self.send(id, add) {
+            lock(&media.endpoints).remove(&key);
+            return Err(Error::Stopped);
+        }
+        Ok(Endpoint { id, local })
+    }
+
+    /// Binds an even RTP port and the odd RTCP port above it, skipping pairs in use.
+    fn bind_pair(&self) -> Result<(UdpSocket, UdpSocket), Error> {
+        let config = &self.shared.config;
+        let first = u32::from(config.port_min).next_multiple_of(2);
+        let max = u32::from(config.port_max);
+        if first + 1 > max {
+            return Err(Error::PortsExhausted);
+        }
+        let pairs = ((max - 1 - first) / 2 + 1) as usize;
+        let mut next = lock(&self.shared.next_pair);
+        for attempt in 0..pairs {
+            let index = (*next + attempt) % pairs;
+            let port = (first + 2 * index as u32) as u16;
+            let rtp = match UdpSocket::bind(SocketAddr::new(config.ip, port)) {
+                Ok(socket) => socket,
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => continue,
+                Err(e) => return Err(e.into()),
+            };
+            match UdpSocket::bind(SocketAddr::new(config.ip, port + 1)) {
+                Ok(rtcp) => {
+                    *next = (index + 1) % pairs;
+                    return Ok((rtp, rtcp));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::PortsExhausted)
+    }
+
+    /// Where to send to this endpoint's far end, from its SDP. Until RTP arrives from another
+    /// address, which then wins (symmetric RTP, RFC 4961: phones behind NAT send from the
+    /// address they receive on). Calling this again (a re-INVITE) re-arms latching.
+    pub fn set_remote(&self, ep: EndpointId, remote: SocketAddr) {
+        self.send(ep, Command::SetRemote(ep, remote));
+    }
+
+    /// Relays RTP and RTCP between two endpoints of the same media thread: packets in on `a`
+    /// leave from `b` to b's remote, and the other way round. Payloads pass untouched.
+    pub fn bridge(&self, a: EndpointId, b: EndpointId) {
+        if a.thread != b.thread {
+            tracing::error!(?a, ?b, "cannot bridge endpoints of different media threads");
+            return;
+        }
+        self.send(a, Command::Bridge(a, b));
+    }
+
+    /// Sends every packet received on `ep` back to its source (the echo test).
+    pub fn echo(&self, ep: EndpointId) {
+        self.send(ep, Command::Echo(ep));
+    }
+
+    /// While held, the RTP timeout of this endpoint is suspended (a held phone may be silent).
+    pub fn set_hold(&self, ep: EndpointId, held: bool) {
+        self.send(ep, Command::Hold(ep, held));
+    }
+
+    /// Unbridges and closes the endpoint. The media thread closes the sockets right after; the
+    /// ports are free for [`allocate`](Self::allocate) once it has.
+    pub fn release(&self, ep: EndpointId) {
+        let Some(media) = self.shared.threads.get(usize::from(ep.thread)) else { return };
+        {
+            let mut endpoints = lock(&media.endpoints);
+            match endpoints.get(&ep.key) {
+                Some((generation, _)) if *generation == ep.generation => {
+                    endpoints.remove(&ep.key);
+                }
+                _ => return,
+            }
+        }
+        self.send(ep, Command::Release(ep));
+    }
+
+    /// The endpoint's counters, None if it was released.
+    pub fn stats(&self, ep: EndpointId) -> Option<EndpointStats> {
+        let media = self.shared.threads.get(usize::from(ep.thread))?;
+        let endpoints = lock(&media.endpoints);
+        let (generation, counters) = endpoints.get(&ep.key)?;
+        (*generation == ep.generation).then(|| counters.snapshot())
+    }
+
+    /// Endpoints allocated and not released.
+    pub fn active_endpoints(&self) -> usize {
+        self.shared.threads.iter().map(|t| lock(&t.endpoints).len()).sum()
+    }
+
+    /// Stops the media threads and waits for them. Other clones of the handle become inert.
+    pub fn shutdown(self) {
+        for media in &self.shared.threads {
+            if media.commands.send(Command::Shutdown).is_ok() {
+                let _ = media.waker.wake();
+            }
+        }
+        let joins = std::mem::take(&mut *lock(&self.shared.joins));
+        for join in joins {
+            if join.join().is_err() {
+                tracing::error!("a media thread panicked");
+            }
+        }
+    }
+
+    /// Queues a command for the endpoint's thread and wakes it. False if the thread is gone.
+    fn send(&self, ep: EndpointId, command: Command) -> bool {
+        let Some(media) = self.shared.threads.get(usize::from(ep.thread)) else { return false };
+        if media.commands.send(command).is_err() {
+            return false;
+        }
+        if let Err(e) = media.waker.wake() {
+            tracing::error!(error = %e, "cannot wake media thread");
+        }
+        true
+    }
+}
+
+impl Drop for Shared {
+    /// The last handle gone without shutdown(): stop the threads anyway, without waiting.
+    fn drop(&mut self) {
+        for media in &self.threads {
+            if media.commands.send(Command::Shutdown).is_ok() {
+                let _ = media.waker.wake();
+            }
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}

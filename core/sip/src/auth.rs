@@ -255,11 +255,10 @@ impl DigestChallenger {
         let Some(issued) = self.check_nonce(nonce) else {
             return reject("nonce not issued by us");
         };
-        let Some(password) = lookup(&username) else {
-            return reject("unknown user");
-        };
-
-        let ha1 = alg.hash_hex(&[&username, realm, &password]);
+        // Compute the digest even for an unknown user so the reply time does not tell
+        // which usernames exist.
+        let password = lookup(&username);
+        let ha1 = alg.hash_hex(&[&username, realm, password.as_deref().unwrap_or("")]);
         let ha2 = alg.hash_hex(&[method, uri]);
         let expected = match (nc, cnonce) {
             (Some(nc), Some(cnonce)) => alg.hash_hex(&[&ha1, nonce, nc, cnonce, "auth", &ha2]),
@@ -269,6 +268,9 @@ impl DigestChallenger {
         let matches = hex::decode(response)
             .map(|got| ct_eq(&got, &hex::decode(&expected).expect("our own hex")))
             .unwrap_or(false);
+        if password.is_none() {
+            return reject("unknown user");
+        }
         if !matches {
             return reject("response mismatch");
         }
@@ -300,8 +302,12 @@ pub fn authorization_for(
         return Err(AuthError::UnsupportedScheme);
     }
     let params = parse_params(rest).ok_or(AuthError::Malformed("parameter syntax"))?;
-    let realm = params.get("realm").ok_or(AuthError::Malformed("no realm"))?;
-    let nonce = params.get("nonce").ok_or(AuthError::Malformed("no nonce"))?;
+    let realm = params
+        .get("realm")
+        .ok_or(AuthError::Malformed("no realm"))?;
+    let nonce = params
+        .get("nonce")
+        .ok_or(AuthError::Malformed("no nonce"))?;
     let alg_token = params.get("algorithm").unwrap_or("MD5");
     let (alg, sess) = DigestAlgorithm::parse(alg_token)
         .ok_or_else(|| AuthError::UnsupportedAlgorithm(alg_token.to_owned()))?;
@@ -309,7 +315,10 @@ pub fn authorization_for(
     let use_qop = match params.get("qop") {
         None => false,
         Some(list) => {
-            if list.split(',').any(|q| q.trim().eq_ignore_ascii_case("auth")) {
+            if list
+                .split(',')
+                .any(|q| q.trim().eq_ignore_ascii_case("auth"))
+            {
                 true
             } else {
                 return Err(AuthError::UnsupportedQop(list.to_owned()));
@@ -396,19 +405,14 @@ fn parse_params(s: &str) -> Option<Params> {
         let Some(&(start, _)) = chars.peek() else {
             break;
         };
-        while chars
-            .next_if(|&(_, c)| is_token_char(c))
-            .is_some()
-        {}
+        while chars.next_if(|&(_, c)| is_token_char(c)).is_some() {}
         let end = chars.peek().map_or(s.len(), |&(i, _)| i);
         if end == start {
             return None;
         }
         let name = s[start..end].to_ascii_lowercase();
         skip_lws(&mut chars);
-        if chars.next_if(|&(_, c)| c == '=').is_none() {
-            return None;
-        }
+        chars.next_if(|&(_, c)| c == '=')?;
         skip_lws(&mut chars);
         let value = if chars.next_if(|&(_, c)| c == '"').is_some() {
             let mut v = String::new();
@@ -495,9 +499,15 @@ mod tests {
             1,
         )
         .unwrap();
-        assert!(v.contains(r#"response="6629fae49393a05397450978507c4ef1""#), "{v}");
+        assert!(
+            v.contains(r#"response="6629fae49393a05397450978507c4ef1""#),
+            "{v}"
+        );
         assert!(v.contains("nc=00000001"), "{v}");
-        assert!(v.contains(r#"opaque="5ccc069c403ebaf9f0171e9517f40e41""#), "{v}");
+        assert!(
+            v.contains(r#"opaque="5ccc069c403ebaf9f0171e9517f40e41""#),
+            "{v}"
+        );
         assert!(v.contains("qop=auth,") || v.contains("qop=auth"), "{v}");
     }
 
@@ -516,7 +526,9 @@ mod tests {
         )
         .unwrap();
         assert!(
-            sha.contains(r#"response="753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1""#),
+            sha.contains(
+                r#"response="753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1""#
+            ),
             "{sha}"
         );
         let md5 = authorization_for(
@@ -529,17 +541,27 @@ mod tests {
             1,
         )
         .unwrap();
-        assert!(md5.contains(r#"response="8ca523f5e9506fed4657c9700eebdbec""#), "{md5}");
+        assert!(
+            md5.contains(r#"response="8ca523f5e9506fed4657c9700eebdbec""#),
+            "{md5}"
+        );
     }
 
     #[test]
     fn challenges_list_sha256_first_then_md5() {
         let c = challenger().challenges(T0, false);
         assert_eq!(c.len(), 2);
-        assert!(c[0].starts_with("Digest realm=\"switchyard.test\""), "{}", c[0]);
+        assert!(
+            c[0].starts_with("Digest realm=\"switchyard.test\""),
+            "{}",
+            c[0]
+        );
         assert!(c[0].ends_with("algorithm=SHA-256"), "{}", c[0]);
         assert!(c[1].ends_with("algorithm=MD5"), "{}", c[1]);
-        assert!(c.iter().all(|v| v.contains("qop=\"auth\"") && !v.contains("stale")));
+        assert!(
+            c.iter()
+                .all(|v| v.contains("qop=\"auth\"") && !v.contains("stale"))
+        );
         let s = challenger().challenges(T0, true);
         assert!(s.iter().all(|v| v.contains("stale=true")));
     }
@@ -583,9 +605,16 @@ mod tests {
         // A challenge without qop makes the UAC answer in RFC 2069 style.
         let nonce = ch.nonce(T0);
         let challenge = format!(r#"Digest realm="switchyard.test", nonce="{nonce}""#);
-        let auth =
-            authorization_for(&challenge, "INVITE", "sip:2000@x", "1000", "pass1000", "c", 1)
-                .unwrap();
+        let auth = authorization_for(
+            &challenge,
+            "INVITE",
+            "sip:2000@x",
+            "1000",
+            "pass1000",
+            "c",
+            1,
+        )
+        .unwrap();
         assert!(!auth.contains("qop") && !auth.contains("cnonce"), "{auth}");
         assert_eq!(
             ch.verify(T0, "INVITE", &auth, pw),
@@ -597,8 +626,10 @@ mod tests {
 
     fn answer(ch: &DigestChallenger, at: u64, password: &str) -> String {
         let challenge = &ch.challenges(at, false)[0];
-        authorization_for(challenge, "REGISTER", "sip:x", "1000", password, "0a4f113b", 7)
-            .unwrap()
+        authorization_for(
+            challenge, "REGISTER", "sip:x", "1000", password, "0a4f113b", 7,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -676,7 +707,16 @@ mod tests {
         let b = DigestChallenger::new("b.test", [1u8; 32], Duration::from_secs(300));
         assert_ne!(a.nonce(T0), b.nonce(T0));
         // An answer to realm a.test presented to b.test: wrong realm.
-        let for_a = authorization_for(&a.challenges(T0, false)[1], "REGISTER", "sip:x", "1000", "pass1000", "c", 1).unwrap();
+        let for_a = authorization_for(
+            &a.challenges(T0, false)[1],
+            "REGISTER",
+            "sip:x",
+            "1000",
+            "pass1000",
+            "c",
+            1,
+        )
+        .unwrap();
         assert_eq!(
             b.verify(T0, "REGISTER", &for_a, pw),
             AuthOutcome::Rejected {
@@ -687,7 +727,8 @@ mod tests {
         // a's nonce relabelled with realm b.test (same secret): the MAC does not verify.
         let a_nonce = a.nonce(T0);
         let relabelled = format!(r#"Digest realm="b.test", nonce="{a_nonce}", qop="auth""#);
-        let auth = authorization_for(&relabelled, "REGISTER", "sip:x", "1000", "pass1000", "c", 1).unwrap();
+        let auth = authorization_for(&relabelled, "REGISTER", "sip:x", "1000", "pass1000", "c", 1)
+            .unwrap();
         assert_eq!(
             b.verify(T0, "REGISTER", &auth, pw),
             AuthOutcome::Rejected {
@@ -743,7 +784,9 @@ mod tests {
             String::new(),
             "Digest".to_owned(),
             // Missing response.
-            format!(r#"Digest username="1000", realm="switchyard.test", nonce="{nonce}", uri="sip:x""#),
+            format!(
+                r#"Digest username="1000", realm="switchyard.test", nonce="{nonce}", uri="sip:x""#
+            ),
             // Unterminated quoted string.
             format!(r#"Digest username="1000, realm="switchyard.test", nonce="{nonce}""#),
             // Junk after a value.
@@ -751,14 +794,24 @@ mod tests {
             // No '='.
             "Digest username".to_owned(),
             // qop=auth without nc / cnonce.
-            format!(r#"Digest username="1000", realm="switchyard.test", nonce="{nonce}", uri="sip:x", response="00", qop=auth"#),
+            format!(
+                r#"Digest username="1000", realm="switchyard.test", nonce="{nonce}", uri="sip:x", response="00", qop=auth"#
+            ),
             // Bad nc.
-            format!(r#"Digest username="1000", realm="switchyard.test", nonce="{nonce}", uri="sip:x", response="00", qop=auth, nc=1, cnonce="x""#),
+            format!(
+                r#"Digest username="1000", realm="switchyard.test", nonce="{nonce}", uri="sip:x", response="00", qop=auth, nc=1, cnonce="x""#
+            ),
             // Duplicate parameter.
-            format!(r#"Digest username="1000", username="1001", realm="switchyard.test", nonce="{nonce}", uri="sip:x", response="00""#),
+            format!(
+                r#"Digest username="1000", username="1001", realm="switchyard.test", nonce="{nonce}", uri="sip:x", response="00""#
+            ),
         ];
         for c in &cases {
-            assert_eq!(ch.verify(T0, "REGISTER", c, pw), AuthOutcome::Malformed, "{c}");
+            assert_eq!(
+                ch.verify(T0, "REGISTER", c, pw),
+                AuthOutcome::Malformed,
+                "{c}"
+            );
         }
         assert!(matches!(
             authorization_for("Digest nonce=\"x\"", "REGISTER", "sip:x", "u", "p", "c", 1),
@@ -767,14 +820,24 @@ mod tests {
         assert!(matches!(
             authorization_for(
                 "Digest realm=\"x\", nonce=\"y\", algorithm=SHA-512-256",
-                "REGISTER", "sip:x", "u", "p", "c", 1
+                "REGISTER",
+                "sip:x",
+                "u",
+                "p",
+                "c",
+                1
             ),
             Err(AuthError::UnsupportedAlgorithm(_))
         ));
         assert!(matches!(
             authorization_for(
                 "Digest realm=\"x\", nonce=\"y\", qop=\"auth-int\"",
-                "REGISTER", "sip:x", "u", "p", "c", 1
+                "REGISTER",
+                "sip:x",
+                "u",
+                "p",
+                "c",
+                1
             ),
             Err(AuthError::UnsupportedQop(_))
         ));
@@ -801,7 +864,16 @@ mod tests {
             }
         );
         // The client side escapes quotes too, and the result verifies.
-        let auth = authorization_for(&ch.challenges(T0, false)[0], "INVITE", "sip:2000@x", "we\"ird", "pw", "c", 2).unwrap();
+        let auth = authorization_for(
+            &ch.challenges(T0, false)[0],
+            "INVITE",
+            "sip:2000@x",
+            "we\"ird",
+            "pw",
+            "c",
+            2,
+        )
+        .unwrap();
         assert!(auth.contains(r#"username="we\"ird""#), "{auth}");
         assert!(matches!(
             ch.verify(T0, "INVITE", &auth, lookup),
@@ -816,11 +888,13 @@ mod tests {
         let challenge = format!(
             r#"Digest realm="switchyard.test", nonce="{nonce}", qop="auth", algorithm=SHA-256-sess"#
         );
-        let auth = authorization_for(&challenge, "REGISTER", "sip:x", "1000", "pass1000", "cn", 1).unwrap();
+        let auth = authorization_for(&challenge, "REGISTER", "sip:x", "1000", "pass1000", "cn", 1)
+            .unwrap();
         let ha1 = DigestAlgorithm::Sha256.hash_hex(&["1000", "switchyard.test", "pass1000"]);
         let ha1 = DigestAlgorithm::Sha256.hash_hex(&[&ha1, &nonce, "cn"]);
         let ha2 = DigestAlgorithm::Sha256.hash_hex(&["REGISTER", "sip:x"]);
-        let want = DigestAlgorithm::Sha256.hash_hex(&[&ha1, &nonce, "00000001", "cn", "auth", &ha2]);
+        let want =
+            DigestAlgorithm::Sha256.hash_hex(&[&ha1, &nonce, "00000001", "cn", "auth", &ha2]);
         assert!(auth.contains(&want), "{auth}");
         assert!(matches!(
             ch.verify(T0, "REGISTER", &auth, pw),

@@ -37,8 +37,30 @@ pub(crate) fn is_lws(b: u8) -> bool {
 }
 
 pub(crate) fn trim_lws(s: &str) -> &str {
-    s.trim_matches(|c: char| c.is_ascii() && is_lws(c as u8))
+    let b = s.as_bytes();
+    let mut a = 0;
+    let mut e = b.len();
+    while a < e && is_lws(b[a]) {
+        a += 1;
+    }
+    while e > a && is_lws(b[e - 1]) {
+        e -= 1;
+    }
+    // Both ends sit next to ASCII bytes, so they are char boundaries.
+    &s[a..e]
 }
+
+/// RFC 3261 hostname characters (plus '_', which real deployments use).
+const HOST: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_');
+        c += 1;
+    }
+    t
+};
 
 fn skip_lws(b: &[u8], mut i: usize) -> usize {
     while i < b.len() && is_lws(b[i]) {
@@ -197,26 +219,21 @@ impl<'a> Iterator for CommaSplit<'a> {
         let b = self.s.as_bytes();
         let start = self.i;
         let mut i = start;
-        let mut angle = false;
-        while i < b.len() {
+        while let Some(p) = memchr::memchr3(b'"', b'<', b',', &b[i..]) {
+            i += p;
             match b[i] {
-                b'"' if !angle => match skip_quoted(b, i) {
+                b'"' => match skip_quoted(b, i) {
                     Some(e) => i = e,
-                    None => i = b.len(),
+                    None => break,
                 },
-                b'<' => {
-                    angle = true;
-                    i += 1;
-                }
-                b'>' => {
-                    angle = false;
-                    i += 1;
-                }
-                b',' if !angle => {
+                b'<' => match memchr::memchr(b'>', &b[i..]) {
+                    Some(q) => i += q + 1,
+                    None => break,
+                },
+                _ => {
                     self.i = i + 1;
                     return Some(trim_lws(&self.s[start..i]));
                 }
-                _ => i += 1,
             }
         }
         self.done = true;
@@ -317,11 +334,11 @@ pub(crate) fn parse_hostport(s: &str, mut i: usize, lws: bool) -> Option<(&str, 
     let b = s.as_bytes();
     let hs = i;
     if b.get(i) == Some(&b'[') {
-        let close = s[i..].find(']')? + i;
+        let close = memchr::memchr(b']', &b[i..])? + i;
         s[i + 1..close].parse::<std::net::Ipv6Addr>().ok()?;
         i = close + 1;
     } else {
-        while i < b.len() && (b[i].is_ascii_alphanumeric() || matches!(b[i], b'-' | b'.' | b'_')) {
+        while i < b.len() && HOST[b[i] as usize] {
             i += 1;
         }
         if i == hs {
@@ -424,7 +441,7 @@ impl<'a> NameAddr<'a> {
             }
         }
         // b[i] == '<'
-        let close = s[i..].find('>').ok_or("missing >")? + i;
+        let close = memchr::memchr(b'>', &b[i..]).ok_or("missing >")? + i;
         let us = &s[i + 1..close];
         if us.bytes().any(is_lws) {
             return Err("LWS inside <addr-spec>");

@@ -16,11 +16,32 @@
 //! every one of those calls drains [`TransactionLayer::poll_transmit`] and
 //! [`TransactionLayer::poll_event`] until both return `None` (the str0m drain rule).
 //!
-//! ```ignore
-//! layer.handle_receive(now, msg, peer);
-//! while let Some(t) = layer.poll_transmit() { socket.send_to(&t.bytes, t.peer.addr)?; }
-//! while let Some(ev) = layer.poll_event() { tu.handle(ev); }
-//! let wake_at = layer.poll_timeout();
+//! ```
+//! use std::time::{Duration, Instant};
+//! use switchyard_sip::Message;
+//! use switchyard_sip::transaction::*;
+//!
+//! # #[allow(clippy::disallowed_methods)]
+//! let start = Instant::now(); // only a reactor reads the clock
+//! let mut layer = TransactionLayer::new(TimerConfig::default());
+//! let peer = Peer { transport: TransportKind::Udp, addr: "192.0.2.7:5060".parse().unwrap() };
+//! let options = Message::parse_datagram(
+//!     "OPTIONS sip:192.0.2.7 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n\
+//!      From: <sip:a@192.0.2.1>;tag=1\r\nTo: <sip:192.0.2.7>\r\nCall-ID: x\r\n\
+//!      CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n".into(),
+//! ).unwrap();
+//! layer.send_request(start, options, peer);
+//! let mut sent = 0;
+//! // The reactor loop: drain transmits and events, sleep until poll_timeout, fire timers.
+//! while let Some(wake_at) = layer.poll_timeout() {
+//!     while let Some(t) = layer.poll_transmit() { sent += 1; let _ = (t.peer, t.bytes); }
+//!     while let Some(ev) = layer.poll_event() {
+//!         assert!(matches!(ev, TxEvent::ClientTimeout { .. })); // nobody answered
+//!     }
+//!     layer.handle_timeout(wake_at);
+//! }
+//! assert_eq!(sent, 11); // the request and 10 Timer E retransmissions before Timer F
+//! assert_eq!(layer.len(), (0, 0));
 //! ```
 //!
 //! # Choices beyond the RFC text
@@ -402,10 +423,10 @@ impl TransactionLayer {
         if let Some(id) = self.lookup_server(&key, &msg, false) {
             // §17.2.1 / §17.2.2: a retransmission; re-send the last response, if any.
             let st = &self.servers[&id];
-            if matches!(st.state, ServerState::Proceeding | ServerState::Completed) {
-                if let Some(r) = st.last_response.clone() {
-                    self.transmit(st.peer, r);
-                }
+            if matches!(st.state, ServerState::Proceeding | ServerState::Completed)
+                && let Some(r) = st.last_response.clone()
+            {
+                self.transmit(st.peer, r);
             }
             return;
         }
@@ -450,7 +471,10 @@ impl TransactionLayer {
     fn receive_ack(&mut self, now: Instant, msg: Message, peer: Peer) {
         let key = server_key(&msg, &Method::Invite);
         if let Some(id) = self.lookup_server(&key, &msg, true) {
-            let st = self.servers.get_mut(&id).expect("indexed transaction exists");
+            let st = self
+                .servers
+                .get_mut(&id)
+                .expect("indexed transaction exists");
             match st.state {
                 ServerState::Completed => {
                     // §17.2.1: the ACK for our non-2xx; stop G and H, absorb ACK
@@ -514,7 +538,10 @@ impl TransactionLayer {
         };
         let who = TxRef::Client(id);
         let t1x64 = self.config.t1x64();
-        let ct = self.clients.get_mut(&id).expect("indexed transaction exists");
+        let ct = self
+            .clients
+            .get_mut(&id)
+            .expect("indexed transaction exists");
         let reliable = ct.peer.transport.is_reliable();
         if ct.invite {
             match (ct.state, status) {
@@ -628,14 +655,14 @@ impl TransactionLayer {
                 branch: branch.clone(),
                 method: Method::Invite,
             };
-            if let Some(&inv) = self.client_index.get(&invite_key) {
-                if matches!(
+            if let Some(&inv) = self.client_index.get(&invite_key)
+                && matches!(
                     self.clients[&inv].state,
                     ClientState::Calling | ClientState::Proceeding
-                ) {
-                    self.timers
-                        .set(TxRef::Client(inv), Timer::CancelGuard, now + t1x64);
-                }
+                )
+            {
+                self.timers
+                    .set(TxRef::Client(inv), Timer::CancelGuard, now + t1x64);
             }
         }
         let key = ClientKey { branch, method };
@@ -725,11 +752,11 @@ impl TransactionLayer {
     /// The TU saw the ACK for the 2xx of this INVITE server transaction: stop retransmitting
     /// it. The transaction stays in Accepted until Timer L to absorb INVITE retransmits.
     pub fn confirm_2xx(&mut self, tx: ServerTxId) {
-        if let Some(st) = self.servers.get_mut(&tx) {
-            if st.state == ServerState::Accepted {
-                st.confirmed = true;
-                self.timers.stop(TxRef::Server(tx), Timer::Retransmit2xx);
-            }
+        if let Some(st) = self.servers.get_mut(&tx)
+            && st.state == ServerState::Accepted
+        {
+            st.confirmed = true;
+            self.timers.stop(TxRef::Server(tx), Timer::Retransmit2xx);
         }
     }
 
@@ -847,10 +874,10 @@ impl TransactionLayer {
         self.timers.stop_all(who);
         match who {
             TxRef::Client(id) => {
-                if let Some(ct) = self.clients.remove(&id) {
-                    if self.client_index.get(&ct.key) == Some(&id) {
-                        self.client_index.remove(&ct.key);
-                    }
+                if let Some(ct) = self.clients.remove(&id)
+                    && self.client_index.get(&ct.key) == Some(&id)
+                {
+                    self.client_index.remove(&ct.key);
                 }
             }
             TxRef::Server(id) => {
@@ -858,10 +885,10 @@ impl TransactionLayer {
                     if self.server_index.get(&st.key) == Some(&id) {
                         self.server_index.remove(&st.key);
                     }
-                    if let Some(k) = st.ack_key {
-                        if self.accepted.get(&k) == Some(&id) {
-                            self.accepted.remove(&k);
-                        }
+                    if let Some(k) = st.ack_key
+                        && self.accepted.get(&k) == Some(&id)
+                    {
+                        self.accepted.remove(&k);
                     }
                 }
             }

@@ -30,23 +30,43 @@ fn err(detail: &'static str) -> ParseError {
 
 /// RFC 3261 §25.1 `unreserved`.
 #[inline]
-fn unreserved(b: u8) -> bool {
+const fn unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')')
 }
 
-/// Checks `s` against `extra`-extended unreserved characters and well-formed `%HEX HEX` escapes.
-fn check_chars(s: &str, extra: &[u8]) -> bool {
+const fn class(extra: &[u8]) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = unreserved(c as u8);
+        c += 1;
+    }
+    let mut i = 0;
+    while i < extra.len() {
+        t[extra[i] as usize] = true;
+        i += 1;
+    }
+    t
+}
+
+static USER: [bool; 256] = class(USER_UNRESERVED);
+static PASSWORD: [bool; 256] = class(PASSWORD_EXTRA);
+static PARAM: [bool; 256] = class(PARAM_UNRESERVED);
+static HNV: [bool; 256] = class(HNV_UNRESERVED);
+
+/// Checks `s` against a character class plus well-formed `%HEX HEX` escapes.
+fn check_chars(s: &str, class: &[bool; 256]) -> bool {
     let b = s.as_bytes();
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
-        if c == b'%' {
+        if class[c as usize] {
+            i += 1;
+        } else if c == b'%' {
             if !(b.get(i + 1).is_some_and(u8::is_ascii_hexdigit) && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit)) {
                 return false;
             }
             i += 3;
-        } else if unreserved(c) || extra.contains(&c) {
-            i += 1;
         } else {
             return false;
         }
@@ -65,7 +85,7 @@ impl<'a> Uri<'a> {
     }
 
     pub fn parse(s: &'a str) -> Result<Uri<'a>, ParseError> {
-        let colon = s.find(':').ok_or_else(|| err("URI without scheme"))?;
+        let colon = memchr::memchr(b':', s.as_bytes()).ok_or_else(|| err("URI without scheme"))?;
         let scheme = &s[..colon];
         let sb = scheme.as_bytes();
         if sb.is_empty()
@@ -86,18 +106,18 @@ impl<'a> Uri<'a> {
             return Ok(Uri { scheme, user: None, password: None, host: rest, port: None, params: "", headers: None, raw: s });
         }
         // userinfo cannot hold an unescaped '@', and nothing after it can either.
-        let (user, password, hp) = match rest.find('@') {
+        let (user, password, hp) = match memchr::memchr(b'@', rest.as_bytes()) {
             Some(at) => {
                 let ui = &rest[..at];
-                let (u, p) = match ui.find(':') {
+                let (u, p) = match memchr::memchr(b':', ui.as_bytes()) {
                     Some(c) => (&ui[..c], Some(&ui[c + 1..])),
                     None => (ui, None),
                 };
-                if u.is_empty() || !check_chars(u, USER_UNRESERVED) {
+                if u.is_empty() || !check_chars(u, &USER) {
                     return Err(err("bad URI user part"));
                 }
                 if let Some(p) = p
-                    && !check_chars(p, PASSWORD_EXTRA)
+                    && !check_chars(p, &PASSWORD)
                 {
                     return Err(err("bad URI password"));
                 }
@@ -107,7 +127,7 @@ impl<'a> Uri<'a> {
         };
         let (host, port, i) = parse_hostport(hp, 0, false).ok_or_else(|| err("bad URI host or port"))?;
         let tail = &hp[i..];
-        let (params, headers) = match tail.find('?') {
+        let (params, headers) = match memchr::memchr(b'?', tail.as_bytes()) {
             Some(q) => (&tail[..q], Some(&tail[q + 1..])),
             None => (tail, None),
         };
@@ -120,11 +140,11 @@ impl<'a> Uri<'a> {
                     Some(e) => (&p[..e], Some(&p[e + 1..])),
                     None => (p, None),
                 };
-                if n.is_empty() || !check_chars(n, PARAM_UNRESERVED) {
+                if n.is_empty() || !check_chars(n, &PARAM) {
                     return Err(err("bad URI parameter"));
                 }
                 if let Some(v) = v
-                    && (v.is_empty() || !check_chars(v, PARAM_UNRESERVED))
+                    && (v.is_empty() || !check_chars(v, &PARAM))
                 {
                     return Err(err("bad URI parameter value"));
                 }
@@ -133,7 +153,7 @@ impl<'a> Uri<'a> {
         if let Some(h) = headers {
             for hv in h.split('&') {
                 let (n, v) = hv.split_once('=').ok_or_else(|| err("bad URI header"))?;
-                if n.is_empty() || !check_chars(n, HNV_UNRESERVED) || !check_chars(v, HNV_UNRESERVED) {
+                if n.is_empty() || !check_chars(n, &HNV) || !check_chars(v, &HNV) {
                     return Err(err("bad URI header"));
                 }
             }
