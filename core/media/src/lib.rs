@@ -71,7 +71,8 @@ pub struct Endpoint {
     pub local: SocketAddr,
 }
 
-/// What the media threads report.
+/// What the media threads report. More will come (DTMF, media quality), hence non-exhaustive.
+#[non_exhaustive]
 #[derive(Debug)]
 pub enum MediaEvent {
     /// No RTP received on this endpoint for `rtp_timeout` while it was active (bridged or
@@ -171,14 +172,19 @@ pub struct MediaEngine {
 
 impl std::fmt::Debug for MediaEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MediaEngine").field("config", &self.shared.config).finish_non_exhaustive()
+        f.debug_struct("MediaEngine")
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
     }
 }
 
 impl MediaEngine {
     /// Starts the media threads (named `media-0`, `media-1`...). `notify` is called from a
     /// media thread for each event; it must not block (send on a channel and wake a reactor).
-    pub fn start(config: MediaConfig, notify: Box<dyn Fn(MediaEvent) + Send + Sync>) -> Result<MediaEngine, Error> {
+    pub fn start(
+        config: MediaConfig,
+        notify: Box<dyn Fn(MediaEvent) + Send + Sync>,
+    ) -> Result<MediaEngine, Error> {
         if config.threads == 0 || config.threads > usize::from(u16::MAX) {
             return Err(Error::Config("threads must be between 1 and 65535"));
         }
@@ -195,9 +201,21 @@ impl MediaEngine {
             let poll = mio::Poll::new()?;
             let waker = mio::Waker::new(poll.registry(), reactor::WAKER)?;
             let (commands, receiver) = mpsc::channel();
-            let reactor = MediaReactor::new(index as u16, poll, receiver, config.rtp_timeout, notify.clone());
-            let join = std::thread::Builder::new().name(format!("media-{index}")).spawn(move || reactor.run())?;
-            threads.push(MediaThread { commands, waker, endpoints: Mutex::new(BTreeMap::new()) });
+            let reactor = MediaReactor::new(
+                index as u16,
+                poll,
+                receiver,
+                config.rtp_timeout,
+                notify.clone(),
+            );
+            let join = std::thread::Builder::new()
+                .name(format!("media-{index}"))
+                .spawn(move || reactor.run())?;
+            threads.push(MediaThread {
+                commands,
+                waker,
+                endpoints: Mutex::new(BTreeMap::new()),
+            });
             joins.push(join);
         }
         Ok(MediaEngine {
@@ -246,11 +264,17 @@ impl MediaEngine {
         let key = {
             let mut endpoints = lock(&media.endpoints);
             // The lowest free key keeps the media thread's table dense.
-            let key = (0u32..).find(|k| !endpoints.contains_key(k)).unwrap_or(u32::MAX);
+            let key = (0u32..)
+                .find(|k| !endpoints.contains_key(k))
+                .unwrap_or(u32::MAX);
             endpoints.insert(key, (generation, counters.clone()));
             key
         };
-        let id = EndpointId { thread: thread as u16, key, generation };
+        let id = EndpointId {
+            thread: thread as u16,
+            key,
+            generation,
+        };
         let add = Command::Add {
             id,
             rtp: mio::net::UdpSocket::from_std(rtp),
@@ -324,7 +348,9 @@ impl MediaEngine {
     /// Unbridges and closes the endpoint. The media thread closes the sockets right after; the
     /// ports are free for [`allocate`](Self::allocate) once it has.
     pub fn release(&self, ep: EndpointId) {
-        let Some(media) = self.shared.threads.get(usize::from(ep.thread)) else { return };
+        let Some(media) = self.shared.threads.get(usize::from(ep.thread)) else {
+            return;
+        };
         {
             let mut endpoints = lock(&media.endpoints);
             match endpoints.get(&ep.key) {
@@ -347,7 +373,11 @@ impl MediaEngine {
 
     /// Endpoints allocated and not released.
     pub fn active_endpoints(&self) -> usize {
-        self.shared.threads.iter().map(|t| lock(&t.endpoints).len()).sum()
+        self.shared
+            .threads
+            .iter()
+            .map(|t| lock(&t.endpoints).len())
+            .sum()
     }
 
     /// Stops the media threads and waits for them. Other clones of the handle become inert.
@@ -367,7 +397,9 @@ impl MediaEngine {
 
     /// Queues a command for the endpoint's thread and wakes it. False if the thread is gone.
     fn send(&self, ep: EndpointId, command: Command) -> bool {
-        let Some(media) = self.shared.threads.get(usize::from(ep.thread)) else { return false };
+        let Some(media) = self.shared.threads.get(usize::from(ep.thread)) else {
+            return false;
+        };
         if media.commands.send(command).is_err() {
             return false;
         }

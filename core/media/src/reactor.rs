@@ -22,7 +22,12 @@ pub(crate) const WAKER: Token = Token(usize::MAX);
 const BUFFER_SIZE: usize = 2048;
 
 pub(crate) enum Command {
-    Add { id: EndpointId, rtp: UdpSocket, rtcp: UdpSocket, counters: Arc<Counters> },
+    Add {
+        id: EndpointId,
+        rtp: UdpSocket,
+        rtcp: UdpSocket,
+        counters: Arc<Counters>,
+    },
     SetRemote(EndpointId, SocketAddr),
     Bridge(EndpointId, EndpointId),
     Echo(EndpointId),
@@ -151,12 +156,19 @@ impl MediaReactor {
         #[allow(clippy::disallowed_methods)]
         let now = Instant::now();
         match command {
-            Command::Add { id, mut rtp, mut rtcp, counters } => {
+            Command::Add {
+                id,
+                mut rtp,
+                mut rtcp,
+                counters,
+            } => {
                 let key = id.key as usize;
                 let registry = self.poll.registry();
                 if let Err(e) = registry
                     .register(&mut rtp, Token(2 * key), Interest::READABLE)
-                    .and_then(|()| registry.register(&mut rtcp, Token(2 * key + 1), Interest::READABLE))
+                    .and_then(|()| {
+                        registry.register(&mut rtcp, Token(2 * key + 1), Interest::READABLE)
+                    })
                 {
                     tracing::error!(thread = self.thread, error = %e, "cannot register media sockets");
                     return;
@@ -183,7 +195,8 @@ impl MediaReactor {
             Command::SetRemote(id, remote) => {
                 if let Some(slot) = self.slot_mut(id) {
                     slot.remote = Some(remote);
-                    slot.rtcp_remote = Some(SocketAddr::new(remote.ip(), remote.port().wrapping_add(1)));
+                    slot.rtcp_remote =
+                        Some(SocketAddr::new(remote.ip(), remote.port().wrapping_add(1)));
                     slot.latched = false;
                     slot.rtcp_latched = false;
                     slot.counters.set_remote(Some(remote), false);
@@ -237,12 +250,17 @@ impl MediaReactor {
     }
 
     fn slot_mut(&mut self, id: EndpointId) -> Option<&mut Slot> {
-        self.slots.get_mut(id.key as usize)?.as_mut().filter(|s| s.generation == id.generation)
+        self.slots
+            .get_mut(id.key as usize)?
+            .as_mut()
+            .filter(|s| s.generation == id.generation)
     }
 
     /// Takes the endpoint out of any bridge or echo; its former peer goes idle.
     fn unlink(&mut self, key: usize) {
-        let Some(Some(slot)) = self.slots.get_mut(key) else { return };
+        let Some(Some(slot)) = self.slots.get_mut(key) else {
+            return;
+        };
         let old = std::mem::replace(&mut slot.mode, Mode::Idle);
         if let Mode::Bridged(peer) = old
             && let Some(Some(peer)) = self.slots.get_mut(peer)
@@ -257,7 +275,9 @@ impl MediaReactor {
         let is_rtcp_port = token % 2 == 1;
         let mut errors = 0;
         loop {
-            let Some(Some(slot)) = self.slots.get(key) else { return };
+            let Some(Some(slot)) = self.slots.get(key) else {
+                return;
+            };
             let socket = if is_rtcp_port { &slot.rtcp } else { &slot.rtp };
             let (len, source) = match socket.recv_from(&mut self.buffer[..]) {
                 Ok(received) => received,
@@ -271,7 +291,13 @@ impl MediaReactor {
                 }
                 Err(_) => return,
             };
-            relay(&mut self.slots, key, is_rtcp_port, &self.buffer[..len], source);
+            relay(
+                &mut self.slots,
+                key,
+                is_rtcp_port,
+                &self.buffer[..len],
+                source,
+            );
         }
     }
 
@@ -283,9 +309,16 @@ impl MediaReactor {
                 slot.arm_timeout(now);
                 continue;
             }
-            if slot.is_timing() && !slot.timed_out && now.duration_since(slot.last_heard) >= self.rtp_timeout {
+            if slot.is_timing()
+                && !slot.timed_out
+                && now.duration_since(slot.last_heard) >= self.rtp_timeout
+            {
                 slot.timed_out = true;
-                let endpoint = EndpointId { thread: self.thread, key: key as u32, generation: slot.generation };
+                let endpoint = EndpointId {
+                    thread: self.thread,
+                    key: key as u32,
+                    generation: slot.generation,
+                };
                 tracing::info!(?endpoint, timeout = ?self.rtp_timeout, "RTP timeout");
                 (self.notify)(MediaEvent::RtpTimeout { endpoint });
             }
@@ -294,10 +327,22 @@ impl MediaReactor {
 }
 
 /// The packet path: validate, latch, forward. No allocation, no lock, no clock.
-fn relay(slots: &mut [Option<Slot>], key: usize, is_rtcp_port: bool, packet: &[u8], source: SocketAddr) {
-    let Some(Some(slot)) = slots.get_mut(key) else { return };
+fn relay(
+    slots: &mut [Option<Slot>],
+    key: usize,
+    is_rtcp_port: bool,
+    packet: &[u8],
+    source: SocketAddr,
+) {
+    let Some(Some(slot)) = slots.get_mut(key) else {
+        return;
+    };
     slot.counters.received(packet.len());
-    let valid = if is_rtcp_port { is_rtcp(packet) } else { RtpHeader::parse(packet).is_some() };
+    let valid = if is_rtcp_port {
+        is_rtcp(packet)
+    } else {
+        RtpHeader::parse(packet).is_some()
+    };
     if !valid {
         slot.counters.dropped();
         return;
@@ -316,7 +361,8 @@ fn relay(slots: &mut [Option<Slot>], key: usize, is_rtcp_port: bool, packet: &[u
                 tracing::info!(from = ?slot.remote, to = %source, local = ?slot.rtp.local_addr().ok(), "RTP latched");
                 slot.remote = Some(source);
                 if !slot.rtcp_latched {
-                    slot.rtcp_remote = Some(SocketAddr::new(source.ip(), source.port().wrapping_add(1)));
+                    slot.rtcp_remote =
+                        Some(SocketAddr::new(source.ip(), source.port().wrapping_add(1)));
                 }
             }
             slot.counters.set_remote(Some(source), true);
@@ -329,9 +375,14 @@ fn relay(slots: &mut [Option<Slot>], key: usize, is_rtcp_port: bool, packet: &[u
             send(socket, packet, source, &slot.counters);
         }
         Mode::Bridged(peer) => {
-            let Some(Some(peer)) = slots.get(peer) else { return };
-            let (socket, destination) =
-                if is_rtcp_port { (&peer.rtcp, peer.rtcp_remote) } else { (&peer.rtp, peer.remote) };
+            let Some(Some(peer)) = slots.get(peer) else {
+                return;
+            };
+            let (socket, destination) = if is_rtcp_port {
+                (&peer.rtcp, peer.rtcp_remote)
+            } else {
+                (&peer.rtp, peer.remote)
+            };
             match destination {
                 Some(destination) => send(socket, packet, destination, &peer.counters),
                 None => {

@@ -57,20 +57,39 @@ mod tests {
     #[test]
     fn parses_a_g711_header() {
         let mut p = [0u8; 172];
-        p[..12].copy_from_slice(&[0x80, 0x80, 0x12, 0x34, 0, 0, 0x01, 0x40, 0xde, 0xad, 0xbe, 0xef]);
+        p[..12].copy_from_slice(&[
+            0x80, 0x80, 0x12, 0x34, 0, 0, 0x01, 0x40, 0xde, 0xad, 0xbe, 0xef,
+        ]);
         let h = RtpHeader::parse(&p).unwrap();
         assert!(h.marker);
-        assert_eq!((h.payload_type, h.sequence, h.timestamp, h.ssrc, h.header_len), (0, 0x1234, 320, 0xdeadbeef, 12));
+        assert_eq!(
+            (
+                h.payload_type,
+                h.sequence,
+                h.timestamp,
+                h.ssrc,
+                h.header_len
+            ),
+            (0, 0x1234, 320, 0xdeadbeef, 12)
+        );
     }
 
     #[test]
     fn csrc_and_extension_lengths_are_checked() {
         let mut p = vec![0x82u8, 8, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1];
-        assert_eq!(RtpHeader::parse(&p), None, "two CSRCs announced, none present");
+        assert_eq!(
+            RtpHeader::parse(&p),
+            None,
+            "two CSRCs announced, none present"
+        );
         p.extend_from_slice(&[0; 8]);
         assert_eq!(RtpHeader::parse(&p).unwrap().header_len, 20);
         let mut x = vec![0x90u8, 8, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0xbe, 0xde, 0, 1];
-        assert_eq!(RtpHeader::parse(&x), None, "one extension word announced, none present");
+        assert_eq!(
+            RtpHeader::parse(&x),
+            None,
+            "one extension word announced, none present"
+        );
         x.extend_from_slice(&[1, 2, 3, 4, 0xff]);
         assert_eq!(RtpHeader::parse(&x).unwrap().header_len, 20);
     }

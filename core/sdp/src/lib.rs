@@ -59,7 +59,11 @@ pub struct Connection {
 impl Connection {
     /// `IN IP4|IP6 <ip>` for one of our addresses.
     pub fn for_ip(ip: IpAddr) -> Connection {
-        Connection { net_type: "IN".into(), addr_type: addr_type(ip).into(), address: ip.to_string() }
+        Connection {
+            net_type: "IN".into(),
+            addr_type: addr_type(ip).into(),
+            address: ip.to_string(),
+        }
     }
 
     /// The unicast address, without a multicast `/ttl` or `/count` suffix. None if unparsable
@@ -84,11 +88,17 @@ pub struct Attribute {
 
 impl Attribute {
     pub fn flag(name: &str) -> Attribute {
-        Attribute { name: name.into(), value: None }
+        Attribute {
+            name: name.into(),
+            value: None,
+        }
     }
 
     pub fn new(name: &str, value: impl Into<String>) -> Attribute {
-        Attribute { name: name.into(), value: Some(value.into()) }
+        Attribute {
+            name: name.into(),
+            value: Some(value.into()),
+        }
     }
 }
 
@@ -131,7 +141,10 @@ impl MediaDescription {
     pub fn codec(&self, format: &str) -> Option<Codec> {
         let payload_type: u8 = format.parse().ok()?;
         // Only the canonical spelling: "00" or "+0" would not match "0" in rtpmap or answers.
-        if payload_type > 127 || format.len() != decimal_len(payload_type) || format.starts_with('+') {
+        if payload_type > 127
+            || format.len() != decimal_len(payload_type)
+            || format.starts_with('+')
+        {
             return None;
         }
         let fmtp = self.pt_attribute("fmtp", format).map(str::to_owned);
@@ -144,19 +157,36 @@ impl MediaDescription {
             if name.is_empty() {
                 return None;
             }
-            return Some(Codec { payload_type, name: name.into(), clock_rate, channels, fmtp });
+            return Some(Codec {
+                payload_type,
+                name: name.into(),
+                clock_rate,
+                channels,
+                fmtp,
+            });
         }
         let (name, clock_rate) = static_payload_type(payload_type)?;
-        Some(Codec { payload_type, name: name.into(), clock_rate, channels: None, fmtp })
+        Some(Codec {
+            payload_type,
+            name: name.into(),
+            clock_rate,
+            channels: None,
+            fmtp,
+        })
     }
 
     /// The rest of `a=<name>:<pt> <rest>` for the given payload type.
     fn pt_attribute(&self, name: &str, format: &str) -> Option<&str> {
-        self.attributes.iter().filter(|a| a.name.eq_ignore_ascii_case(name)).find_map(|a| {
-            let value = a.value.as_deref()?;
-            let (pt, rest) = value.split_once(|c: char| c.is_ascii_whitespace()).unwrap_or((value, ""));
-            (pt == format).then(|| rest.trim())
-        })
+        self.attributes
+            .iter()
+            .filter(|a| a.name.eq_ignore_ascii_case(name))
+            .find_map(|a| {
+                let value = a.value.as_deref()?;
+                let (pt, rest) = value
+                    .split_once(|c: char| c.is_ascii_whitespace())
+                    .unwrap_or((value, ""));
+                (pt == format).then(|| rest.trim())
+            })
     }
 }
 
@@ -236,11 +266,20 @@ impl Direction {
 }
 
 fn direction_of(attributes: &[Attribute]) -> Option<Direction> {
-    attributes.iter().rev().find_map(|a| if a.value.is_none() { Direction::from_name(&a.name) } else { None })
+    attributes.iter().rev().find_map(|a| {
+        if a.value.is_none() {
+            Direction::from_name(&a.name)
+        } else {
+            None
+        }
+    })
 }
 
 fn find_attribute<'a>(attributes: &'a [Attribute], name: &str) -> Option<&'a str> {
-    attributes.iter().find(|a| a.name.eq_ignore_ascii_case(name)).map(|a| a.value.as_deref().unwrap_or(""))
+    attributes
+        .iter()
+        .find(|a| a.name.eq_ignore_ascii_case(name))
+        .map(|a| a.value.as_deref().unwrap_or(""))
 }
 
 /// A codec of an audio stream.
@@ -303,7 +342,10 @@ impl SessionDescription {
             if line.trim().is_empty() {
                 continue;
             }
-            let malformed = |reason| Error::Malformed { line: line_no, reason };
+            let malformed = |reason| Error::Malformed {
+                line: line_no,
+                reason,
+            };
             let bytes = line.as_bytes();
             // RFC 8866 §5: <type>=<value>, type exactly one character, no spaces around '='.
             if bytes.len() < 2 || bytes[1] != b'=' || !bytes[0].is_ascii_alphabetic() {
@@ -332,7 +374,9 @@ impl SessionDescription {
                     }
                     session_name = Some(value.to_owned());
                 }
-                ('c', None) => connection = Some(parse_connection(value).ok_or(malformed("bad c= line"))?),
+                ('c', None) => {
+                    connection = Some(parse_connection(value).ok_or(malformed("bad c= line"))?)
+                }
                 ('b', None) => bandwidths.push(value.to_owned()),
                 ('t', None) => times.push(value.to_owned()),
                 ('a', None) => attributes.push(parse_attribute(value)),
@@ -345,7 +389,9 @@ impl SessionDescription {
                     }
                     media.push(parse_media(value).ok_or(malformed("bad m= line"))?);
                 }
-                ('c', Some(m)) => m.connection = Some(parse_connection(value).ok_or(malformed("bad c= line"))?),
+                ('c', Some(m)) => {
+                    m.connection = Some(parse_connection(value).ok_or(malformed("bad c= line"))?)
+                }
                 ('b', Some(m)) => m.bandwidths.push(value.to_owned()),
                 ('a', Some(m)) => m.attributes.push(parse_attribute(value)),
                 ('o' | 's' | 't', Some(_)) => return Err(malformed("session-level line after m=")),
@@ -377,9 +423,16 @@ impl SessionDescription {
         let _ = write!(
             out,
             "v=0\r\no={} {} {} {} {} {}\r\ns={}\r\n",
-            o.username, o.session_id, o.session_version, o.net_type, o.addr_type, o.address, self.session_name
+            o.username,
+            o.session_id,
+            o.session_version,
+            o.net_type,
+            o.addr_type,
+            o.address,
+            self.session_name
         );
-        let is_one_of = |line: &String, kinds: &str| line.chars().next().is_some_and(|k| kinds.contains(k));
+        let is_one_of =
+            |line: &String, kinds: &str| line.chars().next().is_some_and(|k| kinds.contains(k));
         // i= u= e= p= come before c=; r= z= k= and unknown types after t=.
         for line in self.other_lines.iter().filter(|l| is_one_of(l, "iuep")) {
             push_line(&mut out, line);
@@ -429,7 +482,9 @@ impl SessionDescription {
 
     /// The first `m=audio` stream, whatever its port.
     pub fn audio(&self) -> Option<&MediaDescription> {
-        self.media.iter().find(|m| m.media.eq_ignore_ascii_case("audio"))
+        self.media
+            .iter()
+            .find(|m| m.media.eq_ignore_ascii_case("audio"))
     }
 
     /// The first audio stream's RTP destination: its `c=` (else the session's) and its port.
@@ -456,11 +511,16 @@ impl SessionDescription {
     /// (`c=0.0.0.0`, RFC 3264 §8.4) removes the receive half: sendrecv becomes sendonly and
     /// recvonly becomes inactive. No audio stream, or a rejected one (port 0), is inactive.
     pub fn audio_direction(&self) -> Direction {
-        let Some(audio) = self.audio() else { return Direction::Inactive };
+        let Some(audio) = self.audio() else {
+            return Direction::Inactive;
+        };
         if audio.port == 0 {
             return Direction::Inactive;
         }
-        let declared = audio.direction_attribute().or_else(|| direction_of(&self.attributes)).unwrap_or(Direction::SendRecv);
+        let declared = audio
+            .direction_attribute()
+            .or_else(|| direction_of(&self.attributes))
+            .unwrap_or(Direction::SendRecv);
         match self.audio_connection(audio) {
             Some(c) if c.is_hold_address() => declared.without_receive(),
             _ => declared,
@@ -472,7 +532,9 @@ impl SessionDescription {
     /// (0 PCMU, 3 GSM, 4 G723, 8 PCMA, 9 G722, 13 CN, 18 G729). Formats that are neither are
     /// left out.
     pub fn audio_codecs(&self) -> Vec<Codec> {
-        self.audio().map(MediaDescription::codecs).unwrap_or_default()
+        self.audio()
+            .map(MediaDescription::codecs)
+            .unwrap_or_default()
     }
 }
 
@@ -516,12 +578,21 @@ fn parse_origin(value: &str) -> Option<Origin> {
 
 fn parse_connection(value: &str) -> Option<Connection> {
     let mut f = value.split_ascii_whitespace();
-    let c = Connection { net_type: f.next()?.into(), addr_type: f.next()?.into(), address: f.next()?.into() };
+    let c = Connection {
+        net_type: f.next()?.into(),
+        addr_type: f.next()?.into(),
+        address: f.next()?.into(),
+    };
     if f.next().is_some() {
         return None;
     }
     // An IP address must parse as the family it claims; an FQDN is allowed by RFC 8866.
-    let looks_numeric = c.address.split('/').next()?.chars().all(|ch| ch.is_ascii_digit() || ch == '.' || ch == ':');
+    let looks_numeric = c
+        .address
+        .split('/')
+        .next()?
+        .chars()
+        .all(|ch| ch.is_ascii_digit() || ch == '.' || ch == ':');
     if c.net_type == "IN" && looks_numeric {
         match (c.addr_type.as_str(), c.ip()?) {
             ("IP4", IpAddr::V4(_)) | ("IP6", IpAddr::V6(_)) => {}
@@ -533,8 +604,14 @@ fn parse_connection(value: &str) -> Option<Connection> {
 
 fn parse_attribute(value: &str) -> Attribute {
     match value.split_once(':') {
-        Some((name, v)) => Attribute { name: name.into(), value: Some(v.into()) },
-        None => Attribute { name: value.into(), value: None },
+        Some((name, v)) => Attribute {
+            name: name.into(),
+            value: Some(v.into()),
+        },
+        None => Attribute {
+            name: value.into(),
+            value: None,
+        },
     }
 }
 
@@ -584,7 +661,11 @@ pub struct OriginState {
 
 impl OriginState {
     pub fn new(session_id: u64) -> Self {
-        OriginState { session_id, version: 0, last_body: None }
+        OriginState {
+            session_id,
+            version: 0,
+            last_body: None,
+        }
     }
 
     pub fn session_id(&self) -> u64 {
@@ -626,9 +707,19 @@ fn is_relay_hostile(attribute: &Attribute) -> bool {
     name.starts_with("ice-")
         || matches!(
             name.as_str(),
-            "candidate" | "remote-candidates" | "end-of-candidates" | "crypto" | "fingerprint" | "setup" | "rtcp-mux"
+            "candidate"
+                | "remote-candidates"
+                | "end-of-candidates"
+                | "crypto"
+                | "fingerprint"
+                | "setup"
+                | "rtcp-mux"
         )
-        || (name == "group" && attribute.value.as_deref().is_some_and(|v| v.starts_with("BUNDLE")))
+        || (name == "group"
+            && attribute
+                .value
+                .as_deref()
+                .is_some_and(|v| v.starts_with("BUNDLE")))
 }
 
 /// Attributes tied to one payload type (`a=rtpmap:<pt> ...`, `a=fmtp:<pt> ...`, `a=rtcp-fb:<pt> ...`).
@@ -655,7 +746,11 @@ pub fn anchor(
     origin: &mut OriginState,
     allowed: Option<&[&str]>,
 ) -> Result<SessionDescription, Error> {
-    let audio_index = sdp.media.iter().position(|m| m.media.eq_ignore_ascii_case("audio")).ok_or(Error::NoAudio)?;
+    let audio_index = sdp
+        .media
+        .iter()
+        .position(|m| m.media.eq_ignore_ascii_case("audio"))
+        .ok_or(Error::NoAudio)?;
     let mut out = sdp.clone();
     let ours = Connection::for_ip(relay.ip());
     out.connection = Some(ours.clone());
@@ -668,7 +763,8 @@ pub fn anchor(
         if index != audio_index {
             m.port = 0;
             m.port_count = None;
-            m.attributes.retain(|a| !a.name.eq_ignore_ascii_case("rtcp"));
+            m.attributes
+                .retain(|a| !a.name.eq_ignore_ascii_case("rtcp"));
             continue;
         }
         if m.port == 0 {
@@ -677,20 +773,32 @@ pub fn anchor(
         m.port = relay.port();
         m.port_count = None;
         // RFC 3605: say where our RTCP is, replacing the peer's (which would bypass the relay).
-        for a in m.attributes.iter_mut().filter(|a| a.name.eq_ignore_ascii_case("rtcp")) {
+        for a in m
+            .attributes
+            .iter_mut()
+            .filter(|a| a.name.eq_ignore_ascii_case("rtcp"))
+        {
             a.value = Some(relay.port().wrapping_add(1).to_string());
         }
         if let Some(allowed) = allowed {
             let keep: Vec<String> = m
                 .formats
                 .iter()
-                .filter(|f| m.codec(f).is_some_and(|c| allowed.iter().any(|n| n.eq_ignore_ascii_case(&c.name))))
+                .filter(|f| {
+                    m.codec(f)
+                        .is_some_and(|c| allowed.iter().any(|n| n.eq_ignore_ascii_case(&c.name)))
+                })
                 .cloned()
                 .collect();
-            if !keep.iter().any(|f| m.codec(f).is_some_and(|c| c.is_voice())) {
+            if !keep
+                .iter()
+                .any(|f| m.codec(f).is_some_and(|c| c.is_voice()))
+            {
                 return Err(Error::NoCommonCodec);
             }
-            m.attributes.retain(|a| payload_type_of(a).is_none_or(|pt| pt == "*" || keep.iter().any(|k| k == pt)));
+            m.attributes.retain(|a| {
+                payload_type_of(a).is_none_or(|pt| pt == "*" || keep.iter().any(|k| k == pt))
+            });
             m.formats = keep;
         }
     }
@@ -719,8 +827,13 @@ pub fn answer(
         .iter()
         .find(|c| c.is_voice() && supported.iter().any(|s| s.eq_ignore_ascii_case(&c.name)))
         .ok_or(Error::NoCommonCodec)?;
-    let events = codecs.iter().filter(|c| c.name.eq_ignore_ascii_case("telephone-event"));
-    let event = events.clone().find(|c| c.clock_rate == chosen.clock_rate).or_else(|| events.clone().next());
+    let events = codecs
+        .iter()
+        .filter(|c| c.name.eq_ignore_ascii_case("telephone-event"));
+    let event = events
+        .clone()
+        .find(|c| c.clock_rate == chosen.clock_rate)
+        .or_else(|| events.clone().next());
 
     let mut attributes = Vec::new();
     let mut formats = Vec::new();
@@ -732,7 +845,10 @@ pub fn answer(
         }
         attributes.push(Attribute::new("rtpmap", map));
         if let Some(fmtp) = &codec.fmtp {
-            attributes.push(Attribute::new("fmtp", format!("{} {}", codec.payload_type, fmtp)));
+            attributes.push(Attribute::new(
+                "fmtp",
+                format!("{} {}", codec.payload_type, fmtp),
+            ));
         }
     }
     if let Some(ptime) = offered.attribute("ptime") {
@@ -796,21 +912,33 @@ pub fn answer(
 pub fn check_answer(offer: &SessionDescription, answer: &SessionDescription) -> Result<(), Error> {
     let mismatch = |reason: String| Err(Error::AnswerMismatch(reason));
     if offer.media.len() != answer.media.len() {
-        return mismatch(format!("{} m= lines offered, {} answered", offer.media.len(), answer.media.len()));
+        return mismatch(format!(
+            "{} m= lines offered, {} answered",
+            offer.media.len(),
+            answer.media.len()
+        ));
     }
     for (index, (o, a)) in offer.media.iter().zip(&answer.media).enumerate() {
         let stream = index + 1;
         if !o.media.eq_ignore_ascii_case(&a.media) {
-            return mismatch(format!("m= line {stream}: {} offered, {} answered", o.media, a.media));
+            return mismatch(format!(
+                "m= line {stream}: {} offered, {} answered",
+                o.media, a.media
+            ));
         }
         if a.port == 0 {
             continue;
         }
         if o.port == 0 {
-            return mismatch(format!("m= line {stream}: accepted a stream the offer disabled"));
+            return mismatch(format!(
+                "m= line {stream}: accepted a stream the offer disabled"
+            ));
         }
         if !o.proto.eq_ignore_ascii_case(&a.proto) {
-            return mismatch(format!("m= line {stream}: transport {} offered, {} answered", o.proto, a.proto));
+            return mismatch(format!(
+                "m= line {stream}: transport {} offered, {} answered",
+                o.proto, a.proto
+            ));
         }
         let is_rtp = o.proto.to_ascii_uppercase().contains("RTP");
         for format in &a.formats {

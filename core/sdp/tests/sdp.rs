@@ -2,7 +2,9 @@
 
 use std::net::SocketAddr;
 
-use switchyard_sdp::{anchor, answer, check_answer, Direction, Error, OriginState, SessionDescription};
+use switchyard_sdp::{
+    Direction, Error, OriginState, SessionDescription, anchor, answer, check_answer,
+};
 
 /// RFC 4566 §5 / RFC 8866 §5 example.
 const RFC_EXAMPLE: &str = "v=0\r\n\
@@ -96,18 +98,31 @@ fn rfc_example_round_trips_byte_for_byte() {
     assert_eq!(String::from_utf8(sdp.to_bytes()).unwrap(), RFC_EXAMPLE);
     // The session-level recvonly applies to the audio stream that has none of its own.
     assert_eq!(sdp.audio_direction(), Direction::RecvOnly);
-    assert_eq!(sdp.audio_destination(), Some("224.2.17.12:49170".parse().unwrap()));
+    assert_eq!(
+        sdp.audio_destination(),
+        Some("224.2.17.12:49170".parse().unwrap())
+    );
 }
 
 #[test]
 fn sipp_uac_round_trips_and_exposes_audio() {
     let sdp = parse(SIPP_UAC);
     assert_eq!(String::from_utf8(sdp.to_bytes()).unwrap(), SIPP_UAC);
-    assert_eq!(sdp.audio_destination(), Some("127.0.0.1:6000".parse().unwrap()));
+    assert_eq!(
+        sdp.audio_destination(),
+        Some("127.0.0.1:6000".parse().unwrap())
+    );
     assert_eq!(sdp.audio_direction(), Direction::SendRecv);
     let codecs = sdp.audio_codecs();
     assert_eq!(codecs.len(), 1);
-    assert_eq!((codecs[0].payload_type, codecs[0].name.as_str(), codecs[0].clock_rate), (0, "PCMU", 8000));
+    assert_eq!(
+        (
+            codecs[0].payload_type,
+            codecs[0].name.as_str(),
+            codecs[0].clock_rate
+        ),
+        (0, "PCMU", 8000)
+    );
 }
 
 #[test]
@@ -119,27 +134,54 @@ fn baresip_offer_parses_lf_only_and_reserializes_with_crlf() {
     let audio = sdp.audio().unwrap();
     assert_eq!(audio.bandwidths, ["AS:64"]);
     assert_eq!(audio.attribute("ptime"), Some("20"));
-    let codecs: Vec<_> =
-        sdp.audio_codecs().into_iter().map(|c| (c.payload_type, c.name, c.clock_rate, c.channels, c.fmtp)).collect();
+    let codecs: Vec<_> = sdp
+        .audio_codecs()
+        .into_iter()
+        .map(|c| (c.payload_type, c.name, c.clock_rate, c.channels, c.fmtp))
+        .collect();
     assert_eq!(
         codecs,
         [
             (0, "PCMU".into(), 8000, None, None),
             (8, "PCMA".into(), 8000, None, None),
-            (96, "opus".into(), 48000, Some(2), Some("stereo=1;sprop-stereo=1".into())),
-            (101, "telephone-event".into(), 8000, None, Some("0-15".into())),
+            (
+                96,
+                "opus".into(),
+                48000,
+                Some(2),
+                Some("stereo=1;sprop-stereo=1".into())
+            ),
+            (
+                101,
+                "telephone-event".into(),
+                8000,
+                None,
+                Some("0-15".into())
+            ),
         ]
     );
 }
 
 #[test]
 fn static_payload_types_without_rtpmap_use_rfc3551_defaults() {
-    let sdp = parse(&SIPP_UAC.replace("m=audio 6000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n", "m=audio 6000 RTP/AVP 8 9 18 0 97\r\n"));
-    let codecs: Vec<_> = sdp.audio_codecs().into_iter().map(|c| (c.payload_type, c.name, c.clock_rate)).collect();
+    let sdp = parse(&SIPP_UAC.replace(
+        "m=audio 6000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+        "m=audio 6000 RTP/AVP 8 9 18 0 97\r\n",
+    ));
+    let codecs: Vec<_> = sdp
+        .audio_codecs()
+        .into_iter()
+        .map(|c| (c.payload_type, c.name, c.clock_rate))
+        .collect();
     // 97 has no rtpmap and no static meaning: left out.
     assert_eq!(
         codecs,
-        [(8, "PCMA".into(), 8000), (9, "G722".into(), 8000), (18, "G729".into(), 8000), (0, "PCMU".into(), 8000)]
+        [
+            (8, "PCMA".into(), 8000),
+            (9, "G722".into(), 8000),
+            (18, "G729".into(), 8000),
+            (0, "PCMU".into(), 8000)
+        ]
     );
 }
 
@@ -149,19 +191,34 @@ fn unknown_and_rare_lines_are_kept_in_order() {
 z=2882844526 -1h\r\na=foo:bar\r\nm=audio 4000 RTP/AVP 0\r\ni=media title\r\nc=IN IP4 10.0.0.2\r\nb=AS:80\r\nk=prompt\r\n\
 a=sendonly\r\n";
     let sdp = parse(text);
-    assert_eq!(sdp.other_lines, ["i=info", "r=7d 1h 0 25h", "z=2882844526 -1h"]);
+    assert_eq!(
+        sdp.other_lines,
+        ["i=info", "r=7d 1h 0 25h", "z=2882844526 -1h"]
+    );
     assert_eq!(sdp.media[0].other_lines, ["i=media title", "k=prompt"]);
     assert_eq!(String::from_utf8(sdp.to_bytes()).unwrap(), text);
-    assert_eq!(sdp.audio_destination(), Some("10.0.0.2:4000".parse().unwrap()));
+    assert_eq!(
+        sdp.audio_destination(),
+        Some("10.0.0.2:4000".parse().unwrap())
+    );
     assert_eq!(sdp.audio_direction(), Direction::SendOnly);
 }
 
 #[test]
 fn hold_detection() {
     let with = |extra: &str| parse(&format!("{SIPP_UAC}{extra}"));
-    assert_eq!(with("a=sendonly\r\n").audio_direction(), Direction::SendOnly);
-    assert_eq!(with("a=inactive\r\n").audio_direction(), Direction::Inactive);
-    assert_eq!(with("a=recvonly\r\n").audio_direction(), Direction::RecvOnly);
+    assert_eq!(
+        with("a=sendonly\r\n").audio_direction(),
+        Direction::SendOnly
+    );
+    assert_eq!(
+        with("a=inactive\r\n").audio_direction(),
+        Direction::Inactive
+    );
+    assert_eq!(
+        with("a=recvonly\r\n").audio_direction(),
+        Direction::RecvOnly
+    );
     assert!(with("a=sendonly\r\n").audio_direction().is_hold());
     assert!(!with("a=sendrecv\r\n").audio_direction().is_hold());
 
@@ -170,13 +227,19 @@ fn hold_detection() {
     assert_eq!(old_hold.audio_direction(), Direction::SendOnly);
     assert!(old_hold.audio_direction().is_hold());
     assert_eq!(old_hold.audio_destination(), None);
-    let old_recvonly = parse(&format!("{}a=recvonly\r\n", SIPP_UAC.replace("c=IN IP4 127.0.0.1", "c=IN IP4 0.0.0.0")));
+    let old_recvonly = parse(&format!(
+        "{}a=recvonly\r\n",
+        SIPP_UAC.replace("c=IN IP4 127.0.0.1", "c=IN IP4 0.0.0.0")
+    ));
     assert_eq!(old_recvonly.audio_direction(), Direction::Inactive);
 
     // The media-level attribute overrides the session level one.
     let text = SIPP_UAC.replace("t=0 0\r\n", "t=0 0\r\na=inactive\r\n");
     assert_eq!(parse(&text).audio_direction(), Direction::Inactive);
-    assert_eq!(parse(&format!("{text}a=sendrecv\r\n")).audio_direction(), Direction::SendRecv);
+    assert_eq!(
+        parse(&format!("{text}a=sendrecv\r\n")).audio_direction(),
+        Direction::SendRecv
+    );
 
     // A rejected stream has no destination.
     let rejected = parse(&SIPP_UAC.replace("m=audio 6000", "m=audio 0"));
@@ -202,7 +265,12 @@ fn anchor_rewrites_addresses_origin_and_rtcp() {
     assert_eq!(out.audio_direction(), Direction::SendRecv);
     let text = String::from_utf8(out.to_bytes()).unwrap();
     assert!(!text.contains("192.168.1.20"), "{text}");
-    assert!(text.starts_with("v=0\r\no=switchyard 42 1 IN IP4 198.51.100.1\r\ns=-\r\nc=IN IP4 198.51.100.1\r\n"), "{text}");
+    assert!(
+        text.starts_with(
+            "v=0\r\no=switchyard 42 1 IN IP4 198.51.100.1\r\ns=-\r\nc=IN IP4 198.51.100.1\r\n"
+        ),
+        "{text}"
+    );
     // The output is itself valid SDP.
     assert_eq!(SessionDescription::parse(text.as_bytes()).unwrap(), out);
 
@@ -220,15 +288,30 @@ fn anchor_drops_ice_and_rejects_video() {
     let offer = parse(WEBRTC);
     let out = anchor(&offer, relay(), &mut OriginState::new(7), None).unwrap();
     let text = String::from_utf8(out.to_bytes()).unwrap();
-    for gone in ["candidate", "ice-", "fingerprint", "setup", "rtcp-mux", "BUNDLE", "203.0.113.7", "0.0.0.0"] {
+    for gone in [
+        "candidate",
+        "ice-",
+        "fingerprint",
+        "setup",
+        "rtcp-mux",
+        "BUNDLE",
+        "203.0.113.7",
+        "0.0.0.0",
+    ] {
         assert!(!text.contains(gone), "{gone} left in:\n{text}");
     }
     assert_eq!(out.media.len(), 2);
     assert_eq!(out.media[0].port, 20000);
     assert_eq!(out.media[1].port, 0);
     assert_eq!(out.media[1].formats, ["96"]);
-    assert_eq!(out.media[0].connection.as_ref().unwrap().address, "198.51.100.1");
-    assert_eq!(out.media[1].connection.as_ref().unwrap().address, "198.51.100.1");
+    assert_eq!(
+        out.media[0].connection.as_ref().unwrap().address,
+        "198.51.100.1"
+    );
+    assert_eq!(
+        out.media[1].connection.as_ref().unwrap().address,
+        "198.51.100.1"
+    );
 }
 
 #[test]
@@ -239,17 +322,35 @@ fn anchor_filters_codecs() {
     let audio = out.audio().unwrap();
     assert_eq!(audio.formats, ["0", "8", "126"]);
     // rtpmap/fmtp/rtcp-fb of opus are gone, the telephone-event rtpmap stays.
-    assert!(audio.attributes.iter().all(|a| !a.value.as_deref().unwrap_or("").starts_with("111")));
+    assert!(
+        audio
+            .attributes
+            .iter()
+            .all(|a| !a.value.as_deref().unwrap_or("").starts_with("111"))
+    );
     assert_eq!(
-        out.audio_codecs().iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+        out.audio_codecs()
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>(),
         ["PCMU", "PCMA", "telephone-event"]
     );
 
     // Only DTMF left is no call.
-    let err = anchor(&offer, relay(), &mut OriginState::new(7), Some(&["telephone-event", "G729"])).unwrap_err();
+    let err = anchor(
+        &offer,
+        relay(),
+        &mut OriginState::new(7),
+        Some(&["telephone-event", "G729"]),
+    )
+    .unwrap_err();
     assert!(matches!(err, Error::NoCommonCodec), "{err:?}");
-    let no_audio = parse("v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 5000 RTP/AVP 96\r\n");
-    assert!(matches!(anchor(&no_audio, relay(), &mut OriginState::new(1), None), Err(Error::NoAudio)));
+    let no_audio =
+        parse("v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 5000 RTP/AVP 96\r\n");
+    assert!(matches!(
+        anchor(&no_audio, relay(), &mut OriginState::new(1), None),
+        Err(Error::NoAudio)
+    ));
 }
 
 #[test]
@@ -270,14 +371,34 @@ fn answer_picks_offerers_first_supported_codec_and_mirrors_direction() {
     assert_eq!(only_pcma.origin.session_version, 2);
 
     let hold = parse(&BARESIP.replace("a=sendrecv", "a=sendonly"));
-    assert_eq!(answer(&hold, relay(), &mut origin, &["PCMU"]).unwrap().audio_direction(), Direction::RecvOnly);
+    assert_eq!(
+        answer(&hold, relay(), &mut origin, &["PCMU"])
+            .unwrap()
+            .audio_direction(),
+        Direction::RecvOnly
+    );
     let inactive = parse(&BARESIP.replace("a=sendrecv", "a=inactive"));
-    assert_eq!(answer(&inactive, relay(), &mut origin, &["PCMU"]).unwrap().audio_direction(), Direction::Inactive);
+    assert_eq!(
+        answer(&inactive, relay(), &mut origin, &["PCMU"])
+            .unwrap()
+            .audio_direction(),
+        Direction::Inactive
+    );
 
     // No telephone-event offered: none answered. Nothing in common: an error (488).
     let sipp = parse(SIPP_UAC);
-    assert_eq!(answer(&sipp, relay(), &mut origin, &["PCMU"]).unwrap().audio().unwrap().formats, ["0"]);
-    assert!(matches!(answer(&sipp, relay(), &mut origin, &["PCMA"]), Err(Error::NoCommonCodec)));
+    assert_eq!(
+        answer(&sipp, relay(), &mut origin, &["PCMU"])
+            .unwrap()
+            .audio()
+            .unwrap()
+            .formats,
+        ["0"]
+    );
+    assert!(matches!(
+        answer(&sipp, relay(), &mut origin, &["PCMA"]),
+        Err(Error::NoCommonCodec)
+    ));
 
     // Video is rejected but keeps its m= line.
     let webrtc = parse(WEBRTC);
@@ -295,20 +416,26 @@ fn check_answer_catches_violations() {
     let base = "v=0\r\no=- 1 1 IN IP4 10.0.0.9\r\ns=-\r\nc=IN IP4 10.0.0.9\r\nt=0 0\r\n";
     ok(&format!("{base}m=audio 7000 RTP/AVP 8\r\n")).unwrap();
     // Dynamic payload types match by name and rate, whatever the number.
-    ok(&format!("{base}m=audio 7000 RTP/AVP 120\r\na=rtpmap:120 opus/48000/2\r\n")).unwrap();
+    ok(&format!(
+        "{base}m=audio 7000 RTP/AVP 120\r\na=rtpmap:120 opus/48000/2\r\n"
+    ))
+    .unwrap();
     // Rejecting the stream is always allowed.
     ok(&format!("{base}m=audio 0 RTP/AVP 0\r\n")).unwrap();
 
     let violations = [
-        format!("{base}m=audio 7000 RTP/AVP 18\r\n"),                                   // static PT not offered
-        format!("{base}m=audio 7000 RTP/AVP 120\r\na=rtpmap:120 speex/8000\r\n"),      // dynamic codec not offered
-        format!("{base}m=audio 7000 RTP/AVP 96\r\na=rtpmap:96 opus/16000\r\n"),        // wrong rate
-        format!("{base}m=audio 7000 RTP/AVP 0\r\nm=video 0 RTP/AVP 31\r\n"),           // extra m= line
-        format!("{base}m=video 7000 RTP/AVP 0\r\n"),                                   // wrong media type
-        format!("{base}m=audio 7000 RTP/SAVP 0\r\n"),                                  // wrong transport
+        format!("{base}m=audio 7000 RTP/AVP 18\r\n"), // static PT not offered
+        format!("{base}m=audio 7000 RTP/AVP 120\r\na=rtpmap:120 speex/8000\r\n"), // dynamic codec not offered
+        format!("{base}m=audio 7000 RTP/AVP 96\r\na=rtpmap:96 opus/16000\r\n"),   // wrong rate
+        format!("{base}m=audio 7000 RTP/AVP 0\r\nm=video 0 RTP/AVP 31\r\n"),      // extra m= line
+        format!("{base}m=video 7000 RTP/AVP 0\r\n"), // wrong media type
+        format!("{base}m=audio 7000 RTP/SAVP 0\r\n"), // wrong transport
     ];
     for body in &violations {
-        assert!(matches!(ok(body), Err(Error::AnswerMismatch(_))), "accepted:\n{body}");
+        assert!(
+            matches!(ok(body), Err(Error::AnswerMismatch(_))),
+            "accepted:\n{body}"
+        );
     }
     let no_m = SessionDescription::parse(base.as_bytes()).unwrap();
     assert!(check_answer(&offer, &no_m).is_err());
@@ -318,25 +445,35 @@ fn check_answer_catches_violations() {
 fn required_lines_and_malformed_lines_are_errors() {
     let cases = [
         "",
-        "o=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\n",                                 // no v=
-        "v=1\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\n",                          // wrong version
-        "v=0\r\ns=-\r\nt=0 0\r\n",                                           // no o=
-        "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\nt=0 0\r\n",                        // no s=
-        "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 999.1.1.1\r\n",    // bad address
-        "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP6 1.2.3.4\r\n",      // wrong family
-        "v=0\r\no=- 1 x IN IP4 1.2.3.4\r\ns=-\r\n",                          // version not a number
-        "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nm=audio x RTP/AVP 0\r\n",   // bad port
-        "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nm=audio 5000 RTP/AVP\r\n",  // no formats
-        "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nhello\r\n",                 // not type=value
+        "o=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\n",          // no v=
+        "v=1\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\n",   // wrong version
+        "v=0\r\ns=-\r\nt=0 0\r\n",                    // no o=
+        "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\nt=0 0\r\n", // no s=
+        "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 999.1.1.1\r\n", // bad address
+        "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP6 1.2.3.4\r\n", // wrong family
+        "v=0\r\no=- 1 x IN IP4 1.2.3.4\r\ns=-\r\n",   // version not a number
+        "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nm=audio x RTP/AVP 0\r\n", // bad port
+        "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nm=audio 5000 RTP/AVP\r\n", // no formats
+        "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nhello\r\n", // not type=value
         "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nm=audio 5000 RTP/AVP 0\r\ns=again\r\n",
     ];
     for case in cases {
-        assert!(SessionDescription::parse(case.as_bytes()).is_err(), "accepted {case:?}");
+        assert!(
+            SessionDescription::parse(case.as_bytes()).is_err(),
+            "accepted {case:?}"
+        );
     }
-    assert!(matches!(SessionDescription::parse(b"v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=\xff\r\n"), Err(Error::NotUtf8)));
+    assert!(matches!(
+        SessionDescription::parse(b"v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=\xff\r\n"),
+        Err(Error::NotUtf8)
+    ));
     // t= may be missing (sloppy phones); we write t=0 0 back.
     let sdp = parse("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nm=audio 5000 RTP/AVP 0\r\n");
-    assert!(String::from_utf8(sdp.to_bytes()).unwrap().contains("t=0 0\r\n"));
+    assert!(
+        String::from_utf8(sdp.to_bytes())
+            .unwrap()
+            .contains("t=0 0\r\n")
+    );
 }
 
 #[test]
@@ -368,12 +505,21 @@ fn exercise(sdp: &SessionDescription) {
     let reparsed = SessionDescription::parse(&sdp.to_bytes()).expect("our own output parses");
     assert_eq!(reparsed.media.len(), sdp.media.len());
     let mut origin = OriginState::new(1);
-    if let Ok(anchored) = anchor(sdp, relay(), &mut origin, Some(&["PCMU", "PCMA", "telephone-event"])) {
+    if let Ok(anchored) = anchor(
+        sdp,
+        relay(),
+        &mut origin,
+        Some(&["PCMU", "PCMA", "telephone-event"]),
+    ) {
         SessionDescription::parse(&anchored.to_bytes()).expect("anchored output parses");
     }
-    if let Ok(ans) = answer(sdp, relay(), &mut origin, &["PCMU", "PCMA", "opus"]) {
-        if let Err(e) = check_answer(sdp, &ans) {
-            panic!("{e}: offer\n{}\nanswer\n{}", String::from_utf8_lossy(&sdp.to_bytes()), String::from_utf8_lossy(&ans.to_bytes()));
-        }
+    if let Ok(ans) = answer(sdp, relay(), &mut origin, &["PCMU", "PCMA", "opus"])
+        && let Err(e) = check_answer(sdp, &ans)
+    {
+        panic!(
+            "{e}: offer\n{}\nanswer\n{}",
+            String::from_utf8_lossy(&sdp.to_bytes()),
+            String::from_utf8_lossy(&ans.to_bytes())
+        );
     }
 }

@@ -21,7 +21,10 @@ struct Sanitizing<'a>(&'a mut Vec<u8>);
 impl fmt::Write for Sanitizing<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         if s.bytes().any(|c| c == b'\r' || c == b'\n') {
-            self.0.extend(s.bytes().map(|c| if c == b'\r' || c == b'\n' { b' ' } else { c }));
+            self.0.extend(
+                s.bytes()
+                    .map(|c| if c == b'\r' || c == b'\n' { b' ' } else { c }),
+            );
         } else {
             self.0.extend_from_slice(s.as_bytes());
         }
@@ -31,7 +34,9 @@ impl fmt::Write for Sanitizing<'_> {
 
 impl MessageBuilder {
     pub fn request(method: &Method, uri: &str) -> Self {
-        let mut b = MessageBuilder { buf: Vec::with_capacity(1024) };
+        let mut b = MessageBuilder {
+            buf: Vec::with_capacity(1024),
+        };
         let mut w = Sanitizing(&mut b.buf);
         let _ = write!(w, "{} {} SIP/2.0", method.as_str(), uri.replace(' ', "%20"));
         b.buf.extend_from_slice(b"\r\n");
@@ -39,7 +44,9 @@ impl MessageBuilder {
     }
 
     pub fn response(status: u16, reason: &str) -> Self {
-        let mut b = MessageBuilder { buf: Vec::with_capacity(1024) };
+        let mut b = MessageBuilder {
+            buf: Vec::with_capacity(1024),
+        };
         let mut w = Sanitizing(&mut b.buf);
         let _ = write!(w, "SIP/2.0 {:03} {}", status.clamp(100, 699), reason);
         b.buf.extend_from_slice(b"\r\n");
@@ -158,11 +165,11 @@ pub fn default_reason(status: u16) -> &'static str {
         606 => "Not Acceptable",
         607 => "Unwanted",
         608 => "Rejected",
-        100..=199 => "Session Progress",
-        200..=299 => "OK",
-        300..=399 => "Redirection",
-        400..=499 => "Client Error",
-        500..=599 => "Server Error",
+        s if s < 200 => "Session Progress",
+        s if s < 300 => "OK",
+        s if s < 400 => "Redirection",
+        s if s < 500 => "Client Error",
+        s if s < 600 => "Server Error",
         _ => "Global Failure",
     }
 }
@@ -172,7 +179,10 @@ fn push_param(out: &mut String, name: &str, value: Option<&str>) {
     out.push_str(name);
     if let Some(v) = value {
         out.push('=');
-        if !v.is_empty() && v.bytes().all(|c| is_token_char(c) || matches!(c, b':' | b'[' | b']')) {
+        if !v.is_empty()
+            && v.bytes()
+                .all(|c| is_token_char(c) || matches!(c, b':' | b'[' | b']'))
+        {
             out.push_str(v);
         } else {
             // Params strips the quotes but keeps quoted-pairs, so re-quoting is exact.
@@ -188,7 +198,11 @@ fn push_param(out: &mut String, name: &str, value: Option<&str>) {
 /// `rport` with the source port (and then always adds `received`).
 pub(crate) fn via_with_received(via: &Via<'_>, from: SocketAddr) -> String {
     let src = from.ip().to_canonical();
-    let sent_by_ip = via.host_unbracketed().parse::<IpAddr>().ok().map(|ip| ip.to_canonical());
+    let sent_by_ip = via
+        .host_unbracketed()
+        .parse::<IpAddr>()
+        .ok()
+        .map(|ip| ip.to_canonical());
     let rport = via.param("rport");
     let add_received = sent_by_ip != Some(src) || rport.is_some();
     let mut out = String::with_capacity(via.raw.len() + 48);
@@ -281,7 +295,14 @@ mod tests {
         assert_eq!(m.content_type(), Some("text/plain"));
         assert_eq!(m.header("Injected"), None);
 
-        let r = response_to(&m, 200, "OK", Some("xyz"), Some("203.0.113.9:6000".parse().unwrap())).finish(None, b"");
+        let r = response_to(
+            &m,
+            200,
+            "OK",
+            Some("xyz"),
+            Some("203.0.113.9:6000".parse().unwrap()),
+        )
+        .finish(None, b"");
         let r = Message::parse_datagram(r).unwrap();
         assert_eq!(r.status(), Some(200));
         assert_eq!(r.to().tag(), Some("xyz"));
@@ -296,7 +317,10 @@ mod tests {
     #[test]
     fn received_only_when_host_differs() {
         let v = Via::parse("SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKx").unwrap();
-        assert_eq!(via_with_received(&v, "192.0.2.1:5060".parse().unwrap()), "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKx");
+        assert_eq!(
+            via_with_received(&v, "192.0.2.1:5060".parse().unwrap()),
+            "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKx"
+        );
         let v = Via::parse("SIP/2.0/TCP host.example.com;branch=z9hG4bKx").unwrap();
         assert_eq!(
             via_with_received(&v, "[2001:db8::1]:5060".parse().unwrap()),

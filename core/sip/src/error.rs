@@ -87,11 +87,16 @@ impl ParseError {
             b.raw_header_line("Via", v);
         }
         let hash = fnv1a(raw);
-        let from = rec
-            .from
+        let from = rec.from.and_then(salvage_name_addr).unwrap_or_else(|| {
+            format!(
+                "<sip:anonymous@anonymous.invalid>;tag=sy{:x}",
+                hash ^ 0x5a5a
+            )
+        });
+        let mut to = rec
+            .to
             .and_then(salvage_name_addr)
-            .unwrap_or_else(|| format!("<sip:anonymous@anonymous.invalid>;tag=sy{:x}", hash ^ 0x5a5a));
-        let mut to = rec.to.and_then(salvage_name_addr).unwrap_or_else(|| "<sip:anonymous@anonymous.invalid>".to_owned());
+            .unwrap_or_else(|| "<sip:anonymous@anonymous.invalid>".to_owned());
         if NameAddr::parse(&to).ok().and_then(|n| n.tag()).is_none() {
             to = format!("{to};tag=sy{hash:x}");
         }
@@ -106,7 +111,7 @@ impl ParseError {
         let cseq = rec
             .cseq
             .filter(|c| crate::message::parse_cseq(c).is_ok())
-            .map(|c| unfold(c))
+            .map(unfold)
             .unwrap_or_else(|| format!("{} {}", rec.cseq_num.unwrap_or(0), rec.method));
         b.raw_header_line("CSeq", &cseq);
         Some(b.finish(None, b""))
@@ -122,7 +127,9 @@ impl fmt::Display for ParseError {
 impl std::error::Error for ParseError {}
 
 fn fnv1a(b: &[u8]) -> u64 {
-    b.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &c| (h ^ u64::from(c)).wrapping_mul(0x0100_0000_01b3))
+    b.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &c| {
+        (h ^ u64::from(c)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn unfold(s: &str) -> String {
@@ -154,7 +161,10 @@ fn push_valid_params(out: &mut String, params: &str) {
             out.push_str(n);
             if let Some(v) = v {
                 out.push('=');
-                if is_token(v) || v.bytes().all(|c| c.is_ascii_hexdigit() || matches!(c, b':' | b'.' | b'[' | b']')) {
+                if is_token(v)
+                    || v.bytes()
+                        .all(|c| c.is_ascii_hexdigit() || matches!(c, b':' | b'.' | b'[' | b']'))
+                {
                     out.push_str(v);
                 } else {
                     out.push('"');
@@ -219,7 +229,9 @@ impl<'a> Recovered<'a> {
             }
         }
         for (name, vs, ve) in entries {
-            let Some(value) = head.get(vs..ve.min(head.len())) else { continue };
+            let Some(value) = head.get(vs..ve.min(head.len())) else {
+                continue;
+            };
             let value = trim_lws(value);
             match HeaderKind::of(name) {
                 HeaderKind::Via => {
@@ -238,11 +250,12 @@ impl<'a> Recovered<'a> {
                 HeaderKind::CallId => {
                     rec.call_id.get_or_insert(value);
                 }
-                HeaderKind::CSeq => {
-                    if rec.cseq.is_none() {
-                        rec.cseq = Some(value);
-                        rec.cseq_num = value.split(|c: char| !c.is_ascii_digit()).next().and_then(|n| n.parse().ok());
-                    }
+                HeaderKind::CSeq if rec.cseq.is_none() => {
+                    rec.cseq = Some(value);
+                    rec.cseq_num = value
+                        .split(|c: char| !c.is_ascii_digit())
+                        .next()
+                        .and_then(|n| n.parse().ok());
                 }
                 _ => {}
             }
@@ -272,7 +285,13 @@ pub(crate) fn find_head_end(b: &[u8]) -> Option<usize> {
 fn salvage_via(part: &str) -> Option<String> {
     let part = unfold(part);
     if let Ok(v) = Via::parse(&part) {
-        return Some(format!("SIP/2.0/{} {}{}{}", v.transport, v.host, port_suffix(v.port), canonical_params(v.params)));
+        return Some(format!(
+            "SIP/2.0/{} {}{}{}",
+            v.transport,
+            v.host,
+            port_suffix(v.port),
+            canonical_params(v.params)
+        ));
     }
     // Cut at the first ';' and retry the sent-by alone.
     let semi = part.find(';').unwrap_or(part.len());
@@ -294,7 +313,10 @@ fn canonical_params(params: &str) -> String {
         out.push_str(n);
         if let Some(v) = v {
             out.push('=');
-            if v.bytes().all(|c| crate::header::is_token_char(c) || matches!(c, b':' | b'[' | b']')) && !v.is_empty() {
+            if v.bytes()
+                .all(|c| crate::header::is_token_char(c) || matches!(c, b':' | b'[' | b']'))
+                && !v.is_empty()
+            {
                 out.push_str(v);
             } else {
                 out.push('"');
@@ -312,15 +334,27 @@ mod tests {
 
     #[test]
     fn status_mapping() {
-        assert_eq!(ParseError::new(ParseErrorKind::UnsupportedVersion, "").status(), Some(505));
-        assert_eq!(ParseError::new(ParseErrorKind::ResponseMalformed, "").status(), None);
+        assert_eq!(
+            ParseError::new(ParseErrorKind::UnsupportedVersion, "").status(),
+            Some(505)
+        );
+        assert_eq!(
+            ParseError::new(ParseErrorKind::ResponseMalformed, "").status(),
+            None
+        );
         assert_eq!(ParseError::new(ParseErrorKind::NotSip, "").status(), None);
-        assert_eq!(ParseError::new(ParseErrorKind::BadHeader, "").status(), Some(400));
+        assert_eq!(
+            ParseError::new(ParseErrorKind::BadHeader, "").status(),
+            Some(400)
+        );
     }
 
     #[test]
     fn salvages_broken_via() {
-        assert_eq!(salvage_via("SIP/2.0/UDP 192.0.2.15;;,;,,").as_deref(), Some("SIP/2.0/UDP 192.0.2.15"));
+        assert_eq!(
+            salvage_via("SIP/2.0/UDP 192.0.2.15;;,;,,").as_deref(),
+            Some("SIP/2.0/UDP 192.0.2.15")
+        );
         assert_eq!(
             salvage_via("SIP/2.0/UDP h:5060;branch=z9hG4bK1;;x=\"a b\"").as_deref(),
             Some("SIP/2.0/UDP h:5060;branch=z9hG4bK1;x=\"a b\"")

@@ -15,7 +15,10 @@ const TOKEN: [bool; 256] = {
     while c < 256 {
         let b = c as u8;
         t[c] = b.is_ascii_alphanumeric()
-            || matches!(b, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~');
+            || matches!(
+                b,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
         c += 1;
     }
     t
@@ -114,7 +117,11 @@ pub(crate) struct Params<'a> {
 
 impl<'a> Params<'a> {
     pub(crate) fn new(s: &'a str) -> Self {
-        Params { s, i: 0, failed: false }
+        Params {
+            s,
+            i: 0,
+            failed: false,
+        }
     }
 }
 
@@ -206,7 +213,11 @@ pub(crate) struct CommaSplit<'a> {
 
 impl<'a> CommaSplit<'a> {
     pub(crate) fn new(s: &'a str) -> Self {
-        CommaSplit { s, i: 0, done: false }
+        CommaSplit {
+            s,
+            i: 0,
+            done: false,
+        }
     }
 }
 
@@ -324,13 +335,24 @@ impl<'a> Via<'a> {
         let (host, port, k) = parse_hostport(raw, j, true).ok_or("Via: malformed sent-by")?;
         let params = &raw[k..];
         validate_params(params).map_err(|_| "Via: malformed parameter")?;
-        Ok(Via { protocol, transport, host, port, params: params.trim_start_matches(|c: char| c.is_ascii() && is_lws(c as u8)), raw: trim_lws(raw) })
+        Ok(Via {
+            protocol,
+            transport,
+            host,
+            port,
+            params: params.trim_start_matches(|c: char| c.is_ascii() && is_lws(c as u8)),
+            raw: trim_lws(raw),
+        })
     }
 }
 
 /// Parses `host [":" port]` at `i`; with `lws`, SWS is allowed around the colon (Via sent-by).
 /// Returns host, port and the index after them.
-pub(crate) fn parse_hostport(s: &str, mut i: usize, lws: bool) -> Option<(&str, Option<u16>, usize)> {
+pub(crate) fn parse_hostport(
+    s: &str,
+    mut i: usize,
+    lws: bool,
+) -> Option<(&str, Option<u16>, usize)> {
     let b = s.as_bytes();
     let hs = i;
     if b.get(i) == Some(&b'[') {
@@ -389,7 +411,12 @@ impl<'a> NameAddr<'a> {
     /// A placeholder returned by accessors whose header was validated at parse time; only
     /// reachable if that invariant were ever broken, so callers never have to unwrap.
     pub(crate) fn empty() -> NameAddr<'static> {
-        NameAddr { display_name: None, uri: Uri::empty(), params: "", raw: "" }
+        NameAddr {
+            display_name: None,
+            uri: Uri::empty(),
+            params: "",
+            raw: "",
+        }
     }
 
     pub(crate) fn parse(raw: &'a str) -> Result<NameAddr<'a>, &'static str> {
@@ -423,7 +450,12 @@ impl<'a> NameAddr<'a> {
                 let uri = Uri::parse(us).map_err(|e| e.detail)?;
                 let params = &s[e..];
                 validate_params(params)?;
-                return Ok(NameAddr { display_name: None, uri, params: trim_lws(params), raw: s });
+                return Ok(NameAddr {
+                    display_name: None,
+                    uri,
+                    params: trim_lws(params),
+                    raw: s,
+                });
             }
             // *(token LWS): RFC 4475 §3.1.1.6 accepts no LWS before '<'.
             let mut j = 0;
@@ -452,7 +484,12 @@ impl<'a> NameAddr<'a> {
         if display_name.as_deref() == Some("") {
             display_name = None;
         }
-        Ok(NameAddr { display_name, uri, params: trim_lws(params), raw: s })
+        Ok(NameAddr {
+            display_name,
+            uri,
+            params: trim_lws(params),
+            raw: s,
+        })
     }
 }
 
@@ -508,11 +545,17 @@ pub(crate) fn unfold(s: &str) -> Cow<'_, str> {
 
 fn collapse_lws(s: &str) -> Cow<'_, str> {
     let b = s.as_bytes();
-    let needs = b.windows(2).any(|w| is_lws(w[0]) && is_lws(w[1])) || b.iter().any(|&c| matches!(c, b'\t' | b'\r' | b'\n'));
+    let needs = b.windows(2).any(|w| is_lws(w[0]) && is_lws(w[1]))
+        || b.iter().any(|&c| matches!(c, b'\t' | b'\r' | b'\n'));
     if !needs {
         return Cow::Borrowed(s);
     }
-    Cow::Owned(s.split(|c: char| c.is_ascii() && is_lws(c as u8)).filter(|p| !p.is_empty()).collect::<Vec<_>>().join(" "))
+    Cow::Owned(
+        s.split(|c: char| c.is_ascii() && is_lws(c as u8))
+            .filter(|p| !p.is_empty())
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
 }
 
 /// One Contact value (RFC 3261 §20.10): `*` or an address with `expires`/`q` params.
@@ -549,13 +592,18 @@ mod tests {
         assert_eq!(v.transport, "UDP");
         assert_eq!(v.host, "192.0.2.2");
         assert_eq!(v.branch(), Some("390skdjuw"));
-        let v = Via::parse(" SIP  /    2.0   / UDP  192.168.255.111   ; branch=\r\n z9hG4bK30239").unwrap();
+        let v = Via::parse(" SIP  /    2.0   / UDP  192.168.255.111   ; branch=\r\n z9hG4bK30239")
+            .unwrap();
         assert_eq!(v.branch(), Some("z9hG4bK30239"));
         let v = Via::parse("SIP/2.0/UDP [::1] : 5062 ;rport;BRANCH=z9hG4bK%41").unwrap();
         assert_eq!((v.host, v.port), ("[::1]", Some(5062)));
         assert!(v.has_rport());
         assert_eq!(v.rport(), None);
-        assert_eq!(v.branch(), Some("z9hG4bK%41"), "escapes are not decoded in Via params");
+        assert_eq!(
+            v.branch(),
+            Some("z9hG4bK%41"),
+            "escapes are not decoded in Via params"
+        );
         assert!(Via::parse("SIP/2.0/UDP 192.0.2.15;;").is_err());
         assert!(Via::parse("SIP/2.0/UDP host:70000").is_err());
         assert!(Via::parse("SIP/2.0/UDP").is_err());
@@ -563,7 +611,10 @@ mod tests {
 
     #[test]
     fn name_addr_forms() {
-        let n = NameAddr::parse(r#""J Rosenberg \\\""       <sip:jdrosen@example.com>  ;  tag = 98asjd8"#).unwrap();
+        let n = NameAddr::parse(
+            r#""J Rosenberg \\\""       <sip:jdrosen@example.com>  ;  tag = 98asjd8"#,
+        )
+        .unwrap();
         assert_eq!(n.display_name.as_deref(), Some(r#"J Rosenberg \""#));
         assert_eq!(n.tag(), Some("98asjd8"));
         let n = NameAddr::parse("sip:caller@example.net;tag=134161461246").unwrap();

@@ -10,7 +10,9 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 
 use crate::error::{ParseError, ParseErrorKind as K, find_head_end};
-use crate::header::{CommaSplit, Contact, NameAddr, Via, is_lws, is_token, is_token_char, trim_lws};
+use crate::header::{
+    CommaSplit, Contact, NameAddr, Via, is_lws, is_token, is_token_char, trim_lws,
+};
 use crate::uri::Uri;
 
 /// Largest header section accepted before the blank line (a stream peer sending more is hostile).
@@ -237,7 +239,9 @@ impl Message {
     /// CRLFs (keep-alive) are skipped and counted in `consumed`. Missing Content-Length on a
     /// stream is an error (RFC 3261 §18.3): the connection cannot be re-synchronised.
     pub fn parse_stream(buf: &[u8]) -> Result<Option<(Message, usize)>, ParseError> {
-        let Some(skip) = leading_crlf(buf) else { return Ok(None) };
+        let Some(skip) = leading_crlf(buf) else {
+            return Ok(None);
+        };
         let rest = &buf[skip..];
         let Some(head_len) = find_head_end(rest) else {
             if rest.len() > MAX_HEAD_LEN {
@@ -247,7 +251,12 @@ impl Message {
             if let Some(nl) = memchr::memchr(b'\n', rest) {
                 let line = &rest[..nl];
                 let is_resp = line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"SIP/");
-                if !is_resp && !line.iter().take_while(|&&c| c != b' ').all(|&c| is_token_char(c)) {
+                if !is_resp
+                    && !line
+                        .iter()
+                        .take_while(|&&c| c != b' ')
+                        .all(|&c| is_token_char(c))
+                {
                     return Err(ParseError::new(K::NotSip, "not a SIP start line"));
                 }
             }
@@ -326,11 +335,13 @@ impl Message {
     }
 
     pub fn from(&self) -> NameAddr<'_> {
-        NameAddr::parse(self.s(self.headers[self.from as usize].value)).unwrap_or_else(|_| NameAddr::empty())
+        NameAddr::parse(self.s(self.headers[self.from as usize].value))
+            .unwrap_or_else(|_| NameAddr::empty())
     }
 
     pub fn to(&self) -> NameAddr<'_> {
-        NameAddr::parse(self.s(self.headers[self.to as usize].value)).unwrap_or_else(|_| NameAddr::empty())
+        NameAddr::parse(self.s(self.headers[self.to as usize].value))
+            .unwrap_or_else(|_| NameAddr::empty())
     }
 
     /// The first Via value: where responses go (RFC 3261 §18.2.2) and the branch that names
@@ -340,12 +351,22 @@ impl Message {
             .next()
             .and_then(|v| CommaSplit::new(v).next())
             .and_then(|v| Via::parse(v).ok())
-            .unwrap_or(Via { protocol: "SIP/2.0", transport: "", host: "", port: None, params: "", raw: "" })
+            .unwrap_or(Via {
+                protocol: "SIP/2.0",
+                transport: "",
+                host: "",
+                port: None,
+                params: "",
+                raw: "",
+            })
     }
 
     /// Every Via value in order, across headers and comma lists.
     pub fn vias(&self) -> Vec<Via<'_>> {
-        self.headers("Via").flat_map(CommaSplit::new).filter_map(|v| Via::parse(v).ok()).collect()
+        self.headers("Via")
+            .flat_map(CommaSplit::new)
+            .filter_map(|v| Via::parse(v).ok())
+            .collect()
     }
 
     pub fn max_forwards(&self) -> Option<u32> {
@@ -371,7 +392,10 @@ impl Message {
         let kind = HeaderKind::of(name);
         self.headers
             .iter()
-            .find(|h| h.kind == kind && (kind != HeaderKind::Other || self.s(h.name).eq_ignore_ascii_case(name)))
+            .find(|h| {
+                h.kind == kind
+                    && (kind != HeaderKind::Other || self.s(h.name).eq_ignore_ascii_case(name))
+            })
             .map(|h| self.s(h.value))
     }
 
@@ -380,19 +404,26 @@ impl Message {
         let kind = HeaderKind::of(name);
         self.headers
             .iter()
-            .filter(move |h| h.kind == kind && (kind != HeaderKind::Other || self.s(h.name).eq_ignore_ascii_case(name)))
+            .filter(move |h| {
+                h.kind == kind
+                    && (kind != HeaderKind::Other || self.s(h.name).eq_ignore_ascii_case(name))
+            })
             .map(move |h| self.s(h.value))
     }
 
     /// Comma-separated values of every occurrence, split outside quotes and `<>`; empty
     /// elements are skipped.
     pub fn header_values<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s str> + 's {
-        self.headers(name).flat_map(CommaSplit::new).filter(|v| !v.is_empty())
+        self.headers(name)
+            .flat_map(CommaSplit::new)
+            .filter(|v| !v.is_empty())
     }
 
     /// (name as written, value) in order.
     pub fn iter_headers(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.headers.iter().map(move |h| (self.s(h.name), self.s(h.value)))
+        self.headers
+            .iter()
+            .map(move |h| (self.s(h.name), self.s(h.value)))
     }
 
     /// All Contact values; `Contact::Star` for `*`.
@@ -433,7 +464,11 @@ impl Message {
 }
 
 fn fail(is_request: bool, kind: K, detail: &'static str) -> ParseError {
-    if is_request { ParseError::new(kind, detail) } else { ParseError::new(K::ResponseMalformed, detail) }
+    if is_request {
+        ParseError::new(kind, detail)
+    } else {
+        ParseError::new(K::ResponseMalformed, detail)
+    }
 }
 
 /// The next line from `i`: (end excluding CR, start of the next line). Ok(None) = no terminator
@@ -459,9 +494,20 @@ fn next_line(b: &[u8], i: usize) -> Result<Option<(usize, usize)>, ()> {
 }
 
 fn is_sip_version_like(v: &str) -> bool {
-    let Some(rest) = v.get(..4).filter(|p| p.eq_ignore_ascii_case("SIP/")).map(|_| &v[4..]) else { return false };
+    let Some(rest) = v
+        .get(..4)
+        .filter(|p| p.eq_ignore_ascii_case("SIP/"))
+        .map(|_| &v[4..])
+    else {
+        return false;
+    };
     match rest.split_once('.') {
-        Some((a, b)) => !a.is_empty() && !b.is_empty() && a.bytes().all(|c| c.is_ascii_digit()) && b.bytes().all(|c| c.is_ascii_digit()),
+        Some((a, b)) => {
+            !a.is_empty()
+                && !b.is_empty()
+                && a.bytes().all(|c| c.is_ascii_digit())
+                && b.bytes().all(|c| c.is_ascii_digit())
+        }
         None => false,
     }
 }
@@ -530,7 +576,11 @@ fn parse_head(b: &[u8]) -> Result<Message, ParseError> {
         Ok(None) => {
             // Not even a start line: decide between a truncated request and garbage.
             let sp = b.iter().position(|&c| c == b' ').unwrap_or(b.len());
-            let kind = if is_request && sp > 0 && b[..sp].iter().all(|&c| is_token_char(c)) && sp < b.len() {
+            let kind = if is_request
+                && sp > 0
+                && b[..sp].iter().all(|&c| is_token_char(c))
+                && sp < b.len()
+            {
                 K::Incomplete
             } else {
                 K::NotSip
@@ -545,7 +595,12 @@ fn parse_head(b: &[u8]) -> Result<Message, ParseError> {
     loop {
         let (le, nx) = match next_line(b, i) {
             Ok(Some(x)) => x,
-            Ok(None) => return Err(bad(K::Incomplete, "header section not terminated by an empty line")),
+            Ok(None) => {
+                return Err(bad(
+                    K::Incomplete,
+                    "header section not terminated by an empty line",
+                ));
+            }
             Err(()) => return Err(bad(K::BadHeader, "bare CR in header section")),
         };
         if le == i {
@@ -555,7 +610,10 @@ fn parse_head(b: &[u8]) -> Result<Message, ParseError> {
         if b[i] == b' ' || b[i] == b'\t' {
             // RFC 3261 §7.3.1 folding: the value continues on this line.
             let Some(last) = headers.last_mut() else {
-                return Err(bad(K::BadHeader, "continuation line before the first header"));
+                return Err(bad(
+                    K::BadHeader,
+                    "continuation line before the first header",
+                ));
             };
             last.value.1 = le as u32;
         } else {
@@ -571,7 +629,11 @@ fn parse_head(b: &[u8]) -> Result<Message, ParseError> {
             if name.is_empty() || !name.iter().all(|&c| is_token_char(c)) {
                 return Err(bad(K::BadHeader, "header name is not a token"));
             }
-            headers.push(HeaderSpan { name: Span(i as u32, ne as u32), value: Span(colon as u32 + 1, le as u32), kind: HeaderKind::of_bytes(name) });
+            headers.push(HeaderSpan {
+                name: Span(i as u32, ne as u32),
+                value: Span(colon as u32 + 1, le as u32),
+                kind: HeaderKind::of_bytes(name),
+            });
         }
         i = nx;
     }
@@ -603,7 +665,8 @@ fn parse_head(b: &[u8]) -> Result<Message, ParseError> {
         StartLine::Response { .. } => None,
     };
 
-    let (mut from, mut to, mut call_id, mut cseq, mut mf, mut cl, mut ct) = (None, None, None, None, None, None, false);
+    let (mut from, mut to, mut call_id, mut cseq, mut mf, mut cl, mut ct) =
+        (None, None, None, None, None, None, false);
     let mut have_via = false;
     for (idx, h) in headers.iter().enumerate() {
         let v = &head[h.value.range()];
@@ -618,9 +681,20 @@ fn parse_head(b: &[u8]) -> Result<Message, ParseError> {
                 have_via = true;
             }
             HeaderKind::From | HeaderKind::To => {
-                let slot = if h.kind == HeaderKind::From { &mut from } else { &mut to };
+                let slot = if h.kind == HeaderKind::From {
+                    &mut from
+                } else {
+                    &mut to
+                };
                 if slot.is_some() {
-                    return Err(bad(K::DuplicateHeader, if h.kind == HeaderKind::From { "duplicate From" } else { "duplicate To" }));
+                    return Err(bad(
+                        K::DuplicateHeader,
+                        if h.kind == HeaderKind::From {
+                            "duplicate From"
+                        } else {
+                            "duplicate To"
+                        },
+                    ));
                 }
                 NameAddr::parse(v).map_err(|d| bad(K::BadHeader, d))?;
                 *slot = Some(idx as u16);
@@ -646,7 +720,9 @@ fn parse_head(b: &[u8]) -> Result<Message, ParseError> {
                     return Err(bad(K::DuplicateHeader, "duplicate Max-Forwards"));
                 }
                 // RFC 3261 §20.22: 0-255.
-                let n = digits_u32(v).filter(|&n| n <= 255).ok_or_else(|| bad(K::BadHeader, "malformed Max-Forwards"))?;
+                let n = digits_u32(v)
+                    .filter(|&n| n <= 255)
+                    .ok_or_else(|| bad(K::BadHeader, "malformed Max-Forwards"))?;
                 mf = Some(n);
             }
             HeaderKind::ContentLength => {
@@ -654,7 +730,8 @@ fn parse_head(b: &[u8]) -> Result<Message, ParseError> {
                 if cl.is_some() {
                     return Err(bad(K::BadContentLength, "multiple Content-Length headers"));
                 }
-                let n = digits_u32(v).ok_or_else(|| bad(K::BadContentLength, "malformed Content-Length"))?;
+                let n = digits_u32(v)
+                    .ok_or_else(|| bad(K::BadContentLength, "malformed Content-Length"))?;
                 if n as usize > MAX_BODY_LEN {
                     return Err(bad(K::TooLarge, "Content-Length too large"));
                 }
@@ -691,7 +768,10 @@ fn parse_head(b: &[u8]) -> Result<Message, ParseError> {
         Some(m) => {
             // RFC 3261 §8.1.1.5 / RFC 4475 §3.1.2.17.
             if m.as_str() != cseq_m {
-                return Err(bad(K::CseqMethodMismatch, "CSeq method differs from the Request-Line"));
+                return Err(bad(
+                    K::CseqMethodMismatch,
+                    "CSeq method differs from the Request-Line",
+                ));
             }
             m.clone()
         }
@@ -724,7 +804,10 @@ fn parse_start_line(line: &str) -> Result<StartLine, ParseError> {
         }
         let rest = &line[sp + 1..];
         let rb = rest.as_bytes();
-        if rb.len() < 3 || !rb[..3].iter().all(u8::is_ascii_digit) || (rb.len() > 3 && rb[3] != b' ') {
+        if rb.len() < 3
+            || !rb[..3].iter().all(u8::is_ascii_digit)
+            || (rb.len() > 3 && rb[3] != b' ')
+        {
             return Err(r("status code is not 3 digits"));
         }
         let status: u16 = rest[..3].parse().map_err(|_| r("bad status code"))?;
@@ -732,20 +815,30 @@ fn parse_start_line(line: &str) -> Result<StartLine, ParseError> {
             return Err(r("status code out of range"));
         }
         let rs = (sp + 1 + 4).min(line.len());
-        if line[rs..].bytes().any(|c| c < 0x20 && c != b'\t' || c == 0x7f) {
+        if line[rs..]
+            .bytes()
+            .any(|c| c < 0x20 && c != b'\t' || c == 0x7f)
+        {
             return Err(r("control character in reason phrase"));
         }
-        return Ok(StartLine::Response { status, reason: Span(rs as u32, line.len() as u32) });
+        return Ok(StartLine::Response {
+            status,
+            reason: Span(rs as u32, line.len() as u32),
+        });
     }
     // RFC 3261 §7.1: Method SP Request-URI SP SIP-Version, single spaces only.
     let bad = |d| ParseError::new(K::BadStartLine, d);
-    let Some(sp1) = line.find(' ') else { return Err(ParseError::new(K::NotSip, "not a SIP start line")) };
+    let Some(sp1) = line.find(' ') else {
+        return Err(ParseError::new(K::NotSip, "not a SIP start line"));
+    };
     let method = &line[..sp1];
     if !is_token(method) {
         return Err(ParseError::new(K::NotSip, "not a SIP start line"));
     }
     let rest = &line[sp1 + 1..];
-    let sp2 = rest.find(' ').ok_or(bad("Request-Line without SIP-Version"))?;
+    let sp2 = rest
+        .find(' ')
+        .ok_or(bad("Request-Line without SIP-Version"))?;
     let uri = &rest[..sp2];
     let version = &rest[sp2 + 1..];
     if uri.is_empty() || version.bytes().any(is_lws) {
@@ -764,7 +857,10 @@ fn parse_start_line(line: &str) -> Result<StartLine, ParseError> {
         return Err(ParseError::new(K::BadUri, "headers in Request-URI"));
     }
     let us = sp1 + 1;
-    Ok(StartLine::Request { method: Method::from_token(method), uri: Span(us as u32, (us + uri.len()) as u32) })
+    Ok(StartLine::Request {
+        method: Method::from_token(method),
+        uri: Span(us as u32, (us + uri.len()) as u32),
+    })
 }
 
 #[cfg(test)]
@@ -802,8 +898,14 @@ Content-Length: 5\r\n\r\nv=0\r\n";
 
     #[test]
     fn methods_exact() {
-        assert_eq!(Method::from_token("INVITEX"), Method::Extension("INVITEX".into()));
-        assert_eq!(Method::from_token("invite"), Method::Extension("invite".into()));
+        assert_eq!(
+            Method::from_token("INVITEX"),
+            Method::Extension("INVITEX".into())
+        );
+        assert_eq!(
+            Method::from_token("invite"),
+            Method::Extension("invite".into())
+        );
         assert_eq!(Method::from_token("ACK").to_string(), "ACK");
     }
 
@@ -813,7 +915,10 @@ Content-Length: 5\r\n\r\nv=0\r\n";
         data.extend_from_slice(INVITE);
         data.extend_from_slice(INVITE);
         for cut in 0..data.len() - INVITE.len() {
-            assert!(Message::parse_stream(&data[..cut]).unwrap().is_none(), "cut {cut}");
+            assert!(
+                Message::parse_stream(&data[..cut]).unwrap().is_none(),
+                "cut {cut}"
+            );
         }
         let (m, n) = Message::parse_stream(&data).unwrap().unwrap();
         assert_eq!(n, 4 + INVITE.len());
@@ -832,10 +937,22 @@ Content-Length: 5\r\n\r\nv=0\r\n";
         assert!(!ok("SIP/2.0 099 Low"));
         assert!(!ok("SIP/2.0 700 High"));
         assert!(!ok("SIP/2.1 200 OK"));
-        assert_eq!(parse_start_line("OPTIONS sip:x SIP/7.0").unwrap_err().kind, K::UnsupportedVersion);
-        assert_eq!(parse_start_line("OPTIONS sip:x SIP/2.0 ").unwrap_err().kind, K::BadStartLine);
-        assert_eq!(parse_start_line("OPTIONS  sip:x SIP/2.0").unwrap_err().kind, K::BadStartLine);
-        assert_eq!(parse_start_line("hello world").unwrap_err().kind, K::BadStartLine);
+        assert_eq!(
+            parse_start_line("OPTIONS sip:x SIP/7.0").unwrap_err().kind,
+            K::UnsupportedVersion
+        );
+        assert_eq!(
+            parse_start_line("OPTIONS sip:x SIP/2.0 ").unwrap_err().kind,
+            K::BadStartLine
+        );
+        assert_eq!(
+            parse_start_line("OPTIONS  sip:x SIP/2.0").unwrap_err().kind,
+            K::BadStartLine
+        );
+        assert_eq!(
+            parse_start_line("hello world").unwrap_err().kind,
+            K::BadStartLine
+        );
         assert_eq!(parse_start_line("GET/x").unwrap_err().kind, K::NotSip);
     }
 }

@@ -31,7 +31,11 @@ fn err(detail: &'static str) -> ParseError {
 /// RFC 3261 §25.1 `unreserved`.
 #[inline]
 const fn unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')')
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
+        )
 }
 
 const fn class(extra: &[u8]) -> [bool; 256] {
@@ -63,7 +67,9 @@ fn check_chars(s: &str, class: &[bool; 256]) -> bool {
         if class[c as usize] {
             i += 1;
         } else if c == b'%' {
-            if !(b.get(i + 1).is_some_and(u8::is_ascii_hexdigit) && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit)) {
+            if !(b.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+            {
                 return false;
             }
             i += 3;
@@ -81,7 +87,16 @@ const HNV_UNRESERVED: &[u8] = b"[]/?:+$";
 
 impl<'a> Uri<'a> {
     pub(crate) fn empty() -> Uri<'static> {
-        Uri { scheme: "", user: None, password: None, host: "", port: None, params: "", headers: None, raw: "" }
+        Uri {
+            scheme: "",
+            user: None,
+            password: None,
+            host: "",
+            port: None,
+            params: "",
+            headers: None,
+            raw: "",
+        }
     }
 
     pub fn parse(s: &'a str) -> Result<Uri<'a>, ParseError> {
@@ -90,7 +105,9 @@ impl<'a> Uri<'a> {
         let sb = scheme.as_bytes();
         if sb.is_empty()
             || !sb[0].is_ascii_alphabetic()
-            || !sb.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
+            || !sb
+                .iter()
+                .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
         {
             return Err(err("bad URI scheme"));
         }
@@ -100,10 +117,22 @@ impl<'a> Uri<'a> {
         }
         if !(scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips")) {
             // RFC 3986 leaves the rest to the scheme; only refuse what cannot sit in a header.
-            if rest.bytes().any(|c| c <= b' ' || c == 0x7f || matches!(c, b'<' | b'>' | b'"')) {
+            if rest
+                .bytes()
+                .any(|c| c <= b' ' || c == 0x7f || matches!(c, b'<' | b'>' | b'"'))
+            {
                 return Err(err("bad character in URI"));
             }
-            return Ok(Uri { scheme, user: None, password: None, host: rest, port: None, params: "", headers: None, raw: s });
+            return Ok(Uri {
+                scheme,
+                user: None,
+                password: None,
+                host: rest,
+                port: None,
+                params: "",
+                headers: None,
+                raw: s,
+            });
         }
         // userinfo cannot hold an unescaped '@', and nothing after it can either.
         let (user, password, hp) = match memchr::memchr(b'@', rest.as_bytes()) {
@@ -125,7 +154,8 @@ impl<'a> Uri<'a> {
             }
             None => (None, None, rest),
         };
-        let (host, port, i) = parse_hostport(hp, 0, false).ok_or_else(|| err("bad URI host or port"))?;
+        let (host, port, i) =
+            parse_hostport(hp, 0, false).ok_or_else(|| err("bad URI host or port"))?;
         let tail = &hp[i..];
         let (params, headers) = match memchr::memchr(b'?', tail.as_bytes()) {
             Some(q) => (&tail[..q], Some(&tail[q + 1..])),
@@ -158,7 +188,16 @@ impl<'a> Uri<'a> {
                 }
             }
         }
-        Ok(Uri { scheme, user, password, host, port, params, headers, raw: s })
+        Ok(Uri {
+            scheme,
+            user,
+            password,
+            host,
+            port,
+            params,
+            headers,
+            raw: s,
+        })
     }
 
     /// URI parameters are case-insensitive by name (RFC 3261 §19.1.4). `Some(None)` = flag (`;lr`).
@@ -206,7 +245,10 @@ pub(crate) fn percent_decode(s: &str) -> Cow<'_, str> {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%'
-            && let (Some(h), Some(l)) = (b.get(i + 1).and_then(|c| (*c as char).to_digit(16)), b.get(i + 2).and_then(|c| (*c as char).to_digit(16)))
+            && let (Some(h), Some(l)) = (
+                b.get(i + 1).and_then(|c| (*c as char).to_digit(16)),
+                b.get(i + 2).and_then(|c| (*c as char).to_digit(16)),
+            )
         {
             out.push((h * 16 + l) as u8);
             i += 3;
@@ -236,7 +278,10 @@ mod tests {
         let u = Uri::parse("sip:user;par=u%40example.net@example.com").unwrap();
         assert_eq!(u.user, Some("user;par=u%40example.net"));
         assert_eq!(u.host, "example.com");
-        assert_eq!(u.user_unescaped().as_deref(), Some("user;par=u@example.net"));
+        assert_eq!(
+            u.user_unescaped().as_deref(),
+            Some("user;par=u@example.net")
+        );
         let u = Uri::parse("sips:[2001:db8::10]:5070;transport=TCP;lr").unwrap();
         assert_eq!((u.host, u.port), ("[2001:db8::10]", Some(5070)));
         assert_eq!(u.transport(), Some("TCP"));
@@ -257,7 +302,10 @@ mod tests {
     #[test]
     fn other_schemes() {
         let u = Uri::parse("tel:+1-201-555-0123;phone-context=x").unwrap();
-        assert_eq!((u.scheme, u.host, u.user), ("tel", "+1-201-555-0123;phone-context=x", None));
+        assert_eq!(
+            (u.scheme, u.host, u.user),
+            ("tel", "+1-201-555-0123;phone-context=x", None)
+        );
         assert!(!u.is_sip());
         assert!(Uri::parse("soap.beep://192.0.2.103:3002").is_ok());
         assert!(Uri::parse("nobodyKnowsThisScheme:totallyopaquecontent").is_ok());

@@ -7,9 +7,21 @@ use libfuzzer_sys::fuzz_target;
 use switchyard_sip::{Contact, Message};
 
 fn touch(m: &Message) {
-    let _ = (m.call_id(), m.cseq(), m.method(), m.status(), m.reason(), m.request_uri());
+    let _ = (
+        m.call_id(),
+        m.cseq(),
+        m.method(),
+        m.status(),
+        m.reason(),
+        m.request_uri(),
+    );
     let (f, t) = (m.from(), m.to());
-    let _ = (f.tag(), t.tag(), f.uri.user_unescaped(), t.display_name.as_deref());
+    let _ = (
+        f.tag(),
+        t.tag(),
+        f.uri.user_unescaped(),
+        t.display_name.as_deref(),
+    );
     let v = m.top_via();
     let _ = (v.branch(), v.received(), v.rport(), v.has_rport());
     for v in m.vias() {
@@ -18,7 +30,11 @@ fn touch(m: &Message) {
     if let Ok(cs) = m.contacts() {
         for c in cs {
             if let Contact::Address(a) = c {
-                let _ = (a.param("expires"), a.uri.transport(), a.uri.user_unescaped());
+                let _ = (
+                    a.param("expires"),
+                    a.uri.transport(),
+                    a.uri.user_unescaped(),
+                );
             }
         }
     }
@@ -26,7 +42,12 @@ fn touch(m: &Message) {
         let _ = (n.len(), v.len());
     }
     let _ = m.header_values("Allow").count();
-    let _ = (m.max_forwards(), m.expires(), m.content_type(), m.body().len());
+    let _ = (
+        m.max_forwards(),
+        m.expires(),
+        m.content_type(),
+        m.body().len(),
+    );
     let _ = m.top_via_with_received("192.0.2.1:5060".parse().unwrap());
 }
 
