@@ -15,7 +15,7 @@ use crate::transport::{format_peer, parse_peer};
 pub struct ContactBinding {
     /// The Contact URI exactly as the phone sent it (RFC 4475 §3.3.14: escaped headers kept).
     pub contact: String,
-    /// Where the REGISTER came from: requests for this contact go there, not to the URI's host.
+    /// Where requests for this contact go: see [`delivery_peer`].
     pub flow: Peer,
     pub expires_unix: i64,
     pub call_id: String,
@@ -124,11 +124,12 @@ impl Registrar {
                 Some(Some(value)) => value.parse::<f32>().ok(),
                 _ => None,
             };
-            planned.push((address.uri.raw.to_owned(), requested.min(policy.max), q));
+            let target = delivery_peer(&address.uri, flow);
+            planned.push((address.uri.raw.to_owned(), requested.min(policy.max), q, target));
         }
 
         let entries = self.bindings.entry(user.to_owned()).or_default();
-        for (contact, _, _) in &planned {
+        for (contact, _, _, _) in &planned {
             if let Some(existing) = entries.iter().find(|b| &b.contact == contact) {
                 if existing.call_id == call_id && cseq <= existing.cseq {
                     return Err(RegisterRefusal::OutOfOrder);
@@ -137,7 +138,7 @@ impl Registrar {
         }
 
         let mut changes = Vec::new();
-        for (contact, expires, q) in planned {
+        for (contact, expires, q, target) in planned {
             entries.retain(|b| b.contact != contact);
             if expires == 0 {
                 changes.push(BindingChange::Remove { user: user.to_owned(), contact });
@@ -145,7 +146,7 @@ impl Registrar {
             }
             let binding = ContactBinding {
                 contact,
-                flow,
+                flow: target,
                 expires_unix: now_unix + i64::from(expires),
                 call_id: call_id.to_owned(),
                 cseq,
@@ -193,6 +194,27 @@ impl Registrar {
     }
 }
 
+/// Where to send requests for a contact registered from `source`.
+///
+/// Over TCP the phone's own connection is the only sure way back through NAT, so we use it. Over
+/// UDP a Contact naming the very address the REGISTER came from (or only its port changed, as a
+/// softphone with a separate listening socket does) is trusted; a Contact naming another IP,
+/// typically a private address behind NAT, or a host name we would have to resolve, is replaced
+/// by the source address, as FreeSWITCH's NAT detection and Asterisk's `force_rport` do.
+pub fn delivery_peer(contact: &switchyard_sip::Uri<'_>, source: Peer) -> Peer {
+    if source.transport == switchyard_sip::transaction::TransportKind::Tcp {
+        return source;
+    }
+    let host = contact.host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) if ip == source.addr.ip() => {
+            let port = contact.port.unwrap_or(5060);
+            Peer { transport: source.transport, addr: std::net::SocketAddr::new(ip, port) }
+        }
+        _ => source,
+    }
+}
+
 fn to_stored(user: &str, binding: &ContactBinding) -> Binding {
     Binding {
         user: user.to_owned(),
@@ -209,6 +231,7 @@ fn to_stored(user: &str, binding: &ContactBinding) -> Binding {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use switchyard_sip::Uri;
     use switchyard_sip::transaction::TransportKind;
 
     const POLICY: ExpiryPolicy = ExpiryPolicy { min: 60, max: 3600, default: 3600 };
@@ -285,6 +308,19 @@ mod tests {
     }
 
     #[test]
+    fn contacts_behind_nat_are_reached_at_the_registering_source() {
+        let source = flow();
+        let same_ip = Uri::parse("sip:1000@192.0.2.1:7000").unwrap();
+        assert_eq!(delivery_peer(&same_ip, source).addr, "192.0.2.1:7000".parse().unwrap());
+        let private = Uri::parse("sip:1000@10.0.0.5:5060").unwrap();
+        assert_eq!(delivery_peer(&private, source), source);
+        let named = Uri::parse("sip:1000@phone.example.com").unwrap();
+        assert_eq!(delivery_peer(&named, source), source);
+        let tcp = Peer { transport: TransportKind::Tcp, ..source };
+        assert_eq!(delivery_peer(&same_ip, tcp), tcp);
+    }
+
+    #[test]
     fn stored_bindings_come_back_without_the_expired_ones() {
         let mut registrar = Registrar::default();
         let changes = registrar
@@ -292,7 +328,9 @@ mod tests {
             .unwrap();
         let BindingChange::Upsert(stored) = &changes[0] else { panic!("expected an upsert") };
         let restored = Registrar::from_stored(vec![stored.clone()], 50);
-        assert_eq!(restored.contacts("1000", 50)[0].flow, flow());
+        // The Contact names the source's IP without a port: 5060 there (RFC 3263 default).
+        let expected = Peer { transport: TransportKind::Udp, addr: "192.0.2.1:5060".parse().unwrap() };
+        assert_eq!(restored.contacts("1000", 50)[0].flow, expected);
         assert_eq!(Registrar::from_stored(vec![stored.clone()], 100).len(), 0);
     }
 }

@@ -171,10 +171,10 @@ impl Call {
     }
 }
 
+/// Server transactions the switch must find again: the caller's INVITE (for CANCEL and the
+/// ACK timeout). Relayed in-dialog requests are found through `ClientRole::Relay`.
 enum ServerRole {
     ACallInvite(CallKey),
-    /// An in-dialog request from `from` relayed to the other side as `client`.
-    Relay { call: CallKey, from: Side },
 }
 
 enum ClientRole {
@@ -425,7 +425,6 @@ impl Switch {
                 TxEvent::ServerAckTimeout { tx } => self.on_ack_timeout(now, tx),
                 // A 2xx outliving its transaction: our ACK was lost, send it again.
                 TxEvent::StrayResponse { msg } => self.resend_ack(&msg),
-                _ => {}
             }
         }
     }
@@ -1100,7 +1099,6 @@ impl Switch {
         call.pending_relay = Some((from, tx));
         let client = self.transactions.send_request(now.mono, request, peer);
         self.client_roles.insert(client, ClientRole::Relay { call: key, server: tx, to });
-        self.server_roles.insert(tx, ServerRole::Relay { call: key, from });
     }
 
     fn on_relay_response(&mut self, now: Now, key: CallKey, server: ServerTxId, to: Side, msg: &Message, status: u16) {
