@@ -175,6 +175,10 @@ pub struct AuthConfig {
     pub min_register_expires: u32,
     /// Used when a REGISTER carries neither an Expires header nor an expires parameter.
     pub default_register_expires: u32,
+    /// Digest algorithms offered, one challenge each, in this order (RFC 8760 §2.4: a client
+    /// takes the first it supports). "MD5" first keeps older phones and SIPp working, which
+    /// read only the first challenge; put "SHA-256" first where every phone supports it.
+    pub digest_algorithms: Vec<String>,
 }
 
 impl Default for AuthConfig {
@@ -187,6 +191,7 @@ impl Default for AuthConfig {
             max_register_expires: 3600,
             min_register_expires: 60,
             default_register_expires: 3600,
+            digest_algorithms: vec!["MD5".to_owned(), "SHA-256".to_owned()],
         }
     }
 }
@@ -471,6 +476,17 @@ fn validate_main(path: &Path, text: &str, m: &MainFile) -> Result<(), Error> {
             format!(
                 "[auth] need 0 < min_register_expires <= default_register_expires <= max_register_expires (got {} <= {} <= {})",
                 auth.min_register_expires, auth.default_register_expires, auth.max_register_expires
+            ),
+        ));
+    }
+    if auth.digest_algorithms.is_empty()
+        || auth.digest_algorithms.iter().any(|a| a != "MD5" && a != "SHA-256")
+    {
+        return Err(invalid(
+            "digest_algorithms",
+            format!(
+                "[auth] digest_algorithms must list \"MD5\" and/or \"SHA-256\" (got {:?})",
+                auth.digest_algorithms
             ),
         ));
     }

@@ -17,7 +17,7 @@ use switchyard_config::{Config, Directory};
 use switchyard_dialplan::{RouteDecision, RouteRequest, Router};
 use switchyard_media::{Endpoint, EndpointId, MediaEngine, MediaEvent};
 use switchyard_sdp::{Direction, OriginState, SessionDescription};
-use switchyard_sip::auth::{AuthOutcome, DigestChallenger};
+use switchyard_sip::auth::{AuthOutcome, DigestAlgorithm, DigestChallenger};
 use switchyard_sip::transaction::{
     ClientTxId, Peer, ServerTxId, TimerConfig, TransactionLayer, Transmit, TransportKind, TxEvent,
 };
@@ -269,6 +269,12 @@ impl Switch {
                 config.sip.domain.clone(),
                 nonce_secret,
                 Duration::from_secs(auth.nonce_ttl_secs),
+            )
+            .with_algorithms(
+                auth.digest_algorithms
+                    .iter()
+                    .map(|name| if name == "SHA-256" { DigestAlgorithm::Sha256 } else { DigestAlgorithm::Md5 })
+                    .collect(),
             ),
             guard: AuthGuard::new(
                 auth.max_failures,

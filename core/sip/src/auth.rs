@@ -116,6 +116,7 @@ pub struct DigestChallenger {
     realm: String,
     secret: [u8; 32],
     nonce_ttl: Duration,
+    algorithms: Vec<DigestAlgorithm>,
 }
 
 impl std::fmt::Debug for DigestChallenger {
@@ -134,7 +135,17 @@ impl DigestChallenger {
             realm: realm.into(),
             secret,
             nonce_ttl,
+            algorithms: vec![DigestAlgorithm::Sha256, DigestAlgorithm::Md5],
         }
+    }
+
+    /// Offer these algorithms, in this order of preference, instead of SHA-256 then MD5.
+    /// Verification accepts any of them.
+    pub fn with_algorithms(mut self, algorithms: Vec<DigestAlgorithm>) -> Self {
+        if !algorithms.is_empty() {
+            self.algorithms = algorithms;
+        }
+        self
     }
 
     pub fn realm(&self) -> &str {
@@ -146,8 +157,8 @@ impl DigestChallenger {
     /// preference; old UAs skip the SHA-256 one they do not understand).
     pub fn challenges(&self, now_unix: u64, stale: bool) -> Vec<String> {
         let nonce = self.nonce(now_unix);
-        [DigestAlgorithm::Sha256, DigestAlgorithm::Md5]
-            .into_iter()
+        self.algorithms
+            .iter()
             .map(|alg| {
                 let mut v = String::with_capacity(160);
                 v.push_str("Digest realm=");
