@@ -18,7 +18,8 @@ pub fn write_tone_wav(path: &Path, freq: f64, secs: f64, rate: u32) {
     let n = (secs * f64::from(rate)) as usize;
     for i in 0..n {
         let s = 0.5 * (2.0 * PI * freq * i as f64 / f64::from(rate)).sin();
-        w.write_sample((s * f64::from(i16::MAX)) as i16).expect("write sample");
+        w.write_sample((s * f64::from(i16::MAX)) as i16)
+            .expect("write sample");
     }
     w.finalize().expect("finalize wav");
 }
@@ -52,43 +53,70 @@ pub struct ToneReport {
 impl ToneReport {
     /// Panics unless the recording is not silent (RMS ≥ 0.01) and `freq` dominates.
     pub fn assert_tone(&self, freq: f64, what: &str) {
-        assert!(self.rms >= 0.01, "{what}: recording is silent (rms {:.4}): {self:?}", self.rms);
-        assert_eq!(self.dominant, freq, "{what}: expected {freq} Hz dominant: {self:?}");
+        assert!(
+            self.rms >= 0.01,
+            "{what}: recording is silent (rms {:.4}): {self:?}",
+            self.rms
+        );
+        assert_eq!(
+            self.dominant, freq,
+            "{what}: expected {freq} Hz dominant: {self:?}"
+        );
     }
 }
 
 /// Analyses the middle of a WAV (skipping the first and last 20 %, where call setup and
 /// teardown sit), over at most 2 s of samples (first channel).
 pub fn analyze_wav(path: &Path) -> ToneReport {
-    let mut r = hound::WavReader::open(path)
-        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let mut r =
+        hound::WavReader::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
     let spec = r.spec();
     let ch = usize::from(spec.channels.max(1));
     let all: Vec<f64> = match spec.sample_format {
         hound::SampleFormat::Int => {
             let scale = f64::from(1u32 << (spec.bits_per_sample - 1));
-            r.samples::<i32>().filter_map(Result::ok).map(|s| f64::from(s) / scale).collect()
+            r.samples::<i32>()
+                .filter_map(Result::ok)
+                .map(|s| f64::from(s) / scale)
+                .collect()
         }
-        hound::SampleFormat::Float => {
-            r.samples::<f32>().filter_map(Result::ok).map(f64::from).collect()
-        }
+        hound::SampleFormat::Float => r
+            .samples::<f32>()
+            .filter_map(Result::ok)
+            .map(f64::from)
+            .collect(),
     };
     let mono: Vec<f64> = all.iter().step_by(ch).copied().collect();
     let rate = f64::from(spec.sample_rate);
     let n = mono.len();
     let (start, end) = (n / 5, n - n / 5);
     let end = end.min(start + (2.0 * rate) as usize);
-    let window = if end > start { &mono[start..end] } else { &mono[..] };
+    let window = if end > start {
+        &mono[start..end]
+    } else {
+        &mono[..]
+    };
     let rms = if window.is_empty() {
         0.0
     } else {
         (window.iter().map(|x| x * x).sum::<f64>() / window.len() as f64).sqrt()
     };
-    let powers: Vec<(f64, f64)> = TEST_FREQS.iter().map(|&f| (f, goertzel(window, rate, f))).collect();
+    let powers: Vec<(f64, f64)> = TEST_FREQS
+        .iter()
+        .map(|&f| (f, goertzel(window, rate, f)))
+        .collect();
     let dominant = powers
         .iter()
         .copied()
-        .fold((0.0, f64::MIN), |best, p| if p.1 > best.1 { p } else { best })
+        .fold(
+            (0.0, f64::MIN),
+            |best, p| if p.1 > best.1 { p } else { best },
+        )
         .0;
-    ToneReport { rms, dominant, powers, seconds: n as f64 / rate }
+    ToneReport {
+        rms,
+        dominant,
+        powers,
+        seconds: n as f64 / rate,
+    }
 }

@@ -3,7 +3,7 @@
 //! for commands and events.
 
 use crate::tail;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -37,7 +37,10 @@ pub struct Baresip {
 
 impl Baresip {
     pub fn start(cfg: BaresipConfig) -> Baresip {
-        let dir = tempfile::Builder::new().prefix("sy-baresip-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("sy-baresip-")
+            .tempdir()
+            .expect("tempdir");
         let d = dir.path();
         let tone = d.join("tone.wav");
         // baresip hangs up when the aufile ends: make it longer than any test.
@@ -118,7 +121,10 @@ impl Baresip {
                 }
                 // Netstrings: LEN ":" DATA ","
                 while let Some(colon) = buf.iter().position(|&b| b == b':') {
-                    let Ok(len) = std::str::from_utf8(&buf[..colon]).unwrap_or("x").parse::<usize>() else {
+                    let Ok(len) = std::str::from_utf8(&buf[..colon])
+                        .unwrap_or("x")
+                        .parse::<usize>()
+                    else {
                         buf.clear();
                         break;
                     };
@@ -127,15 +133,22 @@ impl Baresip {
                     }
                     let data = buf[colon + 1..colon + 1 + len].to_vec();
                     buf.drain(..colon + 1 + len + 1);
-                    if let Ok(v) = serde_json::from_slice::<Value>(&data) {
-                        if tx.send(v).is_err() {
-                            return;
-                        }
+                    if let Ok(v) = serde_json::from_slice::<Value>(&data)
+                        && tx.send(v).is_err()
+                    {
+                        return;
                     }
                 }
             }
         });
-        Baresip { cfg, child, dir, ctrl, events: rx, seen: Vec::new() }
+        Baresip {
+            cfg,
+            child,
+            dir,
+            ctrl,
+            events: rx,
+            seen: Vec::new(),
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -151,7 +164,9 @@ impl Baresip {
     pub fn command(&mut self, command: &str, params: &str) {
         let body = json!({"command": command, "params": params, "token": command}).to_string();
         let frame = format!("{}:{},", body.len(), body);
-        self.ctrl.write_all(frame.as_bytes()).expect("write ctrl_tcp");
+        self.ctrl
+            .write_all(frame.as_bytes())
+            .expect("write ctrl_tcp");
     }
 
     /// Waits for an event of type `ty` (e.g. REGISTER_OK, CALL_ESTABLISHED, CALL_CLOSED),
@@ -169,7 +184,10 @@ impl Baresip {
                 Err(_) => panic!(
                     "baresip {}: no {ty} event within {timeout:?}; events: {:?}\n--- baresip log ---\n{}",
                     self.cfg.user,
-                    self.seen.iter().map(|e| e["type"].to_string()).collect::<Vec<_>>(),
+                    self.seen
+                        .iter()
+                        .map(|e| e["type"].to_string())
+                        .collect::<Vec<_>>(),
                     tail(&self.log(), 40)
                 ),
             }
@@ -212,7 +230,10 @@ impl Baresip {
             &format!("{secs} s of audio recorded by baresip {}", self.cfg.user),
             || {
                 self.heard_wavs().into_iter().find(|p| {
-                    !before.contains(p) && p.metadata().map(|m| m.len() >= 44 + secs * 16000).unwrap_or(false)
+                    !before.contains(p)
+                        && p.metadata()
+                            .map(|m| m.len() >= 44 + secs * 16000)
+                            .unwrap_or(false)
                 })
             },
             || tail(&self.log(), 40),
@@ -230,7 +251,11 @@ fn newest(dir: &Path, suffix: &str) -> Option<PathBuf> {
         .ok()?
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(suffix)))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.ends_with(suffix))
+        })
         .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
 }
 
@@ -241,7 +266,11 @@ impl Drop for Baresip {
             let _ = c.wait();
         }
         if std::thread::panicking() {
-            eprintln!("--- baresip {} log (tail) ---\n{}", self.cfg.user, tail(&self.log(), 40));
+            eprintln!(
+                "--- baresip {} log (tail) ---\n{}",
+                self.cfg.user,
+                tail(&self.log(), 40)
+            );
         }
     }
 }

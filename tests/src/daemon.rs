@@ -23,7 +23,13 @@ pub fn switchyard_bin() -> PathBuf {
     }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .map(|p| if p.is_relative() { crate::workspace_dir().join(p) } else { p })
+        .map(|p| {
+            if p.is_relative() {
+                crate::workspace_dir().join(p)
+            } else {
+                p
+            }
+        })
         .unwrap_or_else(|| crate::workspace_dir().join("target"));
     let p = target.join("debug").join("switchyard");
     assert!(
@@ -64,7 +70,8 @@ pub fn read_cdrs(db: &Path) -> Result<Vec<Cdr>, String> {
     use rusqlite::{Connection, OpenFlags};
     let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(|e| format!("open {}: {e}", db.display()))?;
-    conn.busy_timeout(Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    conn.busy_timeout(Duration::from_secs(5))
+        .map_err(|e| e.to_string())?;
     let mut stmt = conn
         .prepare(
             "SELECT uuid, caller, callee, destination, start_ms, answer_ms, end_ms, duration_s, \
@@ -97,7 +104,8 @@ pub fn read_cdrs(db: &Path) -> Result<Vec<Cdr>, String> {
             })
         })
         .map_err(|e| format!("query: {e}"))?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(|e| format!("row: {e}"))
+    rows.collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("row: {e}"))
 }
 
 /// Builds a daemon from `tests/conf/<template>` with per-key overrides.
@@ -120,8 +128,14 @@ impl DaemonBuilder {
     }
 
     pub fn start_with_slot(self, slot: Slot) -> Daemon {
-        let conf = tempfile::Builder::new().prefix("sy-conf-").tempdir().expect("tempdir");
-        let data = tempfile::Builder::new().prefix("sy-data-").tempdir().expect("tempdir");
+        let conf = tempfile::Builder::new()
+            .prefix("sy-conf-")
+            .tempdir()
+            .expect("tempdir");
+        let data = tempfile::Builder::new()
+            .prefix("sy-data-")
+            .tempdir()
+            .expect("tempdir");
         let src = crate::e2e_dir().join("conf").join(&self.template);
         assert!(src.is_dir(), "conf template {} missing", src.display());
         let port = slot.sip_port();
@@ -174,7 +188,9 @@ fn set_toml_key(text: &str, key: &str, value: &str) -> String {
             None => current.is_none(),
         };
         let is_key = same_table
-            && t.strip_prefix(name).map(|rest| rest.trim_start().starts_with('=')).unwrap_or(false);
+            && t.strip_prefix(name)
+                .map(|rest| rest.trim_start().starts_with('='))
+                .unwrap_or(false);
         if is_key && !done {
             out.push(format!("{name} = {value}"));
             done = true;
@@ -185,7 +201,10 @@ fn set_toml_key(text: &str, key: &str, value: &str) -> String {
     if !done {
         match table {
             None => {
-                let pos = out.iter().position(|l| l.trim_start().starts_with('[')).unwrap_or(out.len());
+                let pos = out
+                    .iter()
+                    .position(|l| l.trim_start().starts_with('['))
+                    .unwrap_or(out.len());
                 out.insert(pos, format!("{name} = {value}"));
             }
             Some(tb) => {
@@ -240,7 +259,10 @@ impl Daemon {
     }
 
     pub fn builder(template: &str) -> DaemonBuilder {
-        DaemonBuilder { template: template.to_string(), overrides: Vec::new() }
+        DaemonBuilder {
+            template: template.to_string(),
+            overrides: Vec::new(),
+        }
     }
 
     fn spawn(&mut self) {
@@ -259,8 +281,20 @@ impl Daemon {
             .unwrap_or_else(|e| panic!("spawn {}: {e}", self.bin.display()));
         let (tx, rx) = mpsc::channel::<bool>();
         for (pipe, name) in [
-            (child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>), "stderr"),
-            (child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>), "stdout"),
+            (
+                child
+                    .stderr
+                    .take()
+                    .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+                "stderr",
+            ),
+            (
+                child
+                    .stdout
+                    .take()
+                    .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+                "stdout",
+            ),
         ] {
             let Some(pipe) = pipe else { continue };
             let log = Arc::clone(&self.log);
@@ -293,7 +327,11 @@ impl Daemon {
                 Ok(true) => return,
                 Ok(false) => {
                     // One pipe closed; if the process exited, report it.
-                    if let Some(st) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                    if let Some(st) = self
+                        .child
+                        .as_mut()
+                        .and_then(|c| c.try_wait().ok().flatten())
+                    {
                         // Give the readers a moment to drain is unnecessary: EOF means drained.
                         panic!(
                             "switchyard exited ({st}) before printing '{READY_LINE}'\n--- log ---\n{}",
@@ -304,7 +342,9 @@ impl Daemon {
                 Err(_) => {
                     let log = self.log();
                     self.kill9();
-                    panic!("switchyard did not print '{READY_LINE}' within {START_TIMEOUT:?}\n--- log ---\n{log}");
+                    panic!(
+                        "switchyard did not print '{READY_LINE}' within {START_TIMEOUT:?}\n--- log ---\n{log}"
+                    );
                 }
             }
         }
@@ -401,7 +441,13 @@ impl Daemon {
             timeout,
             &format!("{n} registration(s) of {user}"),
             || (self.registrations().iter().filter(|u| *u == user).count() >= n).then_some(()),
-            || format!("show registrations:\n{}\n{}", self.ctl("show registrations").unwrap_or_else(|e| e), self.log_tail()),
+            || {
+                format!(
+                    "show registrations:\n{}\n{}",
+                    self.ctl("show registrations").unwrap_or_else(|e| e),
+                    self.log_tail()
+                )
+            },
         );
     }
 
@@ -411,7 +457,13 @@ impl Daemon {
             timeout,
             &format!("`show calls` = {n} calls"),
             || (self.call_count() == n).then_some(()),
-            || format!("show calls:\n{}\n{}", self.ctl("show calls").unwrap_or_else(|e| e), self.log_tail()),
+            || {
+                format!(
+                    "show calls:\n{}\n{}",
+                    self.ctl("show calls").unwrap_or_else(|e| e),
+                    self.log_tail()
+                )
+            },
         );
     }
 
@@ -443,7 +495,11 @@ impl Daemon {
             .arg(self.conf.path())
             .output()
             .expect("spawn user add");
-        assert!(out.status.success(), "user add failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "user add failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
@@ -464,7 +520,10 @@ impl Daemon {
                 self.child = None;
                 st
             }
-            None => panic!("switchyard did not exit within {timeout:?}\n{}", self.log_tail()),
+            None => panic!(
+                "switchyard did not exit within {timeout:?}\n{}",
+                self.log_tail()
+            ),
         }
     }
 
@@ -478,14 +537,22 @@ impl Daemon {
 
     /// SIGTERM and wait for a graceful exit (SIGKILL after 20 s, and panic then).
     pub fn stop(&mut self) -> std::process::ExitStatus {
-        let Some(mut c) = self.child.take() else { panic!("daemon not running") };
-        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let Some(mut c) = self.child.take() else {
+            panic!("daemon not running")
+        };
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
         match wait_child(&mut c, STOP_TIMEOUT) {
             Some(st) => st,
             None => {
                 let _ = c.kill();
                 let _ = c.wait();
-                panic!("switchyard ignored SIGTERM for {STOP_TIMEOUT:?}\n{}", self.log_tail());
+                panic!(
+                    "switchyard ignored SIGTERM for {STOP_TIMEOUT:?}\n{}",
+                    self.log_tail()
+                );
             }
         }
     }
@@ -495,7 +562,10 @@ impl Daemon {
         if self.child.is_some() {
             self.stop();
         }
-        self.log.lock().unwrap_or_else(|e| e.into_inner()).push_str("----- restart -----\n");
+        self.log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_str("----- restart -----\n");
         self.spawn();
     }
 

@@ -15,10 +15,10 @@ pub mod sip;
 pub mod sipp;
 pub mod slot;
 
-pub use audio::{analyze_wav, goertzel, write_tone_wav, ToneReport};
+pub use audio::{ToneReport, analyze_wav, goertzel, write_tone_wav};
 pub use baresip::{Baresip, BaresipConfig};
 pub use daemon::{Cdr, Daemon, DaemonBuilder};
-pub use sip::{digest_response, DigestChallenge, SipMessage, UdpPeer};
+pub use sip::{DigestChallenge, SipMessage, UdpPeer, digest_response};
 pub use sipp::{Sipp, SippOutcome};
 pub use slot::Slot;
 
@@ -32,7 +32,10 @@ pub fn e2e_dir() -> PathBuf {
 
 /// The workspace root.
 pub fn workspace_dir() -> PathBuf {
-    e2e_dir().parent().expect("tests/ has a parent").to_path_buf()
+    e2e_dir()
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 /// Polls `probe` every 20 ms until it returns `Some` or `timeout` elapses; panics with
@@ -49,7 +52,10 @@ pub fn wait_until<T>(
             return v;
         }
         if Instant::now() >= deadline {
-            panic!("timed out after {timeout:?} waiting for {what}\n{}", context());
+            panic!(
+                "timed out after {timeout:?} waiting for {what}\n{}",
+                context()
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -91,8 +97,8 @@ pub fn tail(text: &str, n: usize) -> String {
     lines[start..].join("\n")
 }
 
-/// Starts a SIPp callee on the slot's UAS ports running `tests/sipp/<scenario>.xml` and
-/// registers `user` with a Contact pointing at it (a separate REGISTER-only SIPp).
+/// Registers `user` with a Contact at the slot's UAS port (REGISTER-only SIPp sent from that
+/// same port), then starts a SIPp callee there running `tests/sipp/<scenario>.xml`.
 pub fn sipp_callee(d: &Daemon, scenario: &str, user: &str, args: &[&str]) -> Sipp {
     use slot::offset;
     let port = d.slot().port(offset::SIPP_UAS);
@@ -100,9 +106,10 @@ pub fn sipp_callee(d: &Daemon, scenario: &str, user: &str, args: &[&str]) -> Sip
     let mp = d.slot().port(offset::SIPP_UAS_MEDIA).to_string();
     let mut all = vec!["-p", &p, "-mp", &mp];
     all.extend_from_slice(args);
-    let uas = Sipp::spawn(scenario, None, &all);
-    sipp::register(d.sip_port(), d.slot().port(offset::SIPP_REG), user, port, 3600);
-    uas
+    // The switch sends calls to the address a binding was registered FROM (the flow, as
+    // behind NAT), so the REGISTER leaves from the UAS's own port before the UAS binds it.
+    sipp::register(d.sip_port(), port, user, port, 3600);
+    Sipp::spawn(scenario, None, &all)
 }
 
 /// Starts a SIPp caller (`-key caller`, auth `pass<caller>`) on the slot's UAC ports,
@@ -132,17 +139,32 @@ pub fn finals(codes: &[u16]) -> Vec<(String, String)> {
     let block = |label: &str| {
         let mut s = String::new();
         for (i, c) in codes.iter().enumerate() {
-            let optional = if i + 1 < codes.len() { " optional=\"true\"" } else { "" };
-            s.push_str(&format!("  <recv response=\"{c}\"{optional} next=\"{label}\"/>\n"));
+            let optional = if i + 1 < codes.len() {
+                " optional=\"true\""
+            } else {
+                ""
+            };
+            s.push_str(&format!(
+                "  <recv response=\"{c}\"{optional} next=\"{label}\"/>\n"
+            ));
         }
         s
     };
-    vec![("__FINALS1__".into(), block("ack1")), ("__FINALS2__".into(), block("ack2"))]
+    vec![
+        ("__FINALS1__".into(), block("ack1")),
+        ("__FINALS2__".into(), block("ack2")),
+    ]
 }
 
 /// Runs `uac_final.xml` from the caller port at slot offset `off` and returns the outcome
 /// (one call expecting one of `codes`).
-pub fn call_expecting(d: &Daemon, off: u16, caller: &str, callee: &str, codes: &[u16]) -> SippOutcome {
+pub fn call_expecting(
+    d: &Daemon,
+    off: u16,
+    caller: &str,
+    callee: &str,
+    codes: &[u16],
+) -> SippOutcome {
     let subs = finals(codes);
     let subs: Vec<(&str, &str)> = subs.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     let p = d.slot().port(off).to_string();
@@ -153,8 +175,25 @@ pub fn call_expecting(d: &Daemon, off: u16, caller: &str, callee: &str, codes: &
         &subs,
         Some(d.sip_port()),
         &[
-            "-p", &p, "-mp", &mp, "-s", callee, "-key", "caller", caller, "-au", caller, "-ap", &pass, "-m", "1",
-            "-recv_timeout", "15000", "-timeout", "30",
+            "-p",
+            &p,
+            "-mp",
+            &mp,
+            "-s",
+            callee,
+            "-key",
+            "caller",
+            caller,
+            "-au",
+            caller,
+            "-ap",
+            &pass,
+            "-m",
+            "1",
+            "-recv_timeout",
+            "15000",
+            "-timeout",
+            "30",
         ],
     );
     s.wait(Duration::from_secs(35))

@@ -14,7 +14,9 @@ pub struct SipMessage {
 
 impl SipMessage {
     pub fn new(bytes: &[u8]) -> SipMessage {
-        SipMessage { text: String::from_utf8_lossy(bytes).into_owned() }
+        SipMessage {
+            text: String::from_utf8_lossy(bytes).into_owned(),
+        }
     }
 
     /// Status code of a response; None for requests or garbage.
@@ -43,7 +45,9 @@ impl SipMessage {
             .skip(1)
             .filter_map(|l| {
                 let (n, v) = l.split_once(':')?;
-                n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+                n.trim()
+                    .eq_ignore_ascii_case(name)
+                    .then(|| v.trim().to_string())
             })
             .collect()
     }
@@ -67,7 +71,10 @@ impl DigestChallenge {
     /// Parses `Digest realm="..", nonce="..", algorithm=.., qop=".."`.
     pub fn parse(value: &str) -> Option<DigestChallenge> {
         let rest = value.trim().strip_prefix("Digest")?.trim();
-        let mut c = DigestChallenge { algorithm: "MD5".into(), ..Default::default() };
+        let mut c = DigestChallenge {
+            algorithm: "MD5".into(),
+            ..Default::default()
+        };
         for (k, v) in split_params(rest) {
             match k.to_ascii_lowercase().as_str() {
                 "realm" => c.realm = v,
@@ -85,9 +92,12 @@ impl DigestChallenge {
     pub fn authorization(&self, user: &str, pass: &str, method: &str, uri: &str) -> String {
         let cnonce = "0a4f113b";
         let nc = "00000001";
-        let qop = self.qop.as_deref().map(|q| {
-            if q.split(',').any(|x| x.trim() == "auth") { "auth" } else { "auth" }
-        });
+        // We only implement qop=auth (auth-int would need the body hash).
+        let qop = self
+            .qop
+            .as_deref()
+            .filter(|q| q.split(',').any(|x| x.trim() == "auth"))
+            .map(|_| "auth");
         let resp = digest_response(
             &self.algorithm,
             user,
@@ -116,7 +126,9 @@ fn split_params(s: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut rest = s;
     while !rest.is_empty() {
-        let Some((k, r)) = rest.split_once('=') else { break };
+        let Some((k, r)) = rest.split_once('=') else {
+            break;
+        };
         let k = k.trim().trim_start_matches(',').trim().to_string();
         let r = r.trim_start();
         let (v, r) = if let Some(r) = r.strip_prefix('"') {
@@ -179,7 +191,9 @@ impl UdpPeer {
     }
 
     pub fn send(&self, msg: &str) {
-        self.sock.send_to(msg.as_bytes(), self.server).expect("send udp");
+        self.sock
+            .send_to(msg.as_bytes(), self.server)
+            .expect("send udp");
     }
 
     pub fn send_bytes(&self, msg: &[u8]) {
@@ -188,7 +202,9 @@ impl UdpPeer {
 
     /// Next datagram within `timeout`, or None.
     pub fn recv(&self, timeout: Duration) -> Option<SipMessage> {
-        self.sock.set_read_timeout(Some(timeout.max(Duration::from_millis(1)))).ok()?;
+        self.sock
+            .set_read_timeout(Some(timeout.max(Duration::from_millis(1))))
+            .ok()?;
         let mut buf = vec![0u8; 65536];
         match self.sock.recv_from(&mut buf) {
             Ok((n, _)) => Some(SipMessage::new(&buf[..n])),

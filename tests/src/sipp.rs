@@ -59,7 +59,10 @@ impl Sipp {
         remote: Option<u16>,
         args: &[&str],
     ) -> Sipp {
-        let dir = tempfile::Builder::new().prefix("sy-sipp-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("sy-sipp-")
+            .tempdir()
+            .expect("tempdir");
         let mut text = std::fs::read_to_string(scenario_path(scenario)).expect("read scenario");
         for (k, v) in substitutions {
             text = text.replace(k, v);
@@ -89,7 +92,11 @@ impl Sipp {
             .stderr(Stdio::from(stderr))
             .spawn()
             .expect("spawn sipp (is sip-tester installed?)");
-        Sipp { name: scenario.to_string(), child: Some(child), dir }
+        Sipp {
+            name: scenario.to_string(),
+            child: Some(child),
+            dir,
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -128,20 +135,33 @@ impl Sipp {
         let report = format!(
             "--- sipp {} {}---\n[stdout tail]\n{}\n[errors]\n{}\n[messages tail]\n{}",
             self.name,
-            if timed_out { format!("KILLED after {timeout:?} ") } else { String::new() },
+            if timed_out {
+                format!("KILLED after {timeout:?} ")
+            } else {
+                String::new()
+            },
             tail(&read("stdout.log"), 25),
             tail(&read("errors.log"), 40),
             tail(&read("messages.log"), 80),
         );
-        SippOutcome { code, successful, failed, report }
+        SippOutcome {
+            code,
+            successful,
+            failed,
+            report,
+        }
     }
 
     /// (SuccessfulCall(C), FailedCall(C)) from the last line of the stat CSV.
     pub fn stats(&self) -> (u64, u64) {
         let text = std::fs::read_to_string(self.dir.path().join("stat.csv")).unwrap_or_default();
         let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-        let Some(header) = lines.next() else { return (0, 0) };
-        let Some(last) = lines.last() else { return (0, 0) };
+        let Some(header) = lines.next() else {
+            return (0, 0);
+        };
+        let Some(last) = lines.next_back() else {
+            return (0, 0);
+        };
         let cols: Vec<&str> = header.split(';').collect();
         let vals: Vec<&str> = last.split(';').collect();
         let get = |name: &str| {
@@ -180,9 +200,28 @@ pub fn register(daemon_port: u16, local_port: u16, user: &str, contact_port: u16
         "register",
         Some(daemon_port),
         &[
-            "-p", &lp, "-s", user, "-au", user, "-ap", &pass, "-key", "contact_port", &cp, "-key",
-            "expires", &ex, "-m", "1", "-recv_timeout", "5000", "-timeout", "15",
+            "-p",
+            &lp,
+            "-s",
+            user,
+            "-au",
+            user,
+            "-ap",
+            &pass,
+            "-key",
+            "contact_port",
+            &cp,
+            "-key",
+            "expires",
+            &ex,
+            "-m",
+            "1",
+            "-recv_timeout",
+            "5000",
+            "-timeout",
+            "15",
         ],
     );
-    s.wait(Duration::from_secs(20)).assert_ok(1, &format!("REGISTER of {user}"));
+    s.wait(Duration::from_secs(20))
+        .assert_ok(1, &format!("REGISTER of {user}"));
 }

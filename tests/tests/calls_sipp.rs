@@ -2,7 +2,7 @@
 //! every call leaves a CDR with RTP counted on both legs, and no call is left behind.
 
 use std::time::Duration;
-use switchyard_e2e::{require_root, sipp_callee, sipp_caller, Daemon};
+use switchyard_e2e::{Daemon, require_root, sipp_callee, sipp_caller};
 
 #[test]
 fn hundred_calls_with_media_and_cdrs() {
@@ -16,7 +16,20 @@ fn hundred_calls_with_media_and_cdrs() {
         &[],
         "1000",
         "1001",
-        &["-r", "10", "-l", "20", "-m", "100", "-d", "1500", "-recv_timeout", "10000", "-timeout", "90"],
+        &[
+            "-r",
+            "10",
+            "-l",
+            "20",
+            "-m",
+            "100",
+            "-d",
+            "1500",
+            "-recv_timeout",
+            "10000",
+            "-timeout",
+            "90",
+        ],
     );
     let caller = uac.wait(Duration::from_secs(100));
     caller.assert_ok(100, &d.log_tail());
@@ -32,10 +45,22 @@ fn hundred_calls_with_media_and_cdrs() {
         assert_eq!(c.callee, "1001", "{ctx}");
         assert!(c.billsec_s >= 0 && c.answer_ms.is_some(), "answered: {ctx}");
         assert!(c.end_ms >= c.start_ms, "{ctx}");
-        assert!(c.rtp_a_in > 0, "RTP from the caller reached the switch: {ctx}");
-        assert!(c.rtp_b_out > 0, "the switch relayed it to the callee: {ctx}");
-        assert!(c.rtp_b_in > 0, "the callee's echo reached the switch: {ctx}");
-        assert!(c.rtp_a_out > 0, "the switch relayed the echo to the caller: {ctx}");
+        assert!(
+            c.rtp_a_in > 0,
+            "RTP from the caller reached the switch: {ctx}"
+        );
+        assert!(
+            c.rtp_b_out > 0,
+            "the switch relayed it to the callee: {ctx}"
+        );
+        assert!(
+            c.rtp_b_in > 0,
+            "the callee's echo reached the switch: {ctx}"
+        );
+        assert!(
+            c.rtp_a_out > 0,
+            "the switch relayed the echo to the caller: {ctx}"
+        );
     }
     let mut uuids: Vec<&str> = cdrs.iter().map(|c| c.uuid.as_str()).collect();
     uuids.sort_unstable();
