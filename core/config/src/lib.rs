@@ -176,8 +176,9 @@ pub struct AuthConfig {
     /// Used when a REGISTER carries neither an Expires header nor an expires parameter.
     pub default_register_expires: u32,
     /// Digest algorithms offered, one challenge each, in this order (RFC 8760 §2.4: a client
-    /// takes the first it supports). "MD5" first keeps older phones and SIPp working, which
-    /// read only the first challenge; put "SHA-256" first where every phone supports it.
+    /// takes the first it supports). The default is MD5 alone, as FreeSWITCH and Asterisk
+    /// default: SIPp reads only the first challenge and baresip 1.0 refuses a 401 that holds
+    /// any challenge it cannot answer. List "SHA-256" where every phone supports it.
     pub digest_algorithms: Vec<String>,
 }
 
@@ -191,7 +192,7 @@ impl Default for AuthConfig {
             max_register_expires: 3600,
             min_register_expires: 60,
             default_register_expires: 3600,
-            digest_algorithms: vec!["MD5".to_owned(), "SHA-256".to_owned()],
+            digest_algorithms: vec!["MD5".to_owned()],
         }
     }
 }
