@@ -65,29 +65,42 @@ impl Router {
         for (extension, action) in extensions {
             match &action {
                 ExtensionAction::User(user) if !users.contains(user) => {
-                    return Err(Error::UnknownUser { extension, user: user.clone() });
+                    return Err(Error::UnknownUser {
+                        extension,
+                        user: user.clone(),
+                    });
                 }
                 ExtensionAction::Reject(status) if !(400..=699).contains(status) => {
-                    return Err(Error::BadRejectStatus { extension, status: *status });
+                    return Err(Error::BadRejectStatus {
+                        extension,
+                        status: *status,
+                    });
                 }
                 _ => {}
             }
             table.insert(extension, action);
         }
-        Ok(Router { extensions: table, users })
+        Ok(Router {
+            extensions: table,
+            users,
+        })
     }
 
     pub fn route(&self, request: &RouteRequest<'_>) -> RouteDecision {
         match self.extensions.get(request.destination) {
             Some(ExtensionAction::Echo) => RouteDecision::Echo,
             Some(ExtensionAction::User(user)) => RouteDecision::BridgeUser { user: user.clone() },
-            Some(ExtensionAction::Reject(status)) => {
-                RouteDecision::Reject { status: *status, cause: cause_for_status(*status) }
-            }
-            None if self.users.contains(request.destination) => {
-                RouteDecision::BridgeUser { user: request.destination.to_owned() }
-            }
-            None => RouteDecision::Reject { status: 404, cause: "UNALLOCATED_NUMBER" },
+            Some(ExtensionAction::Reject(status)) => RouteDecision::Reject {
+                status: *status,
+                cause: cause_for_status(*status),
+            },
+            None if self.users.contains(request.destination) => RouteDecision::BridgeUser {
+                user: request.destination.to_owned(),
+            },
+            None => RouteDecision::Reject {
+                status: 404,
+                cause: "UNALLOCATED_NUMBER",
+            },
         }
     }
 }
@@ -128,29 +141,58 @@ mod tests {
     }
 
     fn route(destination: &str) -> RouteDecision {
-        router().route(&RouteRequest { destination, caller: "1000" })
+        router().route(&RouteRequest {
+            destination,
+            caller: "1000",
+        })
     }
 
     #[test]
     fn table_entries_win_over_user_ids() {
         assert_eq!(route("9196"), RouteDecision::Echo);
-        assert_eq!(route("100"), RouteDecision::BridgeUser { user: "1001".into() });
-        assert_eq!(route("666"), RouteDecision::Reject { status: 403, cause: "CALL_REJECTED" });
+        assert_eq!(
+            route("100"),
+            RouteDecision::BridgeUser {
+                user: "1001".into()
+            }
+        );
+        assert_eq!(
+            route("666"),
+            RouteDecision::Reject {
+                status: 403,
+                cause: "CALL_REJECTED"
+            }
+        );
     }
 
     #[test]
     fn directory_users_are_reachable_by_their_id() {
-        assert_eq!(route("1000"), RouteDecision::BridgeUser { user: "1000".into() });
+        assert_eq!(
+            route("1000"),
+            RouteDecision::BridgeUser {
+                user: "1000".into()
+            }
+        );
     }
 
     #[test]
     fn unknown_numbers_are_unallocated() {
-        assert_eq!(route("5555"), RouteDecision::Reject { status: 404, cause: "UNALLOCATED_NUMBER" });
+        assert_eq!(
+            route("5555"),
+            RouteDecision::Reject {
+                status: 404,
+                cause: "UNALLOCATED_NUMBER"
+            }
+        );
     }
 
     #[test]
     fn table_naming_a_missing_user_is_refused() {
-        let err = Router::new([("7".to_owned(), ExtensionAction::User("42".to_owned()))], []).unwrap_err();
+        let err = Router::new(
+            [("7".to_owned(), ExtensionAction::User("42".to_owned()))],
+            [],
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("user 42"), "{err}");
         let err = Router::new([("7".to_owned(), ExtensionAction::Reject(200))], []).unwrap_err();
         assert!(err.to_string().contains("200"), "{err}");

@@ -45,7 +45,10 @@ impl Dialog {
             self.local_cseq
         });
         let mut builder = MessageBuilder::request(&method, &self.remote_target);
-        builder.header("Via", via_value(self.peer.transport, self.local_addr, branch));
+        builder.header(
+            "Via",
+            via_value(self.peer.transport, self.local_addr, branch),
+        );
         builder.header("Max-Forwards", 70);
         for route in &self.route_set {
             builder.header("Route", route);
@@ -59,7 +62,10 @@ impl Dialog {
         builder.header("Call-ID", &self.call_id);
         builder.header("CSeq", format!("{cseq} {method}"));
         if method == Method::Invite {
-            builder.header("Contact", contact_value(self.peer.transport, self.local_addr));
+            builder.header(
+                "Contact",
+                contact_value(self.peer.transport, self.local_addr),
+            );
             builder.header("Allow", crate::switch::ALLOW);
         }
         builder.header("User-Agent", user_agent);
@@ -75,13 +81,15 @@ impl Dialog {
         if let Some(tag) = response.to().tag() {
             self.remote_tag = Some(tag.to_owned());
         }
-        if let Ok(contacts) = response.contacts() {
-            if let Some(switchyard_sip::Contact::Address(address)) = contacts.first() {
-                self.remote_target = address.uri.raw.to_owned();
-            }
+        if let Ok(contacts) = response.contacts()
+            && let Some(switchyard_sip::Contact::Address(address)) = contacts.first()
+        {
+            self.remote_target = address.uri.raw.to_owned();
         }
-        let mut routes: Vec<String> =
-            response.header_values("Record-Route").map(str::to_owned).collect();
+        let mut routes: Vec<String> = response
+            .header_values("Record-Route")
+            .map(str::to_owned)
+            .collect();
         if !routes.is_empty() {
             routes.reverse();
             self.route_set = routes;
@@ -109,7 +117,10 @@ pub fn without_tag(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
     // Parameters after the closing '>' (or after the URI when there are no brackets) are header
     // parameters; drop only `tag` and keep the rest.
-    let split_at = raw.rfind('>').map(|i| i + 1).unwrap_or_else(|| raw.find(';').unwrap_or(raw.len()));
+    let split_at = raw
+        .rfind('>')
+        .map(|i| i + 1)
+        .unwrap_or_else(|| raw.find(';').unwrap_or(raw.len()));
     out.push_str(&raw[..split_at]);
     for param in raw[split_at..].split(';').filter(|p| !p.trim().is_empty()) {
         if !param.trim().to_ascii_lowercase().starts_with("tag=") {
@@ -127,7 +138,10 @@ mod tests {
     #[test]
     fn tags_are_stripped_and_other_parameters_kept() {
         assert_eq!(without_tag("<sip:a@b>;tag=123;x=y"), "<sip:a@b>;x=y");
-        assert_eq!(without_tag("\"A\" <sip:a@b;lr>;TAG=9"), "\"A\" <sip:a@b;lr>");
+        assert_eq!(
+            without_tag("\"A\" <sip:a@b;lr>;TAG=9"),
+            "\"A\" <sip:a@b;lr>"
+        );
         assert_eq!(without_tag("sip:a@b;tag=1"), "sip:a@b");
     }
 
@@ -142,16 +156,23 @@ mod tests {
             remote_target: "sip:1001@192.0.2.5:5062".into(),
             route_set: vec!["<sip:proxy.example.com;lr>".into()],
             local_cseq: 1,
-            peer: Peer { transport: TransportKind::Udp, addr: "192.0.2.5:5062".parse().unwrap() },
+            peer: Peer {
+                transport: TransportKind::Udp,
+                addr: "192.0.2.5:5062".parse().unwrap(),
+            },
             local_addr: "127.0.0.1:5060".parse().unwrap(),
         };
-        let bye = Message::parse_datagram(dialog.request(Method::Bye, None, "z9hG4bKx", "test", None)).unwrap();
+        let bye =
+            Message::parse_datagram(dialog.request(Method::Bye, None, "z9hG4bKx", "test", None))
+                .unwrap();
         assert_eq!(bye.request_uri(), Some("sip:1001@192.0.2.5:5062"));
         assert_eq!(bye.cseq().0, 2);
         assert_eq!(bye.from().tag(), Some("L"));
         assert_eq!(bye.to().tag(), Some("R"));
         assert_eq!(bye.header("Route"), Some("<sip:proxy.example.com;lr>"));
-        let ack = Message::parse_datagram(dialog.request(Method::Ack, Some(1), "z9hG4bKy", "test", None)).unwrap();
+        let ack =
+            Message::parse_datagram(dialog.request(Method::Ack, Some(1), "z9hG4bKy", "test", None))
+                .unwrap();
         assert_eq!(ack.cseq().0, 1);
         assert_eq!(dialog.local_cseq, 2);
     }

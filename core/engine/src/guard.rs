@@ -29,7 +29,12 @@ pub enum FailureVerdict {
 
 impl AuthGuard {
     pub fn new(max_failures: u32, window: Duration, block_for: Duration) -> AuthGuard {
-        AuthGuard { max_failures: max_failures.max(1), window, block_for, sources: HashMap::new() }
+        AuthGuard {
+            max_failures: max_failures.max(1),
+            window,
+            block_for,
+            sources: HashMap::new(),
+        }
     }
 
     pub fn is_blocked(&self, now: Instant, source: IpAddr) -> bool {
@@ -55,17 +60,22 @@ impl AuthGuard {
             let failures = record.failures;
             record.failures = 0;
             record.window_start = now;
-            return FailureVerdict::Blocked { failures, for_secs: self.block_for.as_secs() };
+            return FailureVerdict::Blocked {
+                failures,
+                for_secs: self.block_for.as_secs(),
+            };
         }
-        FailureVerdict::Counted { failures: record.failures }
+        FailureVerdict::Counted {
+            failures: record.failures,
+        }
     }
 
     /// A successful login clears the slate: a user who mistyped once is not punished later.
     pub fn record_success(&mut self, source: IpAddr) {
-        if let Some(record) = self.sources.get_mut(&source) {
-            if record.blocked_until.is_none() {
-                self.sources.remove(&source);
-            }
+        if let Some(record) = self.sources.get_mut(&source)
+            && record.blocked_until.is_none()
+        {
+            self.sources.remove(&source);
         }
     }
 
@@ -79,7 +89,10 @@ impl AuthGuard {
     }
 
     pub fn blocked_sources(&self, now: Instant) -> usize {
-        self.sources.values().filter(|r| r.blocked_until.is_some_and(|until| now < until)).count()
+        self.sources
+            .values()
+            .filter(|r| r.blocked_until.is_some_and(|until| now < until))
+            .count()
     }
 }
 
@@ -92,10 +105,22 @@ mod tests {
         let t0 = Instant::now();
         let ip: IpAddr = "192.0.2.7".parse().unwrap();
         let mut guard = AuthGuard::new(3, Duration::from_secs(60), Duration::from_secs(300));
-        assert_eq!(guard.record_failure(t0, ip), FailureVerdict::Counted { failures: 1 });
-        assert_eq!(guard.record_failure(t0, ip), FailureVerdict::Counted { failures: 2 });
+        assert_eq!(
+            guard.record_failure(t0, ip),
+            FailureVerdict::Counted { failures: 1 }
+        );
+        assert_eq!(
+            guard.record_failure(t0, ip),
+            FailureVerdict::Counted { failures: 2 }
+        );
         assert!(!guard.is_blocked(t0, ip));
-        assert_eq!(guard.record_failure(t0, ip), FailureVerdict::Blocked { failures: 3, for_secs: 300 });
+        assert_eq!(
+            guard.record_failure(t0, ip),
+            FailureVerdict::Blocked {
+                failures: 3,
+                for_secs: 300
+            }
+        );
         assert!(guard.is_blocked(t0 + Duration::from_secs(299), ip));
         assert!(!guard.is_blocked(t0 + Duration::from_secs(300), ip));
         assert!(!guard.is_blocked(t0, "192.0.2.8".parse().unwrap()));

@@ -45,7 +45,10 @@ pub enum Error {
     #[error("console: {0}")]
     Console(#[from] switchyard_console::Error),
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
     #[error("no SIP listener configured: set sip.udp or sip.tcp in switchyard.toml")]
     NoListener,
 }
@@ -80,13 +83,19 @@ pub fn run(options: RunOptions) -> Result<(), Error> {
     if config.sip.udp.is_empty() && config.sip.tcp.is_empty() {
         return Err(Error::NoListener);
     }
-    std::fs::create_dir_all(&options.data_dir)
-        .map_err(io_context(format!("creating data directory {}", options.data_dir.display())))?;
+    std::fs::create_dir_all(&options.data_dir).map_err(io_context(format!(
+        "creating data directory {}",
+        options.data_dir.display()
+    )))?;
     let router = build_router(&config)?;
 
     let mut reactor = Reactor::new().map_err(io_context("creating the signalling reactor"))?;
-    let bound = reactor.bind(&config.sip.udp, &config.sip.tcp).map_err(io_context("binding SIP listeners"))?;
-    reactor.watch_signals().map_err(io_context("installing signal handlers"))?;
+    let bound = reactor
+        .bind(&config.sip.udp, &config.sip.tcp)
+        .map_err(io_context("binding SIP listeners"))?;
+    reactor
+        .watch_signals()
+        .map_err(io_context("installing signal handlers"))?;
     let handle = reactor.handle();
 
     let (store, store_thread) = Store::open(&database_path(&options.data_dir))?;
@@ -110,7 +119,10 @@ pub fn run(options: RunOptions) -> Result<(), Error> {
     let registrar = Registrar::from_stored(store.load_bindings()?, now.unix_ms / 1000);
     let nonce_secret = load_or_create_secret(&options.data_dir.join("nonce.key"))?;
     let socket_path = console_socket(&config, &options.data_dir);
-    let local = LocalAddrs { udp: bound.udp.first().copied(), tcp: bound.tcp.first().copied() };
+    let local = LocalAddrs {
+        udp: bound.udp.first().copied(),
+        tcp: bound.tcp.first().copied(),
+    };
     info!(
         registrations = registrar.len(),
         users = config.directory.users.len(),
@@ -118,7 +130,15 @@ pub fn run(options: RunOptions) -> Result<(), Error> {
         options.conf_dir.display()
     );
     let mut switch = Switch::new(
-        SwitchParts { config, router, local, media: media.clone(), store: store.clone(), registrar, nonce_secret },
+        SwitchParts {
+            config,
+            router,
+            local,
+            media: media.clone(),
+            store: store.clone(),
+            registrar,
+            nonce_secret,
+        },
         now,
     );
 
@@ -134,7 +154,9 @@ pub fn run(options: RunOptions) -> Result<(), Error> {
         console = %socket_path.display(),
         "switchyard ready"
     );
-    let outcome = reactor.run(&mut switch).map_err(io_context("signalling reactor"));
+    let outcome = reactor
+        .run(&mut switch)
+        .map_err(io_context("signalling reactor"));
     reactor.flush_remaining(&mut switch);
     drop(console);
     drop(switch);
@@ -154,24 +176,32 @@ fn build_router(config: &Config) -> Result<Router, Error> {
         };
         (route.extension.clone(), action)
     });
-    let users = config.directory.users.values().filter(|u| u.enabled).map(|u| u.id.clone());
+    let users = config
+        .directory
+        .users
+        .values()
+        .filter(|u| u.enabled)
+        .map(|u| u.id.clone());
     Ok(Router::new(extensions, users)?)
 }
 
 /// The key that signs digest nonces. Kept on disk so nonces handed out before a restart are
 /// still recognised (as stale at worst) instead of looking forged.
 fn load_or_create_secret(path: &Path) -> Result<[u8; 32], Error> {
-    if let Ok(bytes) = std::fs::read(path) {
-        if let Ok(secret) = <[u8; 32]>::try_from(bytes.as_slice()) {
-            return Ok(secret);
-        }
+    if let Ok(bytes) = std::fs::read(path)
+        && let Ok(secret) = <[u8; 32]>::try_from(bytes.as_slice())
+    {
+        return Ok(secret);
     }
     let secret: [u8; 32] = rand::random();
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).map_err(io_context(format!("writing {}", path.display())))?;
-    file.write_all(&secret).map_err(io_context(format!("writing {}", path.display())))?;
+    let mut file = options
+        .open(path)
+        .map_err(io_context(format!("writing {}", path.display())))?;
+    file.write_all(&secret)
+        .map_err(io_context(format!("writing {}", path.display())))?;
     Ok(secret)
 }

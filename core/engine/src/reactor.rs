@@ -30,7 +30,10 @@ const CONNECTION_BASE: usize = 1024;
 /// What other threads hand the reactor.
 pub enum Input {
     Media(MediaEvent),
-    Command { line: String, reply: SyncSender<Result<String, String>> },
+    Command {
+        line: String,
+        reply: SyncSender<Result<String, String>>,
+    },
     Shutdown,
 }
 
@@ -52,7 +55,10 @@ impl ReactorHandle {
     /// Runs a console command on the reactor thread and waits for its answer.
     pub fn execute(&self, line: &str) -> Result<String, String> {
         let (reply, answer) = mpsc::sync_channel(1);
-        self.send(Input::Command { line: line.to_owned(), reply });
+        self.send(Input::Command {
+            line: line.to_owned(),
+            reply,
+        });
         answer
             .recv_timeout(Duration::from_secs(10))
             .map_err(|_| "the daemon did not answer (stopping?)".to_owned())?
@@ -83,7 +89,10 @@ impl Reactor {
         Ok(Reactor {
             poll,
             inbox,
-            handle: ReactorHandle { inbox: inbox_tx, waker },
+            handle: ReactorHandle {
+                inbox: inbox_tx,
+                waker,
+            },
             udp: Vec::new(),
             tcp_listeners: Vec::new(),
             connections: Slab::new(),
@@ -98,12 +107,17 @@ impl Reactor {
 
     /// Binds the SIP listeners; an address in use is an error the operator must see at once.
     pub fn bind(&mut self, udp: &[SocketAddr], tcp: &[SocketAddr]) -> io::Result<Bound> {
-        let mut bound = Bound { udp: Vec::new(), tcp: Vec::new() };
+        let mut bound = Bound {
+            udp: Vec::new(),
+            tcp: Vec::new(),
+        };
         for addr in udp {
             let mut socket = UdpSocket::bind(*addr)
                 .map_err(|e| io::Error::new(e.kind(), format!("SIP UDP {addr}: {e}")))?;
             let token = Token(UDP_BASE + self.udp.len());
-            self.poll.registry().register(&mut socket, token, Interest::READABLE)?;
+            self.poll
+                .registry()
+                .register(&mut socket, token, Interest::READABLE)?;
             bound.udp.push(socket.local_addr()?);
             self.udp.push(socket);
         }
@@ -111,7 +125,9 @@ impl Reactor {
             let mut listener = TcpListener::bind(*addr)
                 .map_err(|e| io::Error::new(e.kind(), format!("SIP TCP {addr}: {e}")))?;
             let token = Token(TCP_LISTENER_BASE + self.tcp_listeners.len());
-            self.poll.registry().register(&mut listener, token, Interest::READABLE)?;
+            self.poll
+                .registry()
+                .register(&mut listener, token, Interest::READABLE)?;
             bound.tcp.push(listener.local_addr()?);
             self.tcp_listeners.push(listener);
         }
@@ -128,7 +144,9 @@ impl Reactor {
             signal_hook::low_level::pipe::register(signal, writer.try_clone()?)?;
         }
         let mut reader = UnixStream::from_std(reader);
-        self.poll.registry().register(&mut reader, SIGNALS, Interest::READABLE)?;
+        self.poll
+            .registry()
+            .register(&mut reader, SIGNALS, Interest::READABLE)?;
         self.signals = Some(reader);
         Ok(())
     }
@@ -137,7 +155,9 @@ impl Reactor {
         let mut events = Events::with_capacity(1024);
         let mut datagram = vec![0u8; 65_535];
         loop {
-            let timeout = switch.poll_timeout().map(|when| when.saturating_duration_since(Instant::now()));
+            let timeout = switch
+                .poll_timeout()
+                .map(|when| when.saturating_duration_since(now().mono));
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -210,7 +230,10 @@ impl Reactor {
             if data.iter().all(|b| b.is_ascii_whitespace()) {
                 continue;
             }
-            let peer = Peer { transport: TransportKind::Udp, addr: from };
+            let peer = Peer {
+                transport: TransportKind::Udp,
+                addr: from,
+            };
             let now = now();
             match Message::parse_datagram(Bytes::copy_from_slice(data)) {
                 Ok(message) => switch.handle_message(now, message, peer),
@@ -237,25 +260,45 @@ impl Reactor {
         }
     }
 
-    fn add_connection(&mut self, mut stream: TcpStream, remote: SocketAddr, connected: bool) -> io::Result<usize> {
+    fn add_connection(
+        &mut self,
+        mut stream: TcpStream,
+        remote: SocketAddr,
+        connected: bool,
+    ) -> io::Result<usize> {
         let entry = self.connections.vacant_entry();
         let key = entry.key();
-        let interest = if connected { Interest::READABLE } else { Interest::READABLE | Interest::WRITABLE };
-        self.poll.registry().register(&mut stream, Token(CONNECTION_BASE + key), interest)?;
+        let interest = if connected {
+            Interest::READABLE
+        } else {
+            Interest::READABLE | Interest::WRITABLE
+        };
+        self.poll
+            .registry()
+            .register(&mut stream, Token(CONNECTION_BASE + key), interest)?;
         entry.insert(TcpConnection::new(stream, remote, connected));
         self.connection_by_addr.insert(remote, key);
         Ok(key)
     }
 
     fn read_tcp(&mut self, switch: &mut Switch, key: usize) {
-        let Some(connection) = self.connections.get_mut(key) else { return };
-        let peer = Peer { transport: TransportKind::Tcp, addr: connection.remote };
+        let Some(connection) = self.connections.get_mut(key) else {
+            return;
+        };
+        let peer = Peer {
+            transport: TransportKind::Tcp,
+            addr: connection.remote,
+        };
         let outcome = connection.read_messages();
         let now = now();
         let (messages, close) = match outcome {
             ReadOutcome::Messages(messages) => (messages, false),
             ReadOutcome::Closed { messages } => (messages, true),
-            ReadOutcome::Unframeable { error, raw, messages } => {
+            ReadOutcome::Unframeable {
+                error,
+                raw,
+                messages,
+            } => {
                 for message in messages {
                     switch.handle_message(now, message, peer);
                 }
@@ -275,7 +318,9 @@ impl Reactor {
     }
 
     fn on_writable(&mut self, key: usize) {
-        let Some(connection) = self.connections.get_mut(key) else { return };
+        let Some(connection) = self.connections.get_mut(key) else {
+            return;
+        };
         if !connection.connected {
             match connection.stream.peer_addr() {
                 Ok(_) => connection.connected = true,
@@ -290,10 +335,19 @@ impl Reactor {
     }
 
     fn update_interest(&mut self, key: usize) {
-        let Some(connection) = self.connections.get_mut(key) else { return };
-        let interest =
-            if connection.wants_write() { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
-        let _ = self.poll.registry().reregister(&mut connection.stream, Token(CONNECTION_BASE + key), interest);
+        let Some(connection) = self.connections.get_mut(key) else {
+            return;
+        };
+        let interest = if connection.wants_write() {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        let _ = self.poll.registry().reregister(
+            &mut connection.stream,
+            Token(CONNECTION_BASE + key),
+            interest,
+        );
     }
 
     fn close(&mut self, key: usize) {
@@ -320,7 +374,10 @@ impl Reactor {
                 let socket = self
                     .udp
                     .iter()
-                    .find(|s| s.local_addr().is_ok_and(|a| a.is_ipv4() == peer.addr.is_ipv4()))
+                    .find(|s| {
+                        s.local_addr()
+                            .is_ok_and(|a| a.is_ipv4() == peer.addr.is_ipv4())
+                    })
                     .or(self.udp.first());
                 if let Some(socket) = socket {
                     // A full send buffer drops the datagram; the transaction layer retransmits.
@@ -332,7 +389,9 @@ impl Reactor {
             TransportKind::Tcp => {
                 let key = match self.connection_by_addr.get(&peer.addr) {
                     Some(&key) => key,
-                    None => match TcpStream::connect(peer.addr).and_then(|s| self.add_connection(s, peer.addr, false)) {
+                    None => match TcpStream::connect(peer.addr)
+                        .and_then(|s| self.add_connection(s, peer.addr, false))
+                    {
                         Ok(key) => key,
                         Err(e) => {
                             warn!(error = %e, to = %peer.addr, "cannot open a TCP connection");
@@ -340,7 +399,9 @@ impl Reactor {
                         }
                     },
                 };
-                let Some(connection) = self.connections.get_mut(key) else { return };
+                let Some(connection) = self.connections.get_mut(key) else {
+                    return;
+                };
                 connection.queue(&bytes);
                 if connection.connected && connection.flush().is_err() {
                     return self.close(key);
@@ -365,6 +426,11 @@ impl Reactor {
 /// The only place the signalling thread reads the clocks.
 #[allow(clippy::disallowed_methods)]
 pub fn now() -> Now {
-    let unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-    Now { mono: Instant::now(), unix_ms }
+    let unix_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    Now {
+        mono: Instant::now(),
+        unix_ms,
+    }
 }

@@ -40,7 +40,9 @@ pub enum RegisterRefusal {
     /// RFC 3261 §10.3 step 7: a stale CSeq for the same Call-ID.
     OutOfOrder,
     /// RFC 3261 §10.2.8: 423 with Min-Expires.
-    IntervalTooBrief { min: u32 },
+    IntervalTooBrief {
+        min: u32,
+    },
     BadContact,
 }
 
@@ -65,16 +67,22 @@ impl Registrar {
             if binding.expires_unix <= now_unix {
                 continue;
             }
-            let Some(flow) = parse_peer(&binding.source) else { continue };
-            registrar.bindings.entry(binding.user).or_default().push(ContactBinding {
-                contact: binding.contact,
-                flow,
-                expires_unix: binding.expires_unix,
-                call_id: binding.call_id,
-                cseq: binding.cseq,
-                user_agent: binding.user_agent,
-                q: binding.q,
-            });
+            let Some(flow) = parse_peer(&binding.source) else {
+                continue;
+            };
+            registrar
+                .bindings
+                .entry(binding.user)
+                .or_default()
+                .push(ContactBinding {
+                    contact: binding.contact,
+                    flow,
+                    expires_unix: binding.expires_unix,
+                    call_id: binding.call_id,
+                    cseq: binding.cseq,
+                    user_agent: binding.user_agent,
+                    q: binding.q,
+                });
         }
         registrar
     }
@@ -89,7 +97,9 @@ impl Registrar {
         now_unix: i64,
         policy: ExpiryPolicy,
     ) -> Result<Vec<BindingChange>, RegisterRefusal> {
-        let contacts = request.contacts().map_err(|_| RegisterRefusal::BadContact)?;
+        let contacts = request
+            .contacts()
+            .map_err(|_| RegisterRefusal::BadContact)?;
         let header_expires = request.expires();
         let call_id = request.call_id();
         let (cseq, _) = request.cseq();
@@ -99,18 +109,29 @@ impl Registrar {
             if contacts.len() != 1 || header_expires != Some(0) {
                 return Err(RegisterRefusal::BadWildcard);
             }
-            let existing = self.bindings.get(user).map(Vec::as_slice).unwrap_or_default();
-            if existing.iter().any(|b| b.call_id == call_id && cseq <= b.cseq) {
+            let existing = self
+                .bindings
+                .get(user)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            if existing
+                .iter()
+                .any(|b| b.call_id == call_id && cseq <= b.cseq)
+            {
                 return Err(RegisterRefusal::OutOfOrder);
             }
             self.bindings.remove(user);
-            return Ok(vec![BindingChange::RemoveAll { user: user.to_owned() }]);
+            return Ok(vec![BindingChange::RemoveAll {
+                user: user.to_owned(),
+            }]);
         }
 
         // Validate every contact before touching any binding: a REGISTER applies whole or not at all.
         let mut planned = Vec::with_capacity(contacts.len());
         for contact in &contacts {
-            let Contact::Address(address) = contact else { return Err(RegisterRefusal::BadContact) };
+            let Contact::Address(address) = contact else {
+                return Err(RegisterRefusal::BadContact);
+            };
             let requested = match address.param("expires") {
                 Some(Some(value)) => value.trim().parse::<u32>().ok(),
                 _ => None,
@@ -125,15 +146,21 @@ impl Registrar {
                 _ => None,
             };
             let target = delivery_peer(&address.uri, flow);
-            planned.push((address.uri.raw.to_owned(), requested.min(policy.max), q, target));
+            planned.push((
+                address.uri.raw.to_owned(),
+                requested.min(policy.max),
+                q,
+                target,
+            ));
         }
 
         let entries = self.bindings.entry(user.to_owned()).or_default();
         for (contact, _, _, _) in &planned {
-            if let Some(existing) = entries.iter().find(|b| &b.contact == contact) {
-                if existing.call_id == call_id && cseq <= existing.cseq {
-                    return Err(RegisterRefusal::OutOfOrder);
-                }
+            if let Some(existing) = entries.iter().find(|b| &b.contact == contact)
+                && existing.call_id == call_id
+                && cseq <= existing.cseq
+            {
+                return Err(RegisterRefusal::OutOfOrder);
             }
         }
 
@@ -141,7 +168,10 @@ impl Registrar {
         for (contact, expires, q, target) in planned {
             entries.retain(|b| b.contact != contact);
             if expires == 0 {
-                changes.push(BindingChange::Remove { user: user.to_owned(), contact });
+                changes.push(BindingChange::Remove {
+                    user: user.to_owned(),
+                    contact,
+                });
                 continue;
             }
             let binding = ContactBinding {
@@ -186,7 +216,9 @@ impl Registrar {
     }
 
     pub fn all(&self) -> impl Iterator<Item = (&str, &ContactBinding)> {
-        self.bindings.iter().flat_map(|(user, list)| list.iter().map(move |b| (user.as_str(), b)))
+        self.bindings
+            .iter()
+            .flat_map(|(user, list)| list.iter().map(move |b| (user.as_str(), b)))
     }
 
     pub fn len(&self) -> usize {
@@ -209,7 +241,10 @@ pub fn delivery_peer(contact: &switchyard_sip::Uri<'_>, source: Peer) -> Peer {
     match host.parse::<std::net::IpAddr>() {
         Ok(ip) if ip == source.addr.ip() => {
             let port = contact.port.unwrap_or(5060);
-            Peer { transport: source.transport, addr: std::net::SocketAddr::new(ip, port) }
+            Peer {
+                transport: source.transport,
+                addr: std::net::SocketAddr::new(ip, port),
+            }
         }
         _ => source,
     }
@@ -234,10 +269,17 @@ mod tests {
     use switchyard_sip::Uri;
     use switchyard_sip::transaction::TransportKind;
 
-    const POLICY: ExpiryPolicy = ExpiryPolicy { min: 60, max: 3600, default: 3600 };
+    const POLICY: ExpiryPolicy = ExpiryPolicy {
+        min: 60,
+        max: 3600,
+        default: 3600,
+    };
 
     fn flow() -> Peer {
-        Peer { transport: TransportKind::Udp, addr: "192.0.2.1:5062".parse().unwrap() }
+        Peer {
+            transport: TransportKind::Udp,
+            addr: "192.0.2.1:5062".parse().unwrap(),
+        }
     }
 
     fn register(call_id: &str, cseq: u32, contacts: &[&str], expires: Option<u32>) -> Message {
@@ -260,50 +302,125 @@ mod tests {
     fn several_contacts_expire_and_unregister_one_by_one() {
         let mut registrar = Registrar::default();
         let changes = registrar
-            .register("1000", &register("c1", 1, &["<sip:1000@192.0.2.1:5062>"], None), flow(), 0, POLICY)
+            .register(
+                "1000",
+                &register("c1", 1, &["<sip:1000@192.0.2.1:5062>"], None),
+                flow(),
+                0,
+                POLICY,
+            )
             .unwrap();
         assert_eq!(changes.len(), 1);
         registrar
-            .register("1000", &register("c2", 1, &["<sip:1000@192.0.2.9:5060>;expires=120"], None), flow(), 0, POLICY)
+            .register(
+                "1000",
+                &register("c2", 1, &["<sip:1000@192.0.2.9:5060>;expires=120"], None),
+                flow(),
+                0,
+                POLICY,
+            )
             .unwrap();
         assert_eq!(registrar.contacts("1000", 0).len(), 2);
         assert_eq!(registrar.contacts("1000", 119).len(), 2);
-        assert_eq!(registrar.contacts("1000", 120).len(), 1, "the 120 s binding lapsed");
+        assert_eq!(
+            registrar.contacts("1000", 120).len(),
+            1,
+            "the 120 s binding lapsed"
+        );
 
         registrar
-            .register("1000", &register("c1", 2, &["<sip:1000@192.0.2.1:5062>"], Some(0)), flow(), 10, POLICY)
+            .register(
+                "1000",
+                &register("c1", 2, &["<sip:1000@192.0.2.1:5062>"], Some(0)),
+                flow(),
+                10,
+                POLICY,
+            )
             .unwrap();
-        let left: Vec<_> = registrar.contacts("1000", 10).iter().map(|b| b.contact.clone()).collect();
+        let left: Vec<_> = registrar
+            .contacts("1000", 10)
+            .iter()
+            .map(|b| b.contact.clone())
+            .collect();
         assert_eq!(left, vec!["sip:1000@192.0.2.9:5060".to_owned()]);
     }
 
     #[test]
     fn wildcard_removes_all_but_only_alone_with_expires_zero() {
         let mut registrar = Registrar::default();
-        registrar.register("1000", &register("c1", 1, &["<sip:a@192.0.2.1>"], None), flow(), 0, POLICY).unwrap();
+        registrar
+            .register(
+                "1000",
+                &register("c1", 1, &["<sip:a@192.0.2.1>"], None),
+                flow(),
+                0,
+                POLICY,
+            )
+            .unwrap();
         assert_eq!(
             registrar.register("1000", &register("c9", 1, &["*"], None), flow(), 0, POLICY),
             Err(RegisterRefusal::BadWildcard)
         );
-        let changes = registrar.register("1000", &register("c9", 1, &["*"], Some(0)), flow(), 0, POLICY).unwrap();
-        assert_eq!(changes, vec![BindingChange::RemoveAll { user: "1000".into() }]);
+        let changes = registrar
+            .register(
+                "1000",
+                &register("c9", 1, &["*"], Some(0)),
+                flow(),
+                0,
+                POLICY,
+            )
+            .unwrap();
+        assert_eq!(
+            changes,
+            vec![BindingChange::RemoveAll {
+                user: "1000".into()
+            }]
+        );
         assert!(registrar.contacts("1000", 0).is_empty());
     }
 
     #[test]
     fn stale_cseq_and_short_intervals_are_refused() {
         let mut registrar = Registrar::default();
-        registrar.register("1000", &register("c1", 5, &["<sip:a@192.0.2.1>"], None), flow(), 0, POLICY).unwrap();
+        registrar
+            .register(
+                "1000",
+                &register("c1", 5, &["<sip:a@192.0.2.1>"], None),
+                flow(),
+                0,
+                POLICY,
+            )
+            .unwrap();
         assert_eq!(
-            registrar.register("1000", &register("c1", 5, &["<sip:a@192.0.2.1>"], None), flow(), 0, POLICY),
+            registrar.register(
+                "1000",
+                &register("c1", 5, &["<sip:a@192.0.2.1>"], None),
+                flow(),
+                0,
+                POLICY
+            ),
             Err(RegisterRefusal::OutOfOrder)
         );
         assert_eq!(
-            registrar.register("1000", &register("c1", 6, &["<sip:a@192.0.2.1>"], Some(10)), flow(), 0, POLICY),
+            registrar.register(
+                "1000",
+                &register("c1", 6, &["<sip:a@192.0.2.1>"], Some(10)),
+                flow(),
+                0,
+                POLICY
+            ),
             Err(RegisterRefusal::IntervalTooBrief { min: 60 })
         );
         // Longer than allowed is shortened, not refused (RFC 3261 §10.3 step 7).
-        registrar.register("1000", &register("c1", 7, &["<sip:a@192.0.2.1>"], Some(99999)), flow(), 0, POLICY).unwrap();
+        registrar
+            .register(
+                "1000",
+                &register("c1", 7, &["<sip:a@192.0.2.1>"], Some(99999)),
+                flow(),
+                0,
+                POLICY,
+            )
+            .unwrap();
         assert_eq!(registrar.contacts("1000", 0)[0].expires_unix, 3600);
     }
 
@@ -311,12 +428,18 @@ mod tests {
     fn contacts_behind_nat_are_reached_at_the_registering_source() {
         let source = flow();
         let same_ip = Uri::parse("sip:1000@192.0.2.1:7000").unwrap();
-        assert_eq!(delivery_peer(&same_ip, source).addr, "192.0.2.1:7000".parse().unwrap());
+        assert_eq!(
+            delivery_peer(&same_ip, source).addr,
+            "192.0.2.1:7000".parse().unwrap()
+        );
         let private = Uri::parse("sip:1000@10.0.0.5:5060").unwrap();
         assert_eq!(delivery_peer(&private, source), source);
         let named = Uri::parse("sip:1000@phone.example.com").unwrap();
         assert_eq!(delivery_peer(&named, source), source);
-        let tcp = Peer { transport: TransportKind::Tcp, ..source };
+        let tcp = Peer {
+            transport: TransportKind::Tcp,
+            ..source
+        };
         assert_eq!(delivery_peer(&same_ip, tcp), tcp);
     }
 
@@ -324,12 +447,23 @@ mod tests {
     fn stored_bindings_come_back_without_the_expired_ones() {
         let mut registrar = Registrar::default();
         let changes = registrar
-            .register("1000", &register("c1", 1, &["<sip:a@192.0.2.1>;expires=100"], None), flow(), 0, POLICY)
+            .register(
+                "1000",
+                &register("c1", 1, &["<sip:a@192.0.2.1>;expires=100"], None),
+                flow(),
+                0,
+                POLICY,
+            )
             .unwrap();
-        let BindingChange::Upsert(stored) = &changes[0] else { panic!("expected an upsert") };
+        let BindingChange::Upsert(stored) = &changes[0] else {
+            panic!("expected an upsert")
+        };
         let restored = Registrar::from_stored(vec![stored.clone()], 50);
         // The Contact names the source's IP without a port: 5060 there (RFC 3263 default).
-        let expected = Peer { transport: TransportKind::Udp, addr: "192.0.2.1:5060".parse().unwrap() };
+        let expected = Peer {
+            transport: TransportKind::Udp,
+            addr: "192.0.2.1:5060".parse().unwrap(),
+        };
         assert_eq!(restored.contacts("1000", 50)[0].flow, expected);
         assert_eq!(Registrar::from_stored(vec![stored.clone()], 100).len(), 0);
     }

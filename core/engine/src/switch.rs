@@ -62,7 +62,9 @@ impl LocalAddrs {
             TransportKind::Udp => (self.udp, self.tcp),
             TransportKind::Tcp => (self.tcp, self.udp),
         };
-        first.or(second).expect("the reactor binds at least one listener")
+        first
+            .or(second)
+            .expect("the reactor binds at least one listener")
     }
 }
 
@@ -178,8 +180,15 @@ enum ServerRole {
 }
 
 enum ClientRole {
-    BInvite { call: CallKey, fork: usize },
-    Relay { call: CallKey, server: ServerTxId, to: Side },
+    BInvite {
+        call: CallKey,
+        fork: usize,
+    },
+    Relay {
+        call: CallKey,
+        server: ServerTxId,
+        to: Side,
+    },
     /// BYE and CANCEL we send: the answer changes nothing.
     FireAndForget,
 }
@@ -244,7 +253,15 @@ pub struct SwitchParts {
 
 impl Switch {
     pub fn new(parts: SwitchParts, now: Now) -> Switch {
-        let SwitchParts { config, router, local, media, store, registrar, nonce_secret } = parts;
+        let SwitchParts {
+            config,
+            router,
+            local,
+            media,
+            store,
+            registrar,
+            nonce_secret,
+        } = parts;
         let auth = &config.auth;
         let settings = Settings {
             domain: config.sip.domain.clone(),
@@ -273,7 +290,13 @@ impl Switch {
             .with_algorithms(
                 auth.digest_algorithms
                     .iter()
-                    .map(|name| if name == "SHA-256" { DigestAlgorithm::Sha256 } else { DigestAlgorithm::Md5 })
+                    .map(|name| {
+                        if name == "SHA-256" {
+                            DigestAlgorithm::Sha256
+                        } else {
+                            DigestAlgorithm::Md5
+                        }
+                    })
                     .collect(),
             ),
             guard: AuthGuard::new(
@@ -300,7 +323,9 @@ impl Switch {
             started: now,
             counters: Counters::default(),
         };
-        switch.timers.push(Reverse((now.mono + SWEEP_EVERY, Timer::Sweep)));
+        switch
+            .timers
+            .push(Reverse((now.mono + SWEEP_EVERY, Timer::Sweep)));
         switch
     }
 
@@ -316,7 +341,13 @@ impl Switch {
     }
 
     /// A malformed message: answered statelessly when the RFC asks for an answer.
-    pub fn handle_malformed(&mut self, now: Now, error: &switchyard_sip::ParseError, raw: &[u8], peer: Peer) {
+    pub fn handle_malformed(
+        &mut self,
+        now: Now,
+        error: &switchyard_sip::ParseError,
+        raw: &[u8],
+        peer: Peer,
+    ) {
         self.counters.malformed += 1;
         debug!(%peer.addr, %error, "malformed SIP message");
         if self.guard.is_blocked(now.mono, peer.addr.ip()) {
@@ -328,16 +359,18 @@ impl Switch {
     }
 
     pub fn handle_media_event(&mut self, now: Now, event: MediaEvent) {
-        match event {
-            MediaEvent::RtpTimeout { endpoint } => {
-                let Some(&key) = self.endpoint_calls.get(&endpoint) else { return };
-                let answered = self.calls.get(&key).is_some_and(|c| c.state == CallState::Answered);
-                if answered {
-                    info!(call = key, "no RTP within the timeout: hanging up");
-                    self.hang_up(now, key, "MEDIA_TIMEOUT", "system");
-                }
+        if let MediaEvent::RtpTimeout { endpoint } = event {
+            let Some(&key) = self.endpoint_calls.get(&endpoint) else {
+                return;
+            };
+            let answered = self
+                .calls
+                .get(&key)
+                .is_some_and(|c| c.state == CallState::Answered);
+            if answered {
+                info!(call = key, "no RTP within the timeout: hanging up");
+                self.hang_up(now, key, "MEDIA_TIMEOUT", "system");
             }
-            _ => {}
         }
     }
 
@@ -351,7 +384,11 @@ impl Switch {
             self.timers.pop();
             match timer {
                 Timer::NoAnswer(key) => {
-                    if self.calls.get(&key).is_some_and(|c| c.state == CallState::Routing) {
+                    if self
+                        .calls
+                        .get(&key)
+                        .is_some_and(|c| c.state == CallState::Routing)
+                    {
                         info!(call = key, "no answer within the timeout");
                         self.fail_unanswered(now, key, 480, "NO_ANSWER");
                     }
@@ -362,11 +399,15 @@ impl Switch {
                         self.store.remove_expired_bindings(now.unix_secs());
                     }
                     self.guard.sweep(now.mono);
-                    self.timers.push(Reverse((now.mono + SWEEP_EVERY, Timer::Sweep)));
+                    self.timers
+                        .push(Reverse((now.mono + SWEEP_EVERY, Timer::Sweep)));
                 }
                 Timer::ShutdownDeadline => {
                     if matches!(self.lifecycle, Lifecycle::Draining { .. }) {
-                        warn!(calls = self.calls.len(), "shutdown grace time over: hanging up the remaining calls");
+                        warn!(
+                            calls = self.calls.len(),
+                            "shutdown grace time over: hanging up the remaining calls"
+                        );
                         self.hang_up_all(now, "MANAGER_REQUEST");
                         self.lifecycle = Lifecycle::Stopped;
                     }
@@ -401,9 +442,14 @@ impl Switch {
     pub fn begin_shutdown(&mut self, now: Now) {
         if self.lifecycle == Lifecycle::Running {
             let deadline = now.mono + self.settings.shutdown_grace;
-            info!(calls = self.calls.len(), grace_secs = self.settings.shutdown_grace.as_secs(), "shutting down: refusing new calls");
+            info!(
+                calls = self.calls.len(),
+                grace_secs = self.settings.shutdown_grace.as_secs(),
+                "shutting down: refusing new calls"
+            );
             self.lifecycle = Lifecycle::Draining { deadline };
-            self.timers.push(Reverse((deadline, Timer::ShutdownDeadline)));
+            self.timers
+                .push(Reverse((deadline, Timer::ShutdownDeadline)));
         }
         self.check_drained();
     }
@@ -419,7 +465,12 @@ impl Switch {
     fn drain_transaction_events(&mut self, now: Now) {
         while let Some(event) = self.transactions.poll_event() {
             match event {
-                TxEvent::Request { tx, msg, peer, cancels } => match tx {
+                TxEvent::Request {
+                    tx,
+                    msg,
+                    peer,
+                    cancels,
+                } => match tx {
                     Some(tx) => {
                         self.server_peers.insert(tx, peer);
                         self.on_request(now, tx, msg, peer, cancels);
@@ -435,14 +486,27 @@ impl Switch {
         }
     }
 
-    fn on_request(&mut self, now: Now, tx: ServerTxId, msg: Message, peer: Peer, cancels: Option<ServerTxId>) {
-        let method = msg.method().cloned().unwrap_or(Method::Extension("".into()));
+    fn on_request(
+        &mut self,
+        now: Now,
+        tx: ServerTxId,
+        msg: Message,
+        peer: Peer,
+        cancels: Option<ServerTxId>,
+    ) {
+        let method = msg
+            .method()
+            .cloned()
+            .unwrap_or(Method::Extension("".into()));
         // RFC 3261 §8.2.1: method inspection.
         if let Method::Extension(_) = method {
             return self.respond(now, tx, 501, &[("Allow", ALLOW.to_owned())], None, None);
         }
         // §8.2.2.1: the Request-URI scheme.
-        let uri_is_sip = msg.request_uri().and_then(|raw| Uri::parse(raw).ok()).map(|uri| uri.is_sip());
+        let uri_is_sip = msg
+            .request_uri()
+            .and_then(|raw| Uri::parse(raw).ok())
+            .map(|uri| uri.is_sip());
         match uri_is_sip {
             None => return self.respond(now, tx, 400, &[], None, None),
             Some(false) => return self.respond(now, tx, 416, &[], None, None),
@@ -450,7 +514,11 @@ impl Switch {
         }
         // §8.2.2.3: we support no extension that a peer could Require.
         if method != Method::Cancel {
-            let required: Vec<&str> = msg.header_values("Require").map(str::trim).filter(|t| !t.is_empty()).collect();
+            let required: Vec<&str> = msg
+                .header_values("Require")
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .collect();
             if !required.is_empty() {
                 let unsupported = required.join(", ");
                 return self.respond(now, tx, 420, &[("Unsupported", unsupported)], None, None);
@@ -458,7 +526,13 @@ impl Switch {
         }
         // §8.2.3: content processing, for the methods whose body we read.
         if matches!(method, Method::Invite | Method::Update) && !msg.body().is_empty() {
-            let content_type = msg.content_type().unwrap_or("").split(';').next().unwrap_or("").trim();
+            let content_type = msg
+                .content_type()
+                .unwrap_or("")
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim();
             if !content_type.eq_ignore_ascii_case(SDP) {
                 return self.respond(now, tx, 415, &[("Accept", SDP.to_owned())], None, None);
             }
@@ -482,7 +556,14 @@ impl Switch {
             Method::Bye | Method::Info | Method::Update | Method::Prack => {
                 self.respond(now, tx, 481, &[], Some(&new_tag()), None)
             }
-            _ => self.respond(now, tx, 405, &[("Allow", ALLOW.to_owned())], Some(&new_tag()), None),
+            _ => self.respond(
+                now,
+                tx,
+                405,
+                &[("Allow", ALLOW.to_owned())],
+                Some(&new_tag()),
+                None,
+            ),
         }
     }
 
@@ -490,7 +571,14 @@ impl Switch {
 
     /// Digest authentication for REGISTER (401) and INVITE (407). Returns the user on success;
     /// otherwise it has already answered the request.
-    fn authenticate(&mut self, now: Now, tx: ServerTxId, msg: &Message, peer: Peer, proxy: bool) -> Option<String> {
+    fn authenticate(
+        &mut self,
+        now: Now,
+        tx: ServerTxId,
+        msg: &Message,
+        peer: Peer,
+        proxy: bool,
+    ) -> Option<String> {
         let (request_header, challenge_header, challenge_status) = if proxy {
             ("Proxy-Authorization", "Proxy-Authenticate", 407)
         } else {
@@ -501,9 +589,15 @@ impl Switch {
         // A phone may send credentials for several realms: ours is the one that counts.
         for value in msg.headers(request_header) {
             let directory = &self.directory;
-            outcome = self.challenger.verify(now.unix_secs() as u64, method, value, |user| {
-                directory.users.get(user).filter(|u| u.enabled).map(|u| u.password.clone())
-            });
+            outcome = self
+                .challenger
+                .verify(now.unix_secs() as u64, method, value, |user| {
+                    directory
+                        .users
+                        .get(user)
+                        .filter(|u| u.enabled)
+                        .map(|u| u.password.clone())
+                });
             if !matches!(outcome, AuthOutcome::UnsupportedScheme) {
                 break;
             }
@@ -518,7 +612,9 @@ impl Switch {
                 self.counters.auth_failures += 1;
                 let user = username.as_deref().unwrap_or("-");
                 warn!(source = %peer.addr, user, reason, method, "authentication failed");
-                if let FailureVerdict::Blocked { failures, for_secs } = self.guard.record_failure(now.mono, peer.addr.ip()) {
+                if let FailureVerdict::Blocked { failures, for_secs } =
+                    self.guard.record_failure(now.mono, peer.addr.ip())
+                {
                     warn!(source = %peer.addr.ip(), failures, for_secs, "source blocked after repeated authentication failures");
                 }
                 self.respond(now, tx, 403, &[], Some(&new_tag()), None);
@@ -541,21 +637,37 @@ impl Switch {
     fn on_register(&mut self, now: Now, tx: ServerTxId, msg: &Message, peer: Peer) {
         // RFC 3261 §10.3 step 5: the To header names the address-of-record, which must be SIP.
         let to = msg.to();
-        let Some(aor_user) = to.uri.is_sip().then(|| to.uri.user_unescaped()).flatten().map(|u| u.into_owned()) else {
+        let Some(aor_user) = to
+            .uri
+            .is_sip()
+            .then(|| to.uri.user_unescaped())
+            .flatten()
+            .map(|u| u.into_owned())
+        else {
             return self.respond(now, tx, 400, &[], Some(&new_tag()), None);
         };
-        let Some(user) = self.authenticate(now, tx, msg, peer, false) else { return };
+        let Some(user) = self.authenticate(now, tx, msg, peer, false) else {
+            return;
+        };
         if user != aor_user {
             warn!(source = %peer.addr, user, aor = aor_user, "REGISTER for another user's address refused");
             return self.respond(now, tx, 403, &[], Some(&new_tag()), None);
         }
-        match self.registrar.register(&user, msg, peer, now.unix_secs(), self.settings.expiry) {
+        match self
+            .registrar
+            .register(&user, msg, peer, now.unix_secs(), self.settings.expiry)
+        {
             Ok(changes) => {
                 self.counters.registrations += 1;
                 for change in changes {
                     match change {
                         BindingChange::Upsert(binding) => {
-                            info!(user, contact = binding.contact, source = binding.source, "registered");
+                            info!(
+                                user,
+                                contact = binding.contact,
+                                source = binding.source,
+                                "registered"
+                            );
                             self.store.upsert_binding(binding);
                         }
                         BindingChange::Remove { user, contact } => {
@@ -573,14 +685,26 @@ impl Switch {
                     .registrar
                     .contacts(&user, now_secs)
                     .into_iter()
-                    .map(|b| ("Contact", format!("<{}>;expires={}", b.contact, b.expires_unix - now_secs)))
+                    .map(|b| {
+                        (
+                            "Contact",
+                            format!("<{}>;expires={}", b.contact, b.expires_unix - now_secs),
+                        )
+                    })
                     .collect();
                 self.respond(now, tx, 200, &headers, Some(&new_tag()), None);
             }
-            Err(RegisterRefusal::IntervalTooBrief { min }) => {
-                self.respond(now, tx, 423, &[("Min-Expires", min.to_string())], Some(&new_tag()), None)
+            Err(RegisterRefusal::IntervalTooBrief { min }) => self.respond(
+                now,
+                tx,
+                423,
+                &[("Min-Expires", min.to_string())],
+                Some(&new_tag()),
+                None,
+            ),
+            Err(RegisterRefusal::OutOfOrder) => {
+                self.respond(now, tx, 500, &[], Some(&new_tag()), None)
             }
-            Err(RegisterRefusal::OutOfOrder) => self.respond(now, tx, 500, &[], Some(&new_tag()), None),
             Err(RegisterRefusal::BadWildcard | RegisterRefusal::BadContact) => {
                 self.respond(now, tx, 400, &[], Some(&new_tag()), None)
             }
@@ -593,9 +717,18 @@ impl Switch {
         if self.lifecycle != Lifecycle::Running
             || (self.settings.max_calls > 0 && self.calls.len() >= self.settings.max_calls)
         {
-            return self.respond(now, tx, 503, &[("Retry-After", "30".to_owned())], Some(&new_tag()), None);
+            return self.respond(
+                now,
+                tx,
+                503,
+                &[("Retry-After", "30".to_owned())],
+                Some(&new_tag()),
+                None,
+            );
         }
-        let Some(caller) = self.authenticate(now, tx, msg, peer, true) else { return };
+        let Some(caller) = self.authenticate(now, tx, msg, peer, true) else {
+            return;
+        };
         self.respond(now, tx, 100, &[], None, None);
 
         let destination = msg
@@ -620,26 +753,43 @@ impl Switch {
             local_uri: without_tag(msg.to().raw),
             remote_uri: without_tag(msg.from().raw),
             remote_target: first_contact_uri(msg).unwrap_or_else(|| msg.from().uri.raw.to_owned()),
-            route_set: msg.header_values("Record-Route").map(str::to_owned).collect(),
+            route_set: msg
+                .header_values("Record-Route")
+                .map(str::to_owned)
+                .collect(),
             local_cseq: 0,
             peer,
             local_addr: self.settings.local.for_transport(peer.transport),
         };
         let call_uuid = new_uuid();
         self.counters.calls_total += 1;
-        let decision = self.router.route(&RouteRequest { destination: &destination, caller: &caller });
+        let decision = self.router.route(&RouteRequest {
+            destination: &destination,
+            caller: &caller,
+        });
         info!(uuid = call_uuid, caller, destination, ?decision, "new call");
 
         let media = match &decision {
             RouteDecision::Echo => self.media.allocate().map(|a| Media::Echo { a }),
-            RouteDecision::BridgeUser { .. } => self.media.allocate_pair().map(|(a, b)| Media::Bridge { a, b }),
+            RouteDecision::BridgeUser { .. } => self
+                .media
+                .allocate_pair()
+                .map(|(a, b)| Media::Bridge { a, b }),
             _ => {
                 let (status, cause) = match decision {
                     RouteDecision::Reject { status, cause } => (status, cause),
                     _ => (500, "NORMAL_UNSPECIFIED"),
                 };
                 self.respond(now, tx, status, &[], Some(&a_dialog.local_tag), None);
-                self.write_unconnected_cdr(now, &call_uuid, &caller, &destination, msg.call_id(), status, cause);
+                self.write_unconnected_cdr(
+                    now,
+                    &call_uuid,
+                    &caller,
+                    &destination,
+                    msg.call_id(),
+                    status,
+                    cause,
+                );
                 return;
             }
         };
@@ -648,18 +798,32 @@ impl Switch {
             Err(error) => {
                 warn!(%error, "no media ports for a new call");
                 self.respond(now, tx, 503, &[], Some(&a_dialog.local_tag), None);
-                self.write_unconnected_cdr(now, &call_uuid, &caller, &destination, msg.call_id(), 503, "NORMAL_CIRCUIT_CONGESTION");
+                self.write_unconnected_cdr(
+                    now,
+                    &call_uuid,
+                    &caller,
+                    &destination,
+                    msg.call_id(),
+                    503,
+                    "NORMAL_CIRCUIT_CONGESTION",
+                );
                 return;
             }
         };
-        let a_endpoint = media.endpoint(Side::A).expect("every call has an A endpoint").clone();
+        let a_endpoint = media
+            .endpoint(Side::A)
+            .expect("every call has an A endpoint")
+            .clone();
         if let Some(remote) = offer.audio_destination() {
             self.media.set_remote(a_endpoint.id, remote);
         }
 
         let key = self.next_call;
         self.next_call += 1;
-        self.dialogs.insert((a_dialog.call_id.clone(), a_dialog.local_tag.clone()), (key, Side::A));
+        self.dialogs.insert(
+            (a_dialog.call_id.clone(), a_dialog.local_tag.clone()),
+            (key, Side::A),
+        );
         self.server_roles.insert(tx, ServerRole::ACallInvite(key));
         self.endpoint_calls.insert(a_endpoint.id, key);
         if let Media::Bridge { b, .. } = &media {
@@ -692,7 +856,12 @@ impl Switch {
         match decision {
             RouteDecision::Echo => {
                 call.callee = destination;
-                let answer = switchyard_sdp::answer(&offer, a_endpoint.local, &mut call.a.origin, ECHO_CODECS);
+                let answer = switchyard_sdp::answer(
+                    &offer,
+                    a_endpoint.local,
+                    &mut call.a.origin,
+                    ECHO_CODECS,
+                );
                 self.calls.insert(key, call);
                 match answer {
                     Ok(answer) => {
@@ -710,8 +879,13 @@ impl Switch {
                     .into_iter()
                     .map(|b| (strip_uri_headers(&b.contact).to_owned(), b.flow))
                     .collect();
-                let b_endpoint = call.media.endpoint(Side::B(0)).expect("bridged calls have a B endpoint").clone();
-                let b_offer = switchyard_sdp::anchor(&offer, b_endpoint.local, &mut call.b_origin, None);
+                let b_endpoint = call
+                    .media
+                    .endpoint(Side::B(0))
+                    .expect("bridged calls have a B endpoint")
+                    .clone();
+                let b_offer =
+                    switchyard_sdp::anchor(&offer, b_endpoint.local, &mut call.b_origin, None);
                 self.calls.insert(key, call);
                 if contacts.is_empty() {
                     info!(user, "callee not registered");
@@ -725,11 +899,28 @@ impl Switch {
                 if max_forwards == 0 {
                     return self.fail_unanswered(now, key, 483, "EXCHANGE_ROUTING_ERROR");
                 }
-                let display = self.directory.users.get(&caller).and_then(|u| u.display_name.clone());
+                let display = self
+                    .directory
+                    .users
+                    .get(&caller)
+                    .and_then(|u| u.display_name.clone());
                 for (contact, flow) in contacts {
-                    self.start_fork(now, key, &caller, display.as_deref(), &user, &contact, flow, &b_offer, max_forwards);
+                    self.start_fork(
+                        now,
+                        key,
+                        &caller,
+                        display.as_deref(),
+                        &user,
+                        &contact,
+                        flow,
+                        &b_offer,
+                        max_forwards,
+                    );
                 }
-                self.timers.push(Reverse((now.mono + self.settings.no_answer, Timer::NoAnswer(key))));
+                self.timers.push(Reverse((
+                    now.mono + self.settings.no_answer,
+                    Timer::NoAnswer(key),
+                )));
             }
             _ => unreachable!("rejections returned above"),
         }
@@ -770,7 +961,10 @@ impl Switch {
         let mut builder = MessageBuilder::request(&Method::Invite, contact);
         builder.header("Via", via_value(flow.transport, local_addr, &branch));
         builder.header("Max-Forwards", max_forwards);
-        builder.header("From", format!("{};tag={}", dialog.local_uri, dialog.local_tag));
+        builder.header(
+            "From",
+            format!("{};tag={}", dialog.local_uri, dialog.local_tag),
+        );
         builder.header("To", &dialog.remote_uri);
         builder.header("Call-ID", &dialog.call_id);
         builder.header("CSeq", "1 INVITE");
@@ -778,12 +972,19 @@ impl Switch {
         builder.header("Allow", ALLOW);
         builder.header("User-Agent", &self.settings.user_agent);
         let bytes = builder.finish(Some(SDP), offer);
-        let Some(request) = parse_own(bytes) else { return };
+        let Some(request) = parse_own(bytes) else {
+            return;
+        };
         let invite_tx = self.transactions.send_request(now.mono, request, flow);
         dialog.local_cseq = 1;
-        let Some(call) = self.calls.get_mut(&key) else { return };
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
         let fork = call.forks.len();
-        self.dialogs.insert((dialog.call_id.clone(), dialog.local_tag.clone()), (key, Side::B(fork)));
+        self.dialogs.insert(
+            (dialog.call_id.clone(), dialog.local_tag.clone()),
+            (key, Side::B(fork)),
+        );
         call.forks.push(BLeg {
             dialog,
             invite_tx,
@@ -792,12 +993,15 @@ impl Switch {
             ack: None,
             final_status: None,
         });
-        self.client_roles.insert(invite_tx, ClientRole::BInvite { call: key, fork });
+        self.client_roles
+            .insert(invite_tx, ClientRole::BInvite { call: key, fork });
     }
 
     /// Sends the caller our 200 OK with `sdp` and marks the call answered.
     fn answer_a(&mut self, now: Now, key: CallKey, sdp: Vec<u8>) {
-        let Some(call) = self.calls.get_mut(&key) else { return };
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
         call.state = CallState::Answered;
         call.answered_ms = Some(now.unix_ms);
         call.a.awaiting_ack = true;
@@ -807,7 +1011,14 @@ impl Switch {
         let tag = call.a.dialog.local_tag.clone();
         let contact = contact_value(call.a.dialog.peer.transport, call.a.dialog.local_addr);
         info!(uuid = call.uuid, "answered");
-        self.respond(now, tx, 200, &[("Contact", contact), ("Allow", ALLOW.to_owned())], Some(&tag), Some((SDP, &sdp)));
+        self.respond(
+            now,
+            tx,
+            200,
+            &[("Contact", contact), ("Allow", ALLOW.to_owned())],
+            Some(&tag),
+            Some((SDP, &sdp)),
+        );
     }
 
     // ----- responses from B legs and relays -----------------------------------------------
@@ -847,8 +1058,17 @@ impl Switch {
         }
     }
 
-    fn on_fork_response(&mut self, now: Now, key: CallKey, fork: usize, msg: &Message, status: u16) {
-        let Some(call) = self.calls.get_mut(&key) else { return };
+    fn on_fork_response(
+        &mut self,
+        now: Now,
+        key: CallKey,
+        fork: usize,
+        msg: &Message,
+        status: u16,
+    ) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
         if status < 200 {
             if status == 100 || call.state == CallState::Answered {
                 return;
@@ -865,22 +1085,37 @@ impl Switch {
             }
             // Ringing and early media reach the caller, with the SDP anchored on our relay.
             let mut body = None;
-            if let (Ok(early), Media::Bridge { a, b }) = (SessionDescription::parse(msg.body()), &call.media) {
-                if let Some(remote) = early.audio_destination() {
-                    self.media.set_remote(b.id, remote);
-                    self.media.bridge(a.id, b.id);
-                    if let Ok(anchored) = switchyard_sdp::anchor(&early, a.local, &mut call.a.origin, None) {
-                        body = Some(anchored.to_bytes());
-                    }
+            if let (Ok(early), Media::Bridge { a, b }) =
+                (SessionDescription::parse(msg.body()), &call.media)
+                && let Some(remote) = early.audio_destination()
+            {
+                self.media.set_remote(b.id, remote);
+                self.media.bridge(a.id, b.id);
+                if let Ok(anchored) =
+                    switchyard_sdp::anchor(&early, a.local, &mut call.a.origin, None)
+                {
+                    body = Some(anchored.to_bytes());
                 }
             }
             let tx = call.a.invite_tx;
             let tag = call.a.dialog.local_tag.clone();
             let contact = contact_value(call.a.dialog.peer.transport, call.a.dialog.local_addr);
             let reason = msg.reason().unwrap_or("").to_owned();
-            let reason = if reason.is_empty() { default_reason(status).to_owned() } else { reason };
+            let reason = if reason.is_empty() {
+                default_reason(status).to_owned()
+            } else {
+                reason
+            };
             let body_ref = body.as_deref().map(|b| (SDP, b));
-            self.respond_with_reason(now, tx, status, &reason, &[("Contact", contact)], Some(&tag), body_ref);
+            self.respond_with_reason(
+                now,
+                tx,
+                status,
+                &reason,
+                &[("Contact", contact)],
+                Some(&tag),
+                body_ref,
+            );
             return;
         }
 
@@ -888,7 +1123,8 @@ impl Switch {
             let already = call.forks[fork].ack.clone();
             if let Some(ack) = already {
                 // A retransmitted 2xx: our ACK was lost.
-                self.transactions.send_stateless(call.forks[fork].dialog.peer, ack);
+                self.transactions
+                    .send_stateless(call.forks[fork].dialog.peer, ack);
                 return;
             }
             call.forks[fork].dialog.update_from_response(msg);
@@ -896,10 +1132,17 @@ impl Switch {
                 let leg = &mut call.forks[fork];
                 leg.state = ForkState::Answered;
                 leg.final_status = Some(status);
-                leg.dialog.request(Method::Ack, Some(msg.cseq().0), &new_branch(), &self.settings.user_agent, None)
+                leg.dialog.request(
+                    Method::Ack,
+                    Some(msg.cseq().0),
+                    &new_branch(),
+                    &self.settings.user_agent,
+                    None,
+                )
             };
             call.forks[fork].ack = Some(ack.clone());
-            self.transactions.send_stateless(call.forks[fork].dialog.peer, ack);
+            self.transactions
+                .send_stateless(call.forks[fork].dialog.peer, ack);
             if call.state == CallState::Answered || call.winner.is_some() {
                 // Another fork won the race (RFC 3261 §13.2.2.4): this one is hung up at once.
                 self.send_in_dialog(now, key, Side::B(fork), Method::Bye, None);
@@ -908,7 +1151,9 @@ impl Switch {
             call.winner = Some(fork);
             call.b_final = Some(status);
             let answer = SessionDescription::parse(msg.body());
-            let Media::Bridge { a, b } = &call.media else { return };
+            let Media::Bridge { a, b } = &call.media else {
+                return;
+            };
             let (a, b) = (a.clone(), b.clone());
             let a_sdp = match answer {
                 Ok(answer) => {
@@ -920,9 +1165,14 @@ impl Switch {
                 Err(_) => None,
             };
             let Some(a_sdp) = a_sdp else {
-                warn!(uuid = call.uuid, "callee answered without a usable SDP answer");
+                warn!(
+                    uuid = call.uuid,
+                    "callee answered without a usable SDP answer"
+                );
                 self.send_in_dialog(now, key, Side::B(fork), Method::Bye, None);
-                self.calls.get_mut(&key).map(|c| c.winner = None);
+                if let Some(c) = self.calls.get_mut(&key) {
+                    c.winner = None;
+                }
                 return self.fail_unanswered(now, key, 488, "INCOMPATIBLE_DESTINATION");
             };
             self.media.bridge(a.id, b.id);
@@ -935,23 +1185,34 @@ impl Switch {
         let leg = &mut call.forks[fork];
         leg.state = ForkState::Failed;
         leg.final_status = Some(status);
-        if call.state == CallState::Routing && call.forks.iter().all(|f| f.state == ForkState::Failed) {
+        if call.state == CallState::Routing
+            && call.forks.iter().all(|f| f.state == ForkState::Failed)
+        {
             let best = best_failure(call.forks.iter().filter_map(|f| f.final_status));
             call.b_final = Some(best);
             // RFC 3261 §16.7: 6xx or the most telling 4xx goes back to the caller.
             let status = if best == 408 { 480 } else { best };
-            self.fail_unanswered(now, key, status, switchyard_dialplan::cause_for_status(best));
+            self.fail_unanswered(
+                now,
+                key,
+                status,
+                switchyard_dialplan::cause_for_status(best),
+            );
         }
     }
 
     fn on_client_timeout(&mut self, now: Now, tx: ClientTxId) {
         match self.client_roles.remove(&tx) {
             Some(ClientRole::BInvite { call, fork }) => {
-                let Some(c) = self.calls.get_mut(&call) else { return };
+                let Some(c) = self.calls.get_mut(&call) else {
+                    return;
+                };
                 let leg = &mut c.forks[fork];
                 leg.state = ForkState::Failed;
                 leg.final_status = Some(408);
-                if c.state == CallState::Routing && c.forks.iter().all(|f| f.state == ForkState::Failed) {
+                if c.state == CallState::Routing
+                    && c.forks.iter().all(|f| f.state == ForkState::Failed)
+                {
                     c.b_final = Some(408);
                     self.fail_unanswered(now, call, 480, "RECOVERY_ON_TIMER_EXPIRE");
                 }
@@ -969,7 +1230,11 @@ impl Switch {
     fn on_ack_timeout(&mut self, now: Now, tx: ServerTxId) {
         if let Some(ServerRole::ACallInvite(key)) = self.server_roles.get(&tx) {
             let key = *key;
-            if self.calls.get(&key).is_some_and(|c| c.a.awaiting_ack && c.state == CallState::Answered) {
+            if self
+                .calls
+                .get(&key)
+                .is_some_and(|c| c.a.awaiting_ack && c.state == CallState::Answered)
+            {
                 warn!(call = key, "caller never ACKed our 200 OK: hanging up");
                 self.hang_up(now, key, "RECOVERY_ON_TIMER_EXPIRE", "system");
             }
@@ -982,8 +1247,15 @@ impl Switch {
 
     fn on_ack(&mut self, _now: Now, msg: &Message) {
         let Some(tag) = msg.to().tag() else { return };
-        let Some(&(key, side)) = self.dialogs.get(&(msg.call_id().to_owned(), tag.to_owned())) else { return };
-        let Some(call) = self.calls.get_mut(&key) else { return };
+        let Some(&(key, side)) = self
+            .dialogs
+            .get(&(msg.call_id().to_owned(), tag.to_owned()))
+        else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
         if side == Side::A && call.a.awaiting_ack {
             call.a.awaiting_ack = false;
             self.transactions.confirm_2xx(call.a.invite_tx);
@@ -997,7 +1269,11 @@ impl Switch {
         };
         let tag = self.calls.get(&key).map(|c| c.a.dialog.local_tag.clone());
         self.respond(now, tx, 200, &[], tag.as_deref(), None);
-        if self.calls.get(&key).is_some_and(|c| c.state == CallState::Routing) {
+        if self
+            .calls
+            .get(&key)
+            .is_some_and(|c| c.state == CallState::Routing)
+        {
             info!(call = key, "caller cancelled");
             self.fail_unanswered_with_side(now, key, 487, "ORIGINATOR_CANCEL", "caller");
         }
@@ -1030,7 +1306,12 @@ impl Switch {
                     }
                 }
             }
-            Method::Invite | Method::Update | Method::Info | Method::Message | Method::Notify | Method::Options => {
+            Method::Invite
+            | Method::Update
+            | Method::Info
+            | Method::Message
+            | Method::Notify
+            | Method::Options => {
                 if call.state != CallState::Answered {
                     return self.respond(now, tx, 491, &[], None, None);
                 }
@@ -1050,28 +1331,49 @@ impl Switch {
 
     /// Relays an in-dialog request to the other leg, rewriting SDP onto our relay (hold and
     /// unhold re-INVITEs among them).
-    fn relay_request(&mut self, now: Now, key: CallKey, from: Side, tx: ServerTxId, msg: &Message, method: Method) {
-        let Some(call) = self.calls.get_mut(&key) else { return };
+    fn relay_request(
+        &mut self,
+        now: Now,
+        key: CallKey,
+        from: Side,
+        tx: ServerTxId,
+        msg: &Message,
+        method: Method,
+    ) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
         let Some(to) = call.other(from) else {
             return self.respond(now, tx, 481, &[], None, None);
         };
         let mut body: Option<(String, Vec<u8>)> = None;
         if !msg.body().is_empty() {
-            let content_type = msg.content_type().unwrap_or("application/octet-stream").to_owned();
+            let content_type = msg
+                .content_type()
+                .unwrap_or("application/octet-stream")
+                .to_owned();
             if content_type.to_ascii_lowercase().starts_with(SDP) {
                 let Ok(offer) = SessionDescription::parse(msg.body()) else {
                     return self.respond(now, tx, 400, &[], None, None);
                 };
-                let (Some(from_ep), Some(to_ep)) = (call.media.endpoint(from).cloned(), call.media.endpoint(to).cloned()) else {
+                let (Some(from_ep), Some(to_ep)) = (
+                    call.media.endpoint(from).cloned(),
+                    call.media.endpoint(to).cloned(),
+                ) else {
                     return self.respond(now, tx, 488, &[], None, None);
                 };
                 if let Some(remote) = offer.audio_destination() {
                     self.media.set_remote(from_ep.id, remote);
                 }
-                let held = offer.audio_direction() != Direction::SendRecv || offer.audio_destination().is_none();
+                let held = offer.audio_direction() != Direction::SendRecv
+                    || offer.audio_destination().is_none();
                 self.media.set_hold(from_ep.id, held);
                 self.media.set_hold(to_ep.id, held);
-                let origin = if to == Side::A { &mut call.a.origin } else { &mut call.b_origin };
+                let origin = if to == Side::A {
+                    &mut call.a.origin
+                } else {
+                    &mut call.b_origin
+                };
                 match switchyard_sdp::anchor(&offer, to_ep.local, origin, None) {
                     Ok(anchored) => body = Some((SDP.to_owned(), anchored.to_bytes())),
                     Err(_) => return self.respond(now, tx, 488, &[], None, None),
@@ -1082,17 +1384,26 @@ impl Switch {
         } else if method == Method::Invite {
             // A session refresh without an offer: answer it ourselves with the SDP we last
             // sent this leg rather than start a late-offer exchange across the bridge.
-            if from == Side::A {
-                if let Some(sdp) = call.a.last_sdp.clone() {
-                    let tag = call.a.dialog.local_tag.clone();
-                    let contact = contact_value(call.a.dialog.peer.transport, call.a.dialog.local_addr);
-                    return self.respond(now, tx, 200, &[("Contact", contact)], Some(&tag), Some((SDP, &sdp)));
-                }
+            if from == Side::A
+                && let Some(sdp) = call.a.last_sdp.clone()
+            {
+                let tag = call.a.dialog.local_tag.clone();
+                let contact = contact_value(call.a.dialog.peer.transport, call.a.dialog.local_addr);
+                return self.respond(
+                    now,
+                    tx,
+                    200,
+                    &[("Contact", contact)],
+                    Some(&tag),
+                    Some((SDP, &sdp)),
+                );
             }
             return self.respond(now, tx, 488, &[], None, None);
         }
         let user_agent = self.settings.user_agent.clone();
-        let Some(dialog) = call.dialog_mut(to) else { return };
+        let Some(dialog) = call.dialog_mut(to) else {
+            return;
+        };
         let bytes = dialog.request(
             method,
             None,
@@ -1101,13 +1412,30 @@ impl Switch {
             body.as_ref().map(|(t, b)| (t.as_str(), b.as_slice())),
         );
         let peer = dialog.peer;
-        let Some(request) = parse_own(bytes) else { return };
+        let Some(request) = parse_own(bytes) else {
+            return;
+        };
         call.pending_relay = Some((from, tx));
         let client = self.transactions.send_request(now.mono, request, peer);
-        self.client_roles.insert(client, ClientRole::Relay { call: key, server: tx, to });
+        self.client_roles.insert(
+            client,
+            ClientRole::Relay {
+                call: key,
+                server: tx,
+                to,
+            },
+        );
     }
 
-    fn on_relay_response(&mut self, now: Now, key: CallKey, server: ServerTxId, to: Side, msg: &Message, status: u16) {
+    fn on_relay_response(
+        &mut self,
+        now: Now,
+        key: CallKey,
+        server: ServerTxId,
+        to: Side,
+        msg: &Message,
+        status: u16,
+    ) {
         if status == 100 {
             return;
         }
@@ -1116,7 +1444,13 @@ impl Switch {
         };
         let from = match call.pending_relay {
             Some((from, pending)) if pending == server => from,
-            _ => if to == Side::A { call.winner.map(Side::B).unwrap_or(Side::B(0)) } else { Side::A },
+            _ => {
+                if to == Side::A {
+                    call.winner.map(Side::B).unwrap_or(Side::B(0))
+                } else {
+                    Side::A
+                }
+            }
         };
         if status >= 200 {
             call.pending_relay = None;
@@ -1127,14 +1461,23 @@ impl Switch {
             // absorbed by its own transaction.
             let user_agent = self.settings.user_agent.clone();
             if let Some(dialog) = call.dialog_mut(to) {
-                let ack = dialog.request(Method::Ack, Some(msg.cseq().0), &new_branch(), &user_agent, None);
+                let ack = dialog.request(
+                    Method::Ack,
+                    Some(msg.cseq().0),
+                    &new_branch(),
+                    &user_agent,
+                    None,
+                );
                 self.transactions.send_stateless(dialog.peer, ack);
             }
         }
         let mut body: Option<Vec<u8>> = None;
         let mut content_type = None;
         if !msg.body().is_empty() {
-            let ct = msg.content_type().unwrap_or("application/octet-stream").to_owned();
+            let ct = msg
+                .content_type()
+                .unwrap_or("application/octet-stream")
+                .to_owned();
             if ct.to_ascii_lowercase().starts_with(SDP) {
                 if let (Ok(answer), Some(to_ep), Some(from_ep)) = (
                     SessionDescription::parse(msg.body()),
@@ -1144,8 +1487,14 @@ impl Switch {
                     if let Some(remote) = answer.audio_destination() {
                         self.media.set_remote(to_ep.id, remote);
                     }
-                    let origin = if from == Side::A { &mut call.a.origin } else { &mut call.b_origin };
-                    if let Ok(anchored) = switchyard_sdp::anchor(&answer, from_ep.local, origin, None) {
+                    let origin = if from == Side::A {
+                        &mut call.a.origin
+                    } else {
+                        &mut call.b_origin
+                    };
+                    if let Ok(anchored) =
+                        switchyard_sdp::anchor(&answer, from_ep.local, origin, None)
+                    {
                         let bytes = anchored.to_bytes();
                         if from == Side::A {
                             call.a.last_sdp = Some(bytes.clone());
@@ -1160,30 +1509,46 @@ impl Switch {
             }
         }
         let (tag, contact) = match call.dialog_mut(from) {
-            Some(d) => (d.local_tag.clone(), contact_value(d.peer.transport, d.local_addr)),
+            Some(d) => (
+                d.local_tag.clone(),
+                contact_value(d.peer.transport, d.local_addr),
+            ),
             None => return,
         };
-        let reason = msg.reason().filter(|r| !r.is_empty()).unwrap_or(default_reason(status)).to_owned();
+        let reason = msg
+            .reason()
+            .filter(|r| !r.is_empty())
+            .unwrap_or(default_reason(status))
+            .to_owned();
         let body_ref = match (&content_type, &body) {
             (Some(ct), Some(b)) => Some((ct.as_str(), b.as_slice())),
             _ => None,
         };
-        let headers: Vec<(&str, String)> = if is_invite { vec![("Contact", contact)] } else { Vec::new() };
+        let headers: Vec<(&str, String)> = if is_invite {
+            vec![("Contact", contact)]
+        } else {
+            Vec::new()
+        };
         self.respond_with_reason(now, server, status, &reason, &headers, Some(&tag), body_ref);
     }
 
     // ----- ending calls -------------------------------------------------------------------
 
     fn cancel_fork(&mut self, now: Now, key: CallKey, fork: usize) {
-        let Some(call) = self.calls.get_mut(&key) else { return };
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
         let leg = &mut call.forks[fork];
         match leg.state {
             ForkState::Calling => leg.cancel_pending = true,
             ForkState::Proceeding => {
                 // RFC 3261 §9.1: CANCEL copies the INVITE's Request-URI, Call-ID, From, To (no
                 // tag), CSeq number and top Via.
-                let Some(invite) = self.transactions.client_request(leg.invite_tx) else { return };
-                let mut builder = MessageBuilder::request(&Method::Cancel, invite.request_uri().unwrap_or(""));
+                let Some(invite) = self.transactions.client_request(leg.invite_tx) else {
+                    return;
+                };
+                let mut builder =
+                    MessageBuilder::request(&Method::Cancel, invite.request_uri().unwrap_or(""));
                 builder.header("Via", invite.top_via().raw);
                 builder.header("Max-Forwards", 70);
                 builder.header("From", invite.from().raw);
@@ -1214,12 +1579,21 @@ impl Switch {
     }
 
     /// Ends a call that was never answered: CANCEL every fork, a final error to the caller.
-    fn fail_unanswered_with_side(&mut self, now: Now, key: CallKey, status: u16, cause: &str, side: &str) {
+    fn fail_unanswered_with_side(
+        &mut self,
+        now: Now,
+        key: CallKey,
+        status: u16,
+        cause: &str,
+        side: &str,
+    ) {
         let count = self.calls.get(&key).map_or(0, |c| c.forks.len());
         for fork in 0..count {
             self.cancel_fork(now, key, fork);
         }
-        let Some(call) = self.calls.get_mut(&key) else { return };
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
         call.a_final = Some(status);
         let tx = call.a.invite_tx;
         let tag = call.a.dialog.local_tag.clone();
@@ -1230,7 +1604,9 @@ impl Switch {
 
     /// Hangs an answered call up from the switch's side: BYE to both legs.
     fn hang_up(&mut self, now: Now, key: CallKey, cause: &str, side: &str) {
-        let Some(call) = self.calls.get(&key) else { return };
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
         if call.state != CallState::Answered {
             return self.fail_unanswered_with_side(now, key, 480, cause, side);
         }
@@ -1244,7 +1620,9 @@ impl Switch {
 
     /// One side sent BYE: the other side gets ours.
     fn hang_up_from(&mut self, now: Now, key: CallKey, from: Side, cause: &str, side: &str) {
-        let Some(call) = self.calls.get(&key) else { return };
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
         if call.state != CallState::Answered {
             // The caller's BYE before our 2xx (an early dialog): treat as a cancel.
             return self.fail_unanswered_with_side(now, key, 487, "ORIGINATOR_CANCEL", side);
@@ -1263,10 +1641,21 @@ impl Switch {
         keys.len()
     }
 
-    fn send_in_dialog(&mut self, now: Now, key: CallKey, side: Side, method: Method, body: Option<(&str, &[u8])>) {
+    fn send_in_dialog(
+        &mut self,
+        now: Now,
+        key: CallKey,
+        side: Side,
+        method: Method,
+        body: Option<(&str, &[u8])>,
+    ) {
         let user_agent = self.settings.user_agent.clone();
-        let Some(call) = self.calls.get_mut(&key) else { return };
-        let Some(dialog) = call.dialog_mut(side) else { return };
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(dialog) = call.dialog_mut(side) else {
+            return;
+        };
         let bytes = dialog.request(method, None, &new_branch(), &user_agent, body);
         let peer = dialog.peer;
         if let Some(request) = parse_own(bytes) {
@@ -1278,9 +1667,17 @@ impl Switch {
     /// A 2xx for a call that is already gone (it raced our CANCEL): ACK it and hang it up
     /// (RFC 3261 §15: a B2BUA must not leave a confirmed dialog behind).
     fn ack_and_bye_stray(&mut self, now: Now, tx: ClientTxId, response: &Message) {
-        let Some(invite) = self.transactions.client_request(tx) else { return };
-        let peer_transport = if invite.top_via().transport.eq_ignore_ascii_case("TCP") { TransportKind::Tcp } else { TransportKind::Udp };
-        let Some(peer) = self.client_peer_for(invite, peer_transport) else { return };
+        let Some(invite) = self.transactions.client_request(tx) else {
+            return;
+        };
+        let peer_transport = if invite.top_via().transport.eq_ignore_ascii_case("TCP") {
+            TransportKind::Tcp
+        } else {
+            TransportKind::Udp
+        };
+        let Some(peer) = self.client_peer_for(invite, peer_transport) else {
+            return;
+        };
         let mut dialog = Dialog {
             call_id: invite.call_id().to_owned(),
             local_tag: invite.from().tag().unwrap_or_default().to_owned(),
@@ -1295,7 +1692,13 @@ impl Switch {
         };
         dialog.update_from_response(response);
         let ua = self.settings.user_agent.clone();
-        let ack = dialog.request(Method::Ack, Some(response.cseq().0), &new_branch(), &ua, None);
+        let ack = dialog.request(
+            Method::Ack,
+            Some(response.cseq().0),
+            &new_branch(),
+            &ua,
+            None,
+        );
         self.transactions.send_stateless(peer, ack);
         if let Some(bye) = parse_own(dialog.request(Method::Bye, None, &new_branch(), &ua, None)) {
             let tx = self.transactions.send_request(now.mono, bye, peer);
@@ -1307,7 +1710,8 @@ impl Switch {
         // The fork's flow is where the INVITE went; the registrar still knows it.
         let call_id = invite.call_id();
         let tag = invite.from().tag()?;
-        if let Some(&(key, Side::B(fork))) = self.dialogs.get(&(call_id.to_owned(), tag.to_owned())) {
+        if let Some(&(key, Side::B(fork))) = self.dialogs.get(&(call_id.to_owned(), tag.to_owned()))
+        {
             return self.calls.get(&key).map(|c| c.forks[fork].dialog.peer);
         }
         let uri = Uri::parse(invite.request_uri()?).ok()?;
@@ -1317,18 +1721,27 @@ impl Switch {
     }
 
     fn resend_ack(&mut self, response: &Message) {
-        let Some(tag) = response.from().tag() else { return };
-        let Some(&(key, Side::B(fork))) = self.dialogs.get(&(response.call_id().to_owned(), tag.to_owned())) else { return };
-        if let Some(leg) = self.calls.get(&key).and_then(|c| c.forks.get(fork)) {
-            if let Some(ack) = leg.ack.clone() {
-                self.transactions.send_stateless(leg.dialog.peer, ack);
-            }
+        let Some(tag) = response.from().tag() else {
+            return;
+        };
+        let Some(&(key, Side::B(fork))) = self
+            .dialogs
+            .get(&(response.call_id().to_owned(), tag.to_owned()))
+        else {
+            return;
+        };
+        if let Some(leg) = self.calls.get(&key).and_then(|c| c.forks.get(fork))
+            && let Some(ack) = leg.ack.clone()
+        {
+            self.transactions.send_stateless(leg.dialog.peer, ack);
         }
     }
 
     /// Releases everything a call holds and writes its CDR.
     fn end_call(&mut self, now: Now, key: CallKey, cause: &str, side: &str) {
-        let Some(call) = self.calls.remove(&key) else { return };
+        let Some(call) = self.calls.remove(&key) else {
+            return;
+        };
         let (a_stats, b_stats) = match &call.media {
             Media::Bridge { a, b } => (self.media.stats(a.id), self.media.stats(b.id)),
             Media::Echo { a } => (self.media.stats(a.id), None),
@@ -1345,9 +1758,13 @@ impl Switch {
                 self.endpoint_calls.remove(&a.id);
             }
         }
-        self.dialogs.remove(&(call.a.dialog.call_id.clone(), call.a.dialog.local_tag.clone()));
+        self.dialogs.remove(&(
+            call.a.dialog.call_id.clone(),
+            call.a.dialog.local_tag.clone(),
+        ));
         for leg in &call.forks {
-            self.dialogs.remove(&(leg.dialog.call_id.clone(), leg.dialog.local_tag.clone()));
+            self.dialogs
+                .remove(&(leg.dialog.call_id.clone(), leg.dialog.local_tag.clone()));
         }
         let start_ms = call.start.unix_ms;
         let a_stats = a_stats.unwrap_or_default();
@@ -1361,24 +1778,45 @@ impl Switch {
             answer_ms: call.answered_ms,
             end_ms: now.unix_ms,
             duration_s: (now.unix_ms - start_ms).max(0) / 1000,
-            billsec_s: call.answered_ms.map_or(0, |answered| (now.unix_ms - answered).max(0) / 1000),
+            billsec_s: call
+                .answered_ms
+                .map_or(0, |answered| (now.unix_ms - answered).max(0) / 1000),
             hangup_cause: cause.to_owned(),
             a_sip_code: call.a_final,
             b_sip_code: call.b_final,
             a_call_id: call.a.dialog.call_id.clone(),
-            b_call_id: call.winner.or(call.forks.first().map(|_| 0)).map(|f| call.forks[f].dialog.call_id.clone()),
+            b_call_id: call
+                .winner
+                .or(call.forks.first().map(|_| 0))
+                .map(|f| call.forks[f].dialog.call_id.clone()),
             hangup_side: side.to_owned(),
             rtp_a_in: a_stats.packets_in as i64,
             rtp_a_out: a_stats.packets_out as i64,
             rtp_b_in: b_stats.packets_in as i64,
             rtp_b_out: b_stats.packets_out as i64,
         };
-        info!(uuid = call.uuid, cause, side, billsec = cdr.billsec_s, "call ended");
+        info!(
+            uuid = call.uuid,
+            cause,
+            side,
+            billsec = cdr.billsec_s,
+            "call ended"
+        );
         self.store.insert_cdr(cdr);
         self.check_drained();
     }
 
-    fn write_unconnected_cdr(&mut self, now: Now, uuid: &str, caller: &str, destination: &str, call_id: &str, status: u16, cause: &str) {
+    #[allow(clippy::too_many_arguments)]
+    fn write_unconnected_cdr(
+        &mut self,
+        now: Now,
+        uuid: &str,
+        caller: &str,
+        destination: &str,
+        call_id: &str,
+        status: u16,
+        cause: &str,
+    ) {
         self.counters.calls_failed += 1;
         self.store.insert_cdr(Cdr {
             uuid: uuid.to_owned(),
@@ -1405,8 +1843,24 @@ impl Switch {
 
     // ----- responding ---------------------------------------------------------------------
 
-    fn respond(&mut self, now: Now, tx: ServerTxId, status: u16, headers: &[(&str, String)], to_tag: Option<&str>, body: Option<(&str, &[u8])>) {
-        self.respond_with_reason(now, tx, status, default_reason(status), headers, to_tag, body);
+    fn respond(
+        &mut self,
+        now: Now,
+        tx: ServerTxId,
+        status: u16,
+        headers: &[(&str, String)],
+        to_tag: Option<&str>,
+        body: Option<(&str, &[u8])>,
+    ) {
+        self.respond_with_reason(
+            now,
+            tx,
+            status,
+            default_reason(status),
+            headers,
+            to_tag,
+            body,
+        );
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1420,7 +1874,9 @@ impl Switch {
         to_tag: Option<&str>,
         body: Option<(&str, &[u8])>,
     ) {
-        let Some(request) = self.transactions.server_request(tx) else { return };
+        let Some(request) = self.transactions.server_request(tx) else {
+            return;
+        };
         let received = self.server_peers.get(&tx).map(|p| p.addr);
         // RFC 3261 §8.2.6.2: every response but 100 carries a To tag on a dialog-creating
         // request; 100 Trying never does.
@@ -1441,7 +1897,9 @@ impl Switch {
         }
         if status >= 200 {
             self.server_peers.remove(&tx);
-            if !matches!(self.server_roles.get(&tx), Some(ServerRole::ACallInvite(_))) || status >= 300 {
+            if !matches!(self.server_roles.get(&tx), Some(ServerRole::ACallInvite(_)))
+                || status >= 300
+            {
                 self.server_roles.remove(&tx);
             }
         }
@@ -1462,7 +1920,12 @@ impl Switch {
                 Ok(format!("hung up {count} calls\n"))
             }
             ["kill", uuid] | ["uuid_kill", uuid] => {
-                match self.calls.iter().find(|(_, c)| c.uuid == *uuid).map(|(k, _)| *k) {
+                match self
+                    .calls
+                    .iter()
+                    .find(|(_, c)| c.uuid == *uuid)
+                    .map(|(k, _)| *k)
+                {
                     Some(key) => {
                         self.hang_up(now, key, "MANAGER_REQUEST", "system");
                         Ok(format!("killed {uuid}\n"))
@@ -1473,7 +1936,9 @@ impl Switch {
             ["shutdown"] => {
                 let calls = self.calls.len();
                 self.begin_shutdown(now);
-                Ok(format!("shutting down: refusing new calls, waiting for {calls} calls\n"))
+                Ok(format!(
+                    "shutting down: refusing new calls, waiting for {calls} calls\n"
+                ))
             }
             ["help"] | [] => Ok(format!("commands: {}\n", COMMANDS.join(", "))),
             _ => Err(format!("unknown command: {line} (try `help`)")),
@@ -1483,7 +1948,10 @@ impl Switch {
     }
 
     fn status_text(&self, now: Now) -> String {
-        let uptime = now.mono.saturating_duration_since(self.started.mono).as_secs();
+        let uptime = now
+            .mono
+            .saturating_duration_since(self.started.mono)
+            .as_secs();
         let (client_tx, server_tx) = self.transactions.len();
         let state = match self.lifecycle {
             Lifecycle::Running => "running",
@@ -1538,14 +2006,18 @@ impl Switch {
         let mut out = String::new();
         let mut lines = 0;
         for call in self.calls.values() {
-            let mut legs: Vec<(Side, &Dialog, &'static str)> = vec![(Side::A, &call.a.dialog, "inbound")];
+            let mut legs: Vec<(Side, &Dialog, &'static str)> =
+                vec![(Side::A, &call.a.dialog, "inbound")];
             for (i, fork) in call.forks.iter().enumerate() {
                 if fork.state != ForkState::Failed {
                     legs.push((Side::B(i), &fork.dialog, "outbound"));
                 }
             }
             for (side, dialog, direction) in legs {
-                let stats = call.media.endpoint(side).and_then(|ep| self.media.stats(ep.id).map(|s| (ep.local, s)));
+                let stats = call
+                    .media
+                    .endpoint(side)
+                    .and_then(|ep| self.media.stats(ep.id).map(|s| (ep.local, s)));
                 let media = match stats {
                     Some((local, s)) => format!(
                         "rtp {local} <-> {} in {} out {}",
@@ -1570,7 +2042,8 @@ impl Switch {
     }
 
     fn registrations_text(&self, now: Now) -> String {
-        let mut rows: Vec<(&str, &crate::registrar::ContactBinding)> = self.registrar.all().collect();
+        let mut rows: Vec<(&str, &crate::registrar::ContactBinding)> =
+            self.registrar.all().collect();
         rows.sort_by(|a, b| a.0.cmp(b.0).then(a.1.contact.cmp(&b.1.contact)));
         let mut out = String::new();
         let mut count = 0;
@@ -1647,13 +2120,24 @@ fn new_tag() -> String {
 }
 
 fn new_branch() -> String {
-    format!("z9hG4bK{:016x}{:08x}", rand::random::<u64>(), rand::random::<u32>())
+    format!(
+        "z9hG4bK{:016x}{:08x}",
+        rand::random::<u64>(),
+        rand::random::<u32>()
+    )
 }
 
 fn new_uuid() -> String {
     let bytes: [u8; 16] = rand::random();
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }
 
 #[cfg(test)]

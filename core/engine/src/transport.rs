@@ -24,7 +24,10 @@ pub fn parse_peer(text: &str) -> Option<Peer> {
         "tcp" => TransportKind::Tcp,
         _ => return None,
     };
-    Some(Peer { transport, addr: addr.parse().ok()? })
+    Some(Peer {
+        transport,
+        addr: addr.parse().ok()?,
+    })
 }
 
 /// Larger than any sane SIP message; a peer that sends more without a complete message is cut off.
@@ -45,13 +48,25 @@ pub enum ReadOutcome {
     Messages(Vec<Message>),
     /// A framing error: answer if possible, then close (RFC 4475 §3.1.2.3: the stream cannot be
     /// resynchronised after a bad Content-Length).
-    Unframeable { error: ParseError, raw: Vec<u8>, messages: Vec<Message> },
-    Closed { messages: Vec<Message> },
+    Unframeable {
+        error: ParseError,
+        raw: Vec<u8>,
+        messages: Vec<Message>,
+    },
+    Closed {
+        messages: Vec<Message>,
+    },
 }
 
 impl TcpConnection {
     pub fn new(stream: TcpStream, remote: SocketAddr, connected: bool) -> TcpConnection {
-        TcpConnection { stream, remote, input: Vec::new(), output: Vec::new(), connected }
+        TcpConnection {
+            stream,
+            remote,
+            input: Vec::new(),
+            output: Vec::new(),
+            connected,
+        }
     }
 
     pub fn read_messages(&mut self) -> ReadOutcome {
@@ -88,11 +103,19 @@ impl TcpConnection {
                 Ok(None) => break,
                 Err(error) => {
                     let raw = std::mem::take(&mut self.input);
-                    return ReadOutcome::Unframeable { error, raw, messages };
+                    return ReadOutcome::Unframeable {
+                        error,
+                        raw,
+                        messages,
+                    };
                 }
             }
         }
-        if closed { ReadOutcome::Closed { messages } } else { ReadOutcome::Messages(messages) }
+        if closed {
+            ReadOutcome::Closed { messages }
+        } else {
+            ReadOutcome::Messages(messages)
+        }
     }
 
     pub fn queue(&mut self, bytes: &[u8]) {

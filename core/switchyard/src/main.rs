@@ -73,7 +73,10 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run { conf, data } => {
             init_logging();
-            match switchyard_engine::run(switchyard_engine::RunOptions { conf_dir: conf, data_dir: data }) {
+            match switchyard_engine::run(switchyard_engine::RunOptions {
+                conf_dir: conf,
+                data_dir: data,
+            }) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     tracing::error!("{error}");
@@ -102,16 +105,21 @@ fn main() -> ExitCode {
                 Err(error) => fail(&error),
             }
         }
-        Command::User { action: UserAction::Add { id, display_name, conf } } => {
-            match switchyard_config::add_user(&conf, &id, display_name.as_deref()) {
-                Ok(password) => {
-                    println!("user {id} created in {}", conf.join("directory").display());
-                    println!("password: {password}");
-                    ExitCode::SUCCESS
-                }
-                Err(error) => fail(&error),
+        Command::User {
+            action:
+                UserAction::Add {
+                    id,
+                    display_name,
+                    conf,
+                },
+        } => match switchyard_config::add_user(&conf, &id, display_name.as_deref()) {
+            Ok(password) => {
+                println!("user {id} created in {}", conf.join("directory").display());
+                println!("password: {password}");
+                ExitCode::SUCCESS
             }
-        }
+            Err(error) => fail(&error),
+        },
     }
 }
 
@@ -139,5 +147,10 @@ fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHYARD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_target(false)
+        .init();
 }
