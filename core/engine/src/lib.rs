@@ -11,6 +11,8 @@ mod guard;
 mod reactor;
 mod registrar;
 mod switch;
+#[cfg(test)]
+mod switch_tests;
 mod transport;
 
 use std::io::Write as _;

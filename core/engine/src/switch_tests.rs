@@ -1,0 +1,512 @@
+//! The switch on a virtual clock: phones are byte strings, time is an `Instant` we move by
+//! hand, so forking races, the no-answer timer and brute-force blocking are tested in
+//! microseconds. Media and the store are the real threads (loopback ports, a temp database):
+//! the switch only calls them, it never waits on them.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use switchyard_config::Config;
+use switchyard_media::{MediaConfig, MediaEngine};
+use switchyard_sip::auth::authorization_for;
+use switchyard_sip::transaction::{Peer, TransportKind};
+use switchyard_sip::{Message, Method};
+use switchyard_store::{Cdr, Store, StoreThread};
+
+use crate::registrar::Registrar;
+use crate::switch::{LocalAddrs, Now, Switch, SwitchParts};
+
+const SWITCH_ADDR: &str = "127.0.0.1:5060";
+
+struct Harness {
+    switch: Switch,
+    now: Now,
+    store: Store,
+    store_thread: Option<StoreThread>,
+    media: MediaEngine,
+    _dir: tempfile::TempDir,
+    cseq: u32,
+}
+
+/// A phone: where it sends from, its user and password.
+#[derive(Clone, Copy)]
+struct Phone {
+    user: &'static str,
+    addr: &'static str,
+}
+
+impl Phone {
+    fn peer(&self) -> Peer {
+        Peer {
+            transport: TransportKind::Udp,
+            addr: self.addr.parse().unwrap(),
+        }
+    }
+    fn password(&self) -> String {
+        format!("pass{}", self.user)
+    }
+}
+
+const ALICE: Phone = Phone {
+    user: "1000",
+    addr: "127.0.0.1:7000",
+};
+const BOB_DESK: Phone = Phone {
+    user: "1001",
+    addr: "127.0.0.1:7001",
+};
+const BOB_MOBILE: Phone = Phone {
+    user: "1001",
+    addr: "127.0.0.1:7002",
+};
+
+fn conf_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/conf/basic")
+}
+
+impl Harness {
+    /// `rtp_base`: each test its own media ports, so tests can run in parallel threads.
+    fn new(rtp_base: u16, tweak: impl FnOnce(&mut Config)) -> Harness {
+        let mut config =
+            switchyard_config::load(&conf_dir()).expect("the test configuration loads");
+        tweak(&mut config);
+        let dir = tempfile::tempdir().unwrap();
+        let (store, store_thread) = Store::open(&dir.path().join("switchyard.db")).unwrap();
+        let media = MediaEngine::start(
+            MediaConfig {
+                ip: "127.0.0.1".parse().unwrap(),
+                port_min: rtp_base,
+                port_max: rtp_base + 39,
+                rtp_timeout: Duration::from_secs(60),
+                threads: 1,
+            },
+            Box::new(|_| {}),
+        )
+        .unwrap();
+        let router = crate::build_router(&config).unwrap();
+        let now = Now {
+            mono: Instant::now(),
+            unix_ms: 1_800_000_000_000,
+        };
+        let local: SocketAddr = SWITCH_ADDR.parse().unwrap();
+        let switch = Switch::new(
+            SwitchParts {
+                config,
+                router,
+                local: LocalAddrs {
+                    udp: Some(local),
+                    tcp: None,
+                },
+                media: media.clone(),
+                store: store.clone(),
+                registrar: Registrar::default(),
+                nonce_secret: [7; 32],
+            },
+            now,
+        );
+        Harness {
+            switch,
+            now,
+            store,
+            store_thread: Some(store_thread),
+            media,
+            _dir: dir,
+            cseq: 1,
+        }
+    }
+
+    fn advance(&mut self, by: Duration) {
+        self.now.mono += by;
+        self.now.unix_ms += by.as_millis() as i64;
+        self.switch.handle_timeout(self.now);
+    }
+
+    fn send(&mut self, from: Phone, text: String) {
+        let message = Message::parse_datagram(Bytes::from(text.replace('\n', "\r\n")))
+            .expect("test message parses");
+        self.switch.handle_message(self.now, message, from.peer());
+    }
+
+    /// Everything the switch sent since the last call, as (destination, message).
+    fn sent(&mut self) -> Vec<(SocketAddr, Message)> {
+        let mut out = Vec::new();
+        while let Some(transmit) = self.switch.poll_transmit() {
+            out.push((
+                transmit.peer.addr,
+                Message::parse_datagram(transmit.bytes).unwrap(),
+            ));
+        }
+        out
+    }
+
+    fn responses_to(&mut self, phone: Phone) -> Vec<Message> {
+        let addr = phone.peer().addr;
+        self.sent()
+            .into_iter()
+            .filter(|(to, m)| *to == addr && !m.is_request())
+            .map(|(_, m)| m)
+            .collect()
+    }
+
+    fn next_cseq(&mut self) -> u32 {
+        self.cseq += 1;
+        self.cseq
+    }
+
+    fn register(&mut self, phone: Phone) {
+        let call_id = format!("reg-{}@{}", phone.user, phone.addr);
+        let request = |cseq: u32, auth: &str| {
+            format!(
+                "REGISTER sip:switchyard.test SIP/2.0\nVia: SIP/2.0/UDP {addr};branch=z9hG4bKreg{cseq}{port};rport\n\
+                 Max-Forwards: 70\nFrom: <sip:{user}@switchyard.test>;tag=r{user}\nTo: <sip:{user}@switchyard.test>\n\
+                 Call-ID: {call_id}\nCSeq: {cseq} REGISTER\nContact: <sip:{user}@{addr}>\nExpires: 600\n{auth}Content-Length: 0\n\n",
+                addr = phone.addr,
+                user = phone.user,
+                port = phone.peer().addr.port(),
+            )
+        };
+        let cseq = self.next_cseq();
+        self.send(phone, request(cseq, ""));
+        let challenge = self.responses_to(phone).pop().expect("a challenge");
+        assert_eq!(challenge.status(), Some(401));
+        let authorization = authorization_for(
+            challenge.header("WWW-Authenticate").unwrap(),
+            "REGISTER",
+            "sip:switchyard.test",
+            phone.user,
+            &phone.password(),
+            "c0ffee",
+            1,
+        )
+        .unwrap();
+        let cseq = self.next_cseq();
+        self.send(
+            phone,
+            request(cseq, &format!("Authorization: {authorization}\n")),
+        );
+        let ok = self
+            .responses_to(phone)
+            .pop()
+            .expect("an answer to the authenticated REGISTER");
+        assert_eq!(ok.status(), Some(200), "{ok:?}");
+    }
+
+    /// Sends an authenticated INVITE from `phone` to `destination`; returns the Call-ID and
+    /// everything the switch sent after the challenge round.
+    fn call(&mut self, phone: Phone, destination: &str) -> (String, Vec<(SocketAddr, Message)>) {
+        let call_id = format!("call-{}-{}", phone.user, self.cseq);
+        let sdp = "v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio 30000 RTP/AVP 0 101\na=rtpmap:0 PCMU/8000\na=rtpmap:101 telephone-event/8000\n";
+        let invite = |cseq: u32, branch: &str, auth: &str| {
+            format!(
+                "INVITE sip:{destination}@switchyard.test SIP/2.0\nVia: SIP/2.0/UDP {addr};branch={branch};rport\n\
+                 Max-Forwards: 70\nFrom: <sip:{user}@switchyard.test>;tag=a{user}\nTo: <sip:{destination}@switchyard.test>\n\
+                 Call-ID: {call_id}\nCSeq: {cseq} INVITE\nContact: <sip:{user}@{addr}>\n{auth}Content-Type: application/sdp\n\
+                 Content-Length: {len}\n\n{sdp}",
+                addr = phone.addr,
+                user = phone.user,
+                len = sdp.replace('\n', "\r\n").len(),
+            )
+        };
+        self.send(phone, invite(1, "z9hG4bKinv1", ""));
+        let challenge = self.responses_to(phone).pop().expect("a challenge");
+        assert_eq!(challenge.status(), Some(407));
+        self.send(
+            phone,
+            format!(
+                "ACK sip:{destination}@switchyard.test SIP/2.0\nVia: SIP/2.0/UDP {addr};branch=z9hG4bKinv1;rport\n\
+                 Max-Forwards: 70\nFrom: <sip:{user}@switchyard.test>;tag=a{user}\nTo: {to}\nCall-ID: {call_id}\n\
+                 CSeq: 1 ACK\nContent-Length: 0\n\n",
+                addr = phone.addr,
+                user = phone.user,
+                to = challenge.header("To").unwrap(),
+            ),
+        );
+        let authorization = authorization_for(
+            challenge.header("Proxy-Authenticate").unwrap(),
+            "INVITE",
+            &format!("sip:{destination}@switchyard.test"),
+            phone.user,
+            &phone.password(),
+            "c0ffee",
+            1,
+        )
+        .unwrap();
+        self.send(
+            phone,
+            invite(
+                2,
+                "z9hG4bKinv2",
+                &format!("Proxy-Authorization: {authorization}\n"),
+            ),
+        );
+        (call_id, self.sent())
+    }
+
+    /// A phone's answer to an INVITE the switch sent it.
+    fn answer(&mut self, phone: Phone, invite: &Message, status: u16, to_tag: &str) {
+        let mut text = format!("SIP/2.0 {status} Whatever\n");
+        for via in invite.headers("Via") {
+            text.push_str(&format!("Via: {via}\n"));
+        }
+        text.push_str(&format!(
+            "From: {}\nTo: {};tag={to_tag}\nCall-ID: {}\nCSeq: {}\nContact: <sip:{}@{}>\n",
+            invite.header("From").unwrap(),
+            invite.header("To").unwrap(),
+            invite.call_id(),
+            invite.header("CSeq").unwrap(),
+            phone.user,
+            phone.addr
+        ));
+        if status == 200 {
+            let sdp = "v=0\no=- 2 2 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio 31000 RTP/AVP 0\na=rtpmap:0 PCMU/8000\n";
+            text.push_str(&format!(
+                "Content-Type: application/sdp\nContent-Length: {}\n\n{sdp}",
+                sdp.replace('\n', "\r\n").len()
+            ));
+        } else {
+            text.push_str("Content-Length: 0\n\n");
+        }
+        self.send(phone, text);
+    }
+
+    fn cdrs(&self) -> Vec<Cdr> {
+        self.store.flush().unwrap();
+        self.store.recent_cdrs(100).unwrap()
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.store.shutdown();
+        if let Some(thread) = self.store_thread.take() {
+            thread.join();
+        }
+        self.media.clone().shutdown();
+    }
+}
+
+fn requests_to(sent: &[(SocketAddr, Message)], phone: Phone, method: Method) -> Vec<Message> {
+    let addr = phone.peer().addr;
+    sent.iter()
+        .filter(|(to, m)| *to == addr && m.method() == Some(&method))
+        .map(|(_, m)| m.clone())
+        .collect()
+}
+
+fn statuses_to(sent: &[(SocketAddr, Message)], phone: Phone) -> Vec<u16> {
+    let addr = phone.peer().addr;
+    sent.iter()
+        .filter(|(to, _)| *to == addr)
+        .filter_map(|(_, m)| m.status())
+        .collect()
+}
+
+#[test]
+fn a_call_forks_to_every_contact_and_the_first_answer_wins() {
+    let mut h = Harness::new(40000, |_| {});
+    h.register(ALICE);
+    h.register(BOB_DESK);
+    h.register(BOB_MOBILE);
+    let (_, sent) = h.call(ALICE, "1001");
+    assert_eq!(statuses_to(&sent, ALICE), vec![100]);
+    let desk_invite = requests_to(&sent, BOB_DESK, Method::Invite)
+        .pop()
+        .expect("the desk phone rings");
+    let mobile_invite = requests_to(&sent, BOB_MOBILE, Method::Invite)
+        .pop()
+        .expect("the mobile rings");
+    assert_ne!(
+        desk_invite.call_id(),
+        mobile_invite.call_id(),
+        "each fork is its own dialog"
+    );
+    // The offer to the callee is anchored on our relay, not the caller's address.
+    let offer = String::from_utf8_lossy(desk_invite.body()).into_owned();
+    assert!(
+        !offer.contains("30000"),
+        "caller's media port leaked into the B leg: {offer}"
+    );
+
+    h.answer(BOB_DESK, &desk_invite, 180, "desk");
+    let sent = h.sent();
+    assert_eq!(
+        statuses_to(&sent, ALICE),
+        vec![180],
+        "ringing reaches the caller"
+    );
+
+    h.answer(BOB_MOBILE, &mobile_invite, 200, "mobile");
+    let sent = h.sent();
+    assert_eq!(statuses_to(&sent, ALICE), vec![200]);
+    assert_eq!(
+        requests_to(&sent, BOB_MOBILE, Method::Ack).len(),
+        1,
+        "the winner is ACKed"
+    );
+    let cancel = requests_to(&sent, BOB_DESK, Method::Cancel)
+        .pop()
+        .expect("the desk phone is cancelled");
+    assert_eq!(cancel.cseq().0, desk_invite.cseq().0);
+    assert_eq!(
+        cancel.top_via().branch(),
+        desk_invite.top_via().branch(),
+        "RFC 3261 §9.1: same branch"
+    );
+    assert!(
+        h.switch
+            .execute(h.now, "show calls")
+            .unwrap()
+            .starts_with("1 calls")
+    );
+}
+
+#[test]
+fn a_second_answer_racing_the_first_is_acked_and_hung_up() {
+    let mut h = Harness::new(40040, |_| {});
+    h.register(ALICE);
+    h.register(BOB_DESK);
+    h.register(BOB_MOBILE);
+    let (_, sent) = h.call(ALICE, "1001");
+    let desk_invite = requests_to(&sent, BOB_DESK, Method::Invite).pop().unwrap();
+    let mobile_invite = requests_to(&sent, BOB_MOBILE, Method::Invite)
+        .pop()
+        .unwrap();
+    h.answer(BOB_DESK, &desk_invite, 200, "desk");
+    h.answer(BOB_MOBILE, &mobile_invite, 200, "mobile");
+    let sent = h.sent();
+    assert_eq!(requests_to(&sent, BOB_MOBILE, Method::Ack).len(), 1);
+    let bye = requests_to(&sent, BOB_MOBILE, Method::Bye)
+        .pop()
+        .expect("the late answer is hung up");
+    assert_eq!(bye.to().tag(), Some("mobile"));
+    assert!(
+        requests_to(&sent, BOB_DESK, Method::Bye).is_empty(),
+        "the winner keeps talking"
+    );
+}
+
+#[test]
+fn an_unanswered_call_times_out_cancels_the_callee_and_leaves_a_cdr() {
+    let mut h = Harness::new(40080, |config| config.calls.no_answer_timeout_secs = 20);
+    h.register(ALICE);
+    h.register(BOB_DESK);
+    let (call_id, sent) = h.call(ALICE, "1001");
+    let invite = requests_to(&sent, BOB_DESK, Method::Invite).pop().unwrap();
+    h.answer(BOB_DESK, &invite, 180, "desk");
+    h.sent();
+    h.advance(Duration::from_secs(19));
+    assert!(
+        statuses_to(&h.sent(), ALICE).is_empty(),
+        "still ringing at 19 s"
+    );
+    h.advance(Duration::from_secs(1));
+    let sent = h.sent();
+    assert_eq!(statuses_to(&sent, ALICE), vec![480]);
+    assert_eq!(requests_to(&sent, BOB_DESK, Method::Cancel).len(), 1);
+    let cdrs = h.cdrs();
+    assert_eq!(cdrs.len(), 1);
+    assert_eq!(cdrs[0].hangup_cause, "NO_ANSWER");
+    assert_eq!(cdrs[0].a_call_id, call_id);
+    assert_eq!(cdrs[0].a_sip_code, Some(480));
+    assert_eq!(cdrs[0].duration_s, 20);
+    assert_eq!(cdrs[0].answer_ms, None);
+}
+
+#[test]
+fn busy_and_unavailable_forks_give_the_caller_busy() {
+    let mut h = Harness::new(40120, |_| {});
+    h.register(ALICE);
+    h.register(BOB_DESK);
+    h.register(BOB_MOBILE);
+    let (_, sent) = h.call(ALICE, "1001");
+    let desk_invite = requests_to(&sent, BOB_DESK, Method::Invite).pop().unwrap();
+    let mobile_invite = requests_to(&sent, BOB_MOBILE, Method::Invite)
+        .pop()
+        .unwrap();
+    h.answer(BOB_DESK, &desk_invite, 480, "desk");
+    assert!(
+        statuses_to(&h.sent(), ALICE).is_empty(),
+        "one fork failing is not the end"
+    );
+    h.answer(BOB_MOBILE, &mobile_invite, 486, "mobile");
+    assert_eq!(statuses_to(&h.sent(), ALICE), vec![486]);
+    assert_eq!(h.cdrs()[0].hangup_cause, "USER_BUSY");
+}
+
+#[test]
+fn a_source_failing_authentication_is_blocked_then_forgiven() {
+    let mut h = Harness::new(40160, |config| {
+        config.auth.max_failures = 3;
+        config.auth.block_secs = 60;
+    });
+    // Blocking is per IP address: the intruder must not share the phones' address.
+    let intruder = Phone {
+        user: "1000",
+        addr: "127.0.0.2:7100",
+    };
+    let attempt = |h: &mut Harness, cseq: u32| {
+        h.send(
+            intruder,
+            format!(
+                "REGISTER sip:switchyard.test SIP/2.0\nVia: SIP/2.0/UDP {addr};branch=z9hG4bKbad{cseq}\n\
+                 Max-Forwards: 70\nFrom: <sip:1000@switchyard.test>;tag=x\nTo: <sip:1000@switchyard.test>\n\
+                 Call-ID: brute@x\nCSeq: {cseq} REGISTER\nContact: <sip:1000@{addr}>\n\
+                 Authorization: Digest username=\"1000\", realm=\"switchyard.test\", nonce=\"00\", uri=\"sip:switchyard.test\", response=\"00\"\n\
+                 Content-Length: 0\n\n",
+                addr = intruder.addr
+            ),
+        );
+        h.responses_to(intruder)
+    };
+    for cseq in 1..=3 {
+        let answers = attempt(&mut h, cseq);
+        assert_eq!(answers.len(), 1, "attempt {cseq} is answered");
+        assert_eq!(answers[0].status(), Some(403));
+    }
+    assert!(
+        attempt(&mut h, 4).is_empty(),
+        "blocked sources get no answer"
+    );
+    assert!(
+        h.switch
+            .execute(h.now, "status")
+            .unwrap()
+            .contains("1 sources blocked")
+    );
+    // Another address is not affected.
+    h.register(ALICE);
+    h.advance(Duration::from_secs(61));
+    assert_eq!(attempt(&mut h, 5).len(), 1, "the block lapses");
+}
+
+#[test]
+fn shutdown_refuses_new_calls_and_stops_when_the_last_call_ends() {
+    let mut h = Harness::new(40200, |_| {});
+    h.register(ALICE);
+    h.register(BOB_DESK);
+    let (_, sent) = h.call(ALICE, "1001");
+    let invite = requests_to(&sent, BOB_DESK, Method::Invite).pop().unwrap();
+    h.answer(BOB_DESK, &invite, 200, "desk");
+    h.sent();
+    h.switch.execute(h.now, "shutdown").unwrap();
+    assert!(!h.switch.is_stopped(), "a call is still up");
+    h.send(
+        BOB_DESK,
+        "INVITE sip:1000@switchyard.test SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:7001;branch=z9hG4bKlate\n\
+         Max-Forwards: 70\nFrom: <sip:1001@switchyard.test>;tag=late\nTo: <sip:1000@switchyard.test>\n\
+         Call-ID: late@x\nCSeq: 1 INVITE\nContact: <sip:1001@127.0.0.1:7001>\nContent-Length: 0\n\n"
+            .to_owned(),
+    );
+    assert_eq!(
+        statuses_to(&h.sent(), BOB_DESK),
+        vec![503],
+        "new calls are refused"
+    );
+    h.switch.execute(h.now, "hupall").unwrap();
+    let sent = h.sent();
+    assert_eq!(requests_to(&sent, ALICE, Method::Bye).len(), 1);
+    assert_eq!(requests_to(&sent, BOB_DESK, Method::Bye).len(), 1);
+    assert!(h.switch.is_stopped());
+}
