@@ -1758,6 +1758,7 @@ impl Switch {
                 self.endpoint_calls.remove(&a.id);
             }
         }
+        self.server_roles.remove(&call.a.invite_tx);
         self.dialogs.remove(&(
             call.a.dialog.call_id.clone(),
             call.a.dialog.local_tag.clone(),
@@ -1903,6 +1904,22 @@ impl Switch {
                 self.server_roles.remove(&tx);
             }
         }
+    }
+
+    /// Sizes of every per-call table, for leak tests: all zero once calls and their
+    /// transactions are over.
+    #[cfg(test)]
+    pub(crate) fn table_sizes(&self) -> [usize; 7] {
+        let (client_tx, server_tx) = self.transactions.len();
+        [
+            self.calls.len(),
+            self.dialogs.len(),
+            self.server_roles.len(),
+            self.server_peers.len(),
+            self.client_roles.len(),
+            self.endpoint_calls.len(),
+            client_tx + server_tx,
+        ]
     }
 
     // ----- console ------------------------------------------------------------------------

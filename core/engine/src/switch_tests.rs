@@ -196,7 +196,7 @@ impl Harness {
     /// Sends an authenticated INVITE from `phone` to `destination`; returns the Call-ID and
     /// everything the switch sent after the challenge round.
     fn call(&mut self, phone: Phone, destination: &str) -> (String, Vec<(SocketAddr, Message)>) {
-        let call_id = format!("call-{}-{}", phone.user, self.cseq);
+        let call_id = format!("call-{}-{}", phone.user, self.next_cseq());
         let sdp = "v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio 30000 RTP/AVP 0 101\na=rtpmap:0 PCMU/8000\na=rtpmap:101 telephone-event/8000\n";
         let invite = |cseq: u32, branch: &str, auth: &str| {
             format!(
@@ -209,13 +209,15 @@ impl Harness {
                 len = sdp.replace('\n', "\r\n").len(),
             )
         };
-        self.send(phone, invite(1, "z9hG4bKinv1", ""));
+        let (first_branch, second_branch) =
+            (format!("z9hG4bK1{call_id}"), format!("z9hG4bK2{call_id}"));
+        self.send(phone, invite(1, &first_branch, ""));
         let challenge = self.responses_to(phone).pop().expect("a challenge");
         assert_eq!(challenge.status(), Some(407));
         self.send(
             phone,
             format!(
-                "ACK sip:{destination}@switchyard.test SIP/2.0\nVia: SIP/2.0/UDP {addr};branch=z9hG4bKinv1;rport\n\
+                "ACK sip:{destination}@switchyard.test SIP/2.0\nVia: SIP/2.0/UDP {addr};branch={first_branch};rport\n\
                  Max-Forwards: 70\nFrom: <sip:{user}@switchyard.test>;tag=a{user}\nTo: {to}\nCall-ID: {call_id}\n\
                  CSeq: 1 ACK\nContent-Length: 0\n\n",
                 addr = phone.addr,
@@ -237,7 +239,7 @@ impl Harness {
             phone,
             invite(
                 2,
-                "z9hG4bKinv2",
+                &second_branch,
                 &format!("Proxy-Authorization: {authorization}\n"),
             ),
         );
@@ -269,6 +271,31 @@ impl Harness {
             text.push_str("Content-Length: 0\n\n");
         }
         self.send(phone, text);
+    }
+
+    /// Answers every request the switch still sends (BYE, CANCEL) with 200, lets every
+    /// transaction timer run out, then checks that no table still holds anything.
+    fn assert_nothing_left_after_bye_answers(&mut self, phones: &[Phone]) {
+        for _ in 0..4 {
+            for (to, message) in self.sent() {
+                if let Some(phone) = phones.iter().find(|p| p.peer().addr == to) {
+                    if message.is_request() && message.method() != Some(&Method::Ack) {
+                        self.answer(*phone, &message, 200, "bye");
+                    }
+                }
+            }
+            self.advance(Duration::from_secs(40));
+        }
+        assert_eq!(
+            self.switch.table_sizes(),
+            [0; 7],
+            "calls, dialogs, roles, peers, endpoints, transactions"
+        );
+        assert_eq!(
+            self.media.active_endpoints(),
+            0,
+            "every media endpoint released"
+        );
     }
 
     fn cdrs(&self) -> Vec<Cdr> {
@@ -509,4 +536,60 @@ fn shutdown_refuses_new_calls_and_stops_when_the_last_call_ends() {
     assert_eq!(requests_to(&sent, ALICE, Method::Bye).len(), 1);
     assert_eq!(requests_to(&sent, BOB_DESK, Method::Bye).len(), 1);
     assert!(h.switch.is_stopped());
+    h.assert_nothing_left_after_bye_answers(&[ALICE, BOB_DESK]);
+}
+
+#[test]
+fn nothing_is_left_behind_after_calls_end_every_way() {
+    let mut h = Harness::new(40240, |config| config.calls.no_answer_timeout_secs = 5);
+    h.register(ALICE);
+    h.register(BOB_DESK);
+    h.register(BOB_MOBILE);
+    // Answered on one fork, the other cancelled, then the caller hangs up.
+    let (call_id, sent) = h.call(ALICE, "1001");
+    let desk_invite = requests_to(&sent, BOB_DESK, Method::Invite).pop().unwrap();
+    let mobile_invite = requests_to(&sent, BOB_MOBILE, Method::Invite)
+        .pop()
+        .unwrap();
+    h.answer(BOB_MOBILE, &mobile_invite, 180, "mobile");
+    h.answer(BOB_DESK, &desk_invite, 200, "desk");
+    let sent = h.sent();
+    let ok = sent
+        .iter()
+        .find(|(_, m)| m.status() == Some(200) && m.call_id() == call_id)
+        .unwrap()
+        .1
+        .clone();
+    let cancel = requests_to(&sent, BOB_MOBILE, Method::Cancel)
+        .pop()
+        .unwrap();
+    h.answer(BOB_MOBILE, &cancel, 200, "mobile");
+    h.answer(BOB_MOBILE, &mobile_invite, 487, "mobile");
+    let to = ok.header("To").unwrap().to_owned();
+    let in_dialog = |method: &str, cseq: u32| {
+        format!(
+            "{method} sip:switchyard@127.0.0.1:5060 SIP/2.0\nVia: SIP/2.0/UDP {addr};branch=z9hG4bK{method}{cseq}\n\
+             Max-Forwards: 70\nFrom: <sip:1000@switchyard.test>;tag=a1000\nTo: {to}\nCall-ID: {call_id}\n\
+             CSeq: {cseq} {method}\nContent-Length: 0\n\n",
+            addr = ALICE.addr,
+        )
+    };
+    h.send(ALICE, in_dialog("ACK", 2));
+    h.send(ALICE, in_dialog("BYE", 3));
+    let sent = h.sent();
+    assert_eq!(statuses_to(&sent, ALICE), vec![200], "the BYE is answered");
+    assert_eq!(
+        requests_to(&sent, BOB_DESK, Method::Bye).len(),
+        1,
+        "and passed on"
+    );
+    // Unanswered and timed out.
+    let (_, sent) = h.call(ALICE, "1001");
+    for phone in [BOB_DESK, BOB_MOBILE] {
+        let invite = requests_to(&sent, phone, Method::Invite).pop().unwrap();
+        h.answer(phone, &invite, 180, "late");
+    }
+    h.advance(Duration::from_secs(5));
+    assert_eq!(h.cdrs().len(), 2);
+    h.assert_nothing_left_after_bye_answers(&[ALICE, BOB_DESK, BOB_MOBILE]);
 }
