@@ -97,6 +97,8 @@ impl AuthGuard {
 }
 
 #[cfg(test)]
+// Tests read the clock once for the virtual clock's origin; time then moves by hand.
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
 

@@ -278,10 +278,11 @@ impl Harness {
     fn assert_nothing_left_after_bye_answers(&mut self, phones: &[Phone]) {
         for _ in 0..4 {
             for (to, message) in self.sent() {
-                if let Some(phone) = phones.iter().find(|p| p.peer().addr == to) {
-                    if message.is_request() && message.method() != Some(&Method::Ack) {
-                        self.answer(*phone, &message, 200, "bye");
-                    }
+                if let Some(phone) = phones.iter().find(|p| p.peer().addr == to)
+                    && message.is_request()
+                    && message.method() != Some(&Method::Ack)
+                {
+                    self.answer(*phone, &message, 200, "bye");
                 }
             }
             self.advance(Duration::from_secs(40));
