@@ -6,10 +6,10 @@
 
 use std::borrow::Cow;
 
-use crate::uri::Uri;
+use crate::uri::{Uri, UriLayout};
 
 /// RFC 3261 §25.1 `token` characters: alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~".
-const TOKEN: [bool; 256] = {
+static TOKEN: [bool; 256] = {
     let mut t = [false; 256];
     let mut c = 0;
     while c < 256 {
@@ -53,8 +53,67 @@ pub(crate) fn trim_lws(s: &str) -> &str {
     &s[a..e]
 }
 
+/// A byte range `[start, end)` inside a borrowed text (a header value, or the message buffer).
+/// u32 keeps the layouts a [`crate::Message`] caches small.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Span(pub(crate) u32, pub(crate) u32);
+
+impl Span {
+    /// An absent optional piece (`Uri::user`, `Uri::headers`, ...).
+    pub(crate) const NONE: Span = Span(u32::MAX, u32::MAX);
+
+    #[inline]
+    pub(crate) fn range(self) -> std::ops::Range<usize> {
+        self.0 as usize..self.1 as usize
+    }
+
+    /// Where `sub`, a slice cut out of `base` (a comma-separated element of a header value),
+    /// lies in `base`. An empty `sub` becomes the empty range; a slice from elsewhere is a bug
+    /// and becomes NONE, which reads back as "".
+    pub(crate) fn within(base: &str, sub: &str) -> Span {
+        if sub.is_empty() {
+            return Span(0, 0);
+        }
+        let off = (sub.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
+        match off.checked_add(sub.len()) {
+            Some(end) if end <= base.len() && end <= u32::MAX as usize => {
+                Span(off as u32, end as u32)
+            }
+            _ => {
+                debug_assert!(false, "slice outside its base");
+                Span::NONE
+            }
+        }
+    }
+
+    #[inline]
+    pub(crate) fn get(self, base: &str) -> &str {
+        base.get(self.range()).unwrap_or("")
+    }
+
+    #[inline]
+    pub(crate) fn get_opt(self, base: &str) -> Option<&str> {
+        if self == Span::NONE {
+            None
+        } else {
+            Some(self.get(base))
+        }
+    }
+}
+
+/// The first `needle` in `hay`. URI and header pieces are a few dozen bytes, where a plain
+/// loop beats setting up memchr's vector search; long haystacks still go to memchr.
+#[inline]
+pub(crate) fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
+    if hay.len() < 64 {
+        hay.iter().position(|&c| c == needle)
+    } else {
+        memchr::memchr(needle, hay)
+    }
+}
+
 /// RFC 3261 hostname characters (plus '_', which real deployments use).
-const HOST: [bool; 256] = {
+static HOST: [bool; 256] = {
     let mut t = [false; 256];
     let mut c = 0;
     while c < 256 {
@@ -188,11 +247,45 @@ impl<'a> Iterator for Params<'a> {
     }
 }
 
+/// Checks `*( SEMI generic-param )` with LWS allowed around the delimiters: the grammar
+/// [`Params`] walks, without building the pairs (this runs on every Via, From, To and Contact).
 pub(crate) fn validate_params(s: &str) -> Result<(), &'static str> {
-    for p in Params::new(s) {
-        p.map_err(|()| "malformed parameter")?;
+    const BAD: &str = "malformed parameter";
+    let b = s.as_bytes();
+    let mut i = 0;
+    loop {
+        i = skip_lws(b, i);
+        if i >= b.len() {
+            return Ok(());
+        }
+        if b[i] != b';' {
+            return Err(BAD);
+        }
+        i = skip_lws(b, i + 1);
+        let ns = i;
+        i = skip_token(b, i);
+        if i == ns {
+            return Err(BAD);
+        }
+        let after_name = i;
+        i = skip_lws(b, i);
+        if b.get(i) != Some(&b'=') {
+            i = after_name;
+            continue;
+        }
+        i = skip_lws(b, i + 1);
+        if b.get(i) == Some(&b'"') {
+            i = skip_quoted(b, i).ok_or(BAD)?;
+        } else {
+            let vs = i;
+            while i < b.len() && is_param_value_char(b[i]) {
+                i += 1;
+            }
+            if i == vs {
+                return Err(BAD);
+            }
+        }
     }
-    Ok(())
 }
 
 /// Parameter names are case-insensitive (RFC 3261 §7.3.1).
@@ -293,11 +386,33 @@ impl<'a> Via<'a> {
 
     /// Parses one via-parm (already separated from its comma neighbours).
     pub(crate) fn parse(raw: &'a str) -> Result<Via<'a>, &'static str> {
+        ViaLayout::parse_at(raw, 0).map(|l| l.view(raw))
+    }
+}
+
+/// Where the pieces of a validated Via value lie inside it, so the message can hand out the
+/// top Via without parsing it again.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ViaLayout {
+    /// NONE for the canonical "SIP/2.0" (written with or without LWS around the slashes).
+    protocol: Span,
+    transport: Span,
+    host: Span,
+    params: Span,
+    raw: Span,
+    port: Option<u16>,
+}
+
+impl ViaLayout {
+    /// Validates one via-parm and records where its pieces lie, as offsets into the text in
+    /// which `raw` starts at `off`.
+    pub(crate) fn parse_at(raw: &str, off: usize) -> Result<ViaLayout, &'static str> {
         let b = raw.as_bytes();
+        let span = |a: usize, e: usize| Span((off + a) as u32, (off + e) as u32);
         let mut i = skip_lws(b, 0);
         let ps = i;
         i = skip_token(b, i);
-        let name = &raw[ps..i];
+        let name = &b[ps..i];
         if name.is_empty() {
             return Err("Via: missing protocol name");
         }
@@ -308,7 +423,7 @@ impl<'a> Via<'a> {
         i = skip_lws(b, i + 1);
         let vs = i;
         i = skip_token(b, i);
-        let version = &raw[vs..i];
+        let version = &b[vs..i];
         if version.is_empty() {
             return Err("Via: missing protocol version");
         }
@@ -319,30 +434,46 @@ impl<'a> Via<'a> {
         i = skip_lws(b, i + 1);
         let ts = i;
         i = skip_token(b, i);
-        let transport = &raw[ts..i];
-        if transport.is_empty() {
+        if i == ts {
             return Err("Via: missing transport");
         }
-        let protocol = if name.eq_ignore_ascii_case("SIP") && version == "2.0" {
-            "SIP/2.0"
+        let transport = span(ts, i);
+        let protocol = if name.eq_ignore_ascii_case(b"SIP") && version == b"2.0" {
+            Span::NONE
         } else {
-            &raw[ps..vs + version.len()]
+            span(ps, vs + version.len())
         };
         let j = skip_lws(b, i);
         if j == i {
             return Err("Via: no LWS before sent-by");
         }
         let (host, port, k) = parse_hostport(raw, j, true).ok_or("Via: malformed sent-by")?;
-        let params = &raw[k..];
-        validate_params(params).map_err(|_| "Via: malformed parameter")?;
-        Ok(Via {
+        let host = span(j, j + host.len());
+        validate_params(&raw[k..]).map_err(|_| "Via: malformed parameter")?;
+        let mut e = b.len();
+        while e > ps && is_lws(b[e - 1]) {
+            e -= 1;
+        }
+        let pstart = skip_lws(b, k);
+        Ok(ViaLayout {
             protocol,
             transport,
             host,
+            params: span(pstart, b.len()),
+            raw: span(ps, e),
             port,
-            params: params.trim_start_matches(|c: char| c.is_ascii() && is_lws(c as u8)),
-            raw: trim_lws(raw),
         })
+    }
+
+    pub(crate) fn view<'a>(&self, base: &'a str) -> Via<'a> {
+        Via {
+            protocol: self.protocol.get_opt(base).unwrap_or("SIP/2.0"),
+            transport: self.transport.get(base),
+            host: self.host.get(base),
+            port: self.port,
+            params: self.params.get(base),
+            raw: self.raw.get(base),
+        }
     }
 }
 
@@ -408,28 +539,61 @@ impl<'a> NameAddr<'a> {
         find_param(self.params, name)
     }
 
-    /// A placeholder returned by accessors whose header was validated at parse time; only
-    /// reachable if that invariant were ever broken, so callers never have to unwrap.
-    pub(crate) fn empty() -> NameAddr<'static> {
-        NameAddr {
-            display_name: None,
-            uri: Uri::empty(),
-            params: "",
-            raw: "",
-        }
-    }
-
     pub(crate) fn parse(raw: &'a str) -> Result<NameAddr<'a>, &'static str> {
-        let s = trim_lws(raw);
+        NameAddrLayout::parse_at(raw, 0).map(|l| l.view(raw))
+    }
+}
+
+/// How a name-addr's display name was written; the text is decoded again on each read (a
+/// short scan) so the layout never owns an unescaped copy.
+#[derive(Clone, Copy, Debug)]
+enum DisplaySource {
+    Absent,
+    /// The inside of the quotes.
+    Quoted(Span),
+    /// `*(token LWS)`, trimmed.
+    Tokens(Span),
+}
+
+/// Where the pieces of a validated name-addr (From, To, one Contact) lie inside its value.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct NameAddrLayout {
+    display: DisplaySource,
+    uri: UriLayout,
+    params: Span,
+    raw: Span,
+}
+
+impl NameAddrLayout {
+    /// Validates a name-addr or addr-spec with its parameters and records where its pieces
+    /// lie, as offsets into the text in which `raw` starts at `off`.
+    pub(crate) fn parse_at(raw: &str, off: usize) -> Result<NameAddrLayout, &'static str> {
+        let rb = raw.as_bytes();
+        // Work on the value without surrounding LWS; `so` maps back into `raw`.
+        let so = skip_lws(rb, 0);
+        let base = off + so;
+        let mut se = rb.len();
+        while se > so && is_lws(rb[se - 1]) {
+            se -= 1;
+        }
+        let s = &raw[so..se];
         let b = s.as_bytes();
         if b.is_empty() {
             return Err("empty address");
         }
-        let mut display_name: Option<Cow<'a, str>> = None;
+        let span = |a: usize, e: usize| Span((base + a) as u32, (base + e) as u32);
+        // The params are trimmed like the value (both ends); `from` is inside `s`.
+        let params_span = |from: usize| {
+            let a = skip_lws(b, from);
+            span(a, b.len())
+        };
+        let mut display = DisplaySource::Absent;
         let mut i = 0;
         if b[0] == b'"' {
             let end = skip_quoted(b, 0).ok_or("unterminated quoted display name")?;
-            display_name = Some(unquote(&s[1..end - 1]));
+            if end > 2 {
+                display = DisplaySource::Quoted(span(1, end - 1));
+            }
             i = skip_lws(b, end);
             if b.get(i) != Some(&b'<') {
                 return Err("display name not followed by <");
@@ -443,18 +607,20 @@ impl<'a> NameAddr<'a> {
                 while e < b.len() && !is_lws(b[e]) && b[e] != b';' {
                     e += 1;
                 }
-                let us = &s[..e];
-                if us.contains([',', '?', '<', '>', '"']) {
+                let us = &b[..e];
+                if us
+                    .iter()
+                    .any(|c| matches!(c, b',' | b'?' | b'<' | b'>' | b'"'))
+                {
                     return Err("addr-spec with reserved characters outside <>");
                 }
-                let uri = Uri::parse(us).map_err(|e| e.detail)?;
-                let params = &s[e..];
-                validate_params(params)?;
-                return Ok(NameAddr {
-                    display_name: None,
+                let uri = UriLayout::parse_at(&s[..e], base).map_err(|e| e.detail)?;
+                validate_params(&s[e..])?;
+                return Ok(NameAddrLayout {
+                    display,
                     uri,
-                    params: trim_lws(params),
-                    raw: s,
+                    params: params_span(e),
+                    raw: span(0, b.len()),
                 });
             }
             // *(token LWS): RFC 4475 §3.1.1.6 accepts no LWS before '<'.
@@ -466,7 +632,7 @@ impl<'a> NameAddr<'a> {
                 }
                 j = skip_lws(b, t);
                 if b.get(j) == Some(&b'<') {
-                    display_name = Some(collapse_lws(trim_lws(&s[..t])));
+                    display = DisplaySource::Tokens(span(0, t));
                     i = j;
                     break;
                 }
@@ -474,22 +640,61 @@ impl<'a> NameAddr<'a> {
         }
         // b[i] == '<'
         let close = memchr::memchr(b'>', &b[i..]).ok_or("missing >")? + i;
-        let us = &s[i + 1..close];
-        if us.bytes().any(is_lws) {
-            return Err("LWS inside <addr-spec>");
-        }
-        let uri = Uri::parse(us).map_err(|e| e.detail)?;
-        let params = &s[close + 1..];
-        validate_params(params)?;
-        if display_name.as_deref() == Some("") {
-            display_name = None;
-        }
-        Ok(NameAddr {
-            display_name,
+        // No URI that parses holds LWS (no character class in uri.rs admits it), so the scan
+        // for it only runs to name the error.
+        let uri = UriLayout::parse_at(&s[i + 1..close], base + i + 1).map_err(|e| {
+            if b[i + 1..close].iter().any(|&c| is_lws(c)) {
+                "LWS inside <addr-spec>"
+            } else {
+                e.detail
+            }
+        })?;
+        validate_params(&s[close + 1..])?;
+        Ok(NameAddrLayout {
+            display,
             uri,
-            params: trim_lws(params),
-            raw: s,
+            params: params_span(close + 1),
+            raw: span(0, b.len()),
         })
+    }
+
+    pub(crate) fn view<'a>(&self, base: &'a str) -> NameAddr<'a> {
+        let display_name = match self.display {
+            DisplaySource::Absent => None,
+            DisplaySource::Quoted(s) => Some(unquote(s.get(base))),
+            DisplaySource::Tokens(s) => Some(collapse_lws(s.get(base))),
+        }
+        .filter(|d| !d.is_empty());
+        NameAddr {
+            display_name,
+            uri: self.uri.view(base),
+            params: self.params.get(base),
+            raw: self.raw.get(base),
+        }
+    }
+}
+
+/// A validated Contact value's layout: `*` or a name-addr.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum ContactLayout {
+    Star,
+    Address(NameAddrLayout),
+}
+
+impl ContactLayout {
+    pub(crate) fn parse_at(raw: &str, off: usize) -> Result<ContactLayout, &'static str> {
+        if trim_lws(raw) == "*" {
+            Ok(ContactLayout::Star)
+        } else {
+            NameAddrLayout::parse_at(raw, off).map(ContactLayout::Address)
+        }
+    }
+
+    pub(crate) fn view<'a>(&self, base: &'a str) -> Contact<'a> {
+        match self {
+            ContactLayout::Star => Contact::Star,
+            ContactLayout::Address(a) => Contact::Address(a.view(base)),
+        }
     }
 }
 
@@ -567,11 +772,7 @@ pub enum Contact<'a> {
 
 impl<'a> Contact<'a> {
     pub(crate) fn parse(raw: &'a str) -> Result<Contact<'a>, &'static str> {
-        if trim_lws(raw) == "*" {
-            Ok(Contact::Star)
-        } else {
-            NameAddr::parse(raw).map(Contact::Address)
-        }
+        ContactLayout::parse_at(raw, 0).map(|l| l.view(raw))
     }
     pub fn address(&self) -> Option<&NameAddr<'a>> {
         match self {

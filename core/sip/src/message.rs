@@ -3,6 +3,10 @@
 //! Parsing checks eagerly only what framing and transaction matching rely on (start line, Via,
 //! From, To, Call-ID, CSeq, Max-Forwards, Content-Length, Contact); every other header is kept as
 //! a (name, value) range and typed on access. Nothing is copied: accessors borrow the buffer.
+//!
+//! Validating the top Via, From, To and the first Contact already finds where each of their
+//! pieces lies; the message keeps those u32 offsets (`*Layout` in header.rs and uri.rs), so
+//! `top_via()`, `from()`, `to()` and `contacts()` are range lookups, not second parses.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -11,7 +15,8 @@ use bytes::Bytes;
 
 use crate::error::{ParseError, ParseErrorKind as K, find_head_end};
 use crate::header::{
-    CommaSplit, Contact, NameAddr, Via, is_lws, is_token, is_token_char, trim_lws,
+    CommaSplit, Contact, ContactLayout, NameAddr, NameAddrLayout, Span, Via, ViaLayout, find_byte,
+    is_lws, is_token, is_token_char, trim_lws,
 };
 use crate::uri::Uri;
 
@@ -123,6 +128,7 @@ impl HeaderKind {
         use HeaderKind::*;
         let eq = |s: &str| n.eq_ignore_ascii_case(s.as_bytes());
         match n.len() {
+            0 => Other,
             1 => match n[0] | 0x20 {
                 b'i' => CallId,
                 b'm' => Contact,
@@ -141,35 +147,32 @@ impl HeaderKind {
                 b'u' => AllowEvents,
                 _ => Other,
             },
-            2 if eq("to") => To,
-            3 if eq("via") => Via,
-            4 if eq("from") => From,
-            4 if eq("cseq") => CSeq,
-            5 if eq("event") => Event,
-            7 if eq("call-id") => CallId,
-            7 if eq("contact") => Contact,
-            7 if eq("expires") => Expires,
-            7 if eq("subject") => Subject,
-            8 if eq("refer-to") => ReferTo,
-            9 if eq("supported") => Supported,
-            11 if eq("referred-by") => ReferredBy,
-            12 if eq("max-forwards") => MaxForwards,
-            12 if eq("content-type") => ContentType,
-            12 if eq("allow-events") => AllowEvents,
-            14 if eq("content-length") => ContentLength,
-            15 if eq("session-expires") => SessionExpires,
-            16 if eq("content-encoding") => ContentEncoding,
-            _ => Other,
+            _ => {
+                // (length, first letter) leaves at most one candidate to compare.
+                let (want, kind) = match (n.len(), n[0] | 0x20) {
+                    (2, b't') => ("to", To),
+                    (3, b'v') => ("via", Via),
+                    (4, b'f') => ("from", From),
+                    (4, b'c') => ("cseq", CSeq),
+                    (5, b'e') => ("event", Event),
+                    (7, b'c') if n[2] | 0x20 == b'l' => ("call-id", CallId),
+                    (7, b'c') => ("contact", Contact),
+                    (7, b'e') => ("expires", Expires),
+                    (7, b's') => ("subject", Subject),
+                    (8, b'r') => ("refer-to", ReferTo),
+                    (9, b's') => ("supported", Supported),
+                    (11, b'r') => ("referred-by", ReferredBy),
+                    (12, b'm') => ("max-forwards", MaxForwards),
+                    (12, b'c') => ("content-type", ContentType),
+                    (12, b'a') => ("allow-events", AllowEvents),
+                    (14, b'c') => ("content-length", ContentLength),
+                    (15, b's') => ("session-expires", SessionExpires),
+                    (16, b'c') => ("content-encoding", ContentEncoding),
+                    _ => return Other,
+                };
+                if eq(want) { kind } else { Other }
+            }
         }
-    }
-}
-
-#[derive(Clone, Copy, Debug, Default)]
-struct Span(u32, u32);
-
-impl Span {
-    fn range(self) -> std::ops::Range<usize> {
-        self.0 as usize..self.1 as usize
     }
 }
 
@@ -198,9 +201,16 @@ pub struct Message {
     call_id: Span,
     cseq_num: u32,
     cseq_method: Method,
-    from: u16,
-    to: u16,
     max_forwards: Option<u32>,
+    // What validation already worked out, kept so the hot accessors are range lookups:
+    // (header index, layout inside that header's value).
+    from: (u16, NameAddrLayout),
+    to: (u16, NameAddrLayout),
+    top_via: (u16, ViaLayout),
+    /// The first Contact value; the others are parsed again on demand (several bindings in one
+    /// message are a REGISTER affair, not the call path).
+    first_contact: Option<(u16, ContactLayout)>,
+    contact_count: u16,
 }
 
 fn leading_crlf(b: &[u8]) -> Option<usize> {
@@ -334,31 +344,44 @@ impl Message {
         (self.cseq_num, &self.cseq_method)
     }
 
+    /// The value of header number `idx` (an index the parser recorded).
+    #[inline]
+    fn value_of(&self, idx: u16) -> &str {
+        self.headers
+            .get(usize::from(idx))
+            .map_or("", |h| self.s(h.value))
+    }
+
+    fn name_addr(&self, (idx, layout): (u16, NameAddrLayout)) -> NameAddr<'_> {
+        let v = self.value_of(idx);
+        let n = layout.view(v);
+        // The cache must agree with a fresh parse; debug builds (all the tests) check it.
+        #[cfg(debug_assertions)]
+        assert_eq!(Ok(&n), NameAddr::parse(v).as_ref(), "cached name-addr");
+        n
+    }
+
     pub fn from(&self) -> NameAddr<'_> {
-        NameAddr::parse(self.s(self.headers[self.from as usize].value))
-            .unwrap_or_else(|_| NameAddr::empty())
+        self.name_addr(self.from)
     }
 
     pub fn to(&self) -> NameAddr<'_> {
-        NameAddr::parse(self.s(self.headers[self.to as usize].value))
-            .unwrap_or_else(|_| NameAddr::empty())
+        self.name_addr(self.to)
     }
 
     /// The first Via value: where responses go (RFC 3261 §18.2.2) and the branch that names
     /// the transaction (§17.2.3).
     pub fn top_via(&self) -> Via<'_> {
-        self.headers("Via")
-            .next()
-            .and_then(|v| CommaSplit::new(v).next())
-            .and_then(|v| Via::parse(v).ok())
-            .unwrap_or(Via {
-                protocol: "SIP/2.0",
-                transport: "",
-                host: "",
-                port: None,
-                params: "",
-                raw: "",
-            })
+        let (idx, layout) = self.top_via;
+        let v = self.value_of(idx);
+        let via = layout.view(v);
+        #[cfg(debug_assertions)]
+        assert_eq!(
+            CommaSplit::new(v).next().map(Via::parse),
+            Some(Ok(via.clone())),
+            "cached top Via"
+        );
+        via
     }
 
     /// Every Via value in order, across headers and comma lists.
@@ -428,9 +451,24 @@ impl Message {
 
     /// All Contact values; `Contact::Star` for `*`.
     pub fn contacts(&self) -> Result<Vec<Contact<'_>>, ParseError> {
-        self.header_values("Contact")
-            .map(|v| Contact::parse(v).map_err(|d| self.fail(K::BadHeader, d)))
-            .collect()
+        match (self.contact_count, self.first_contact) {
+            (0, _) => Ok(Vec::new()),
+            (1, Some((idx, layout))) => {
+                let v = self.value_of(idx);
+                let c = layout.view(v);
+                #[cfg(debug_assertions)]
+                assert_eq!(
+                    CommaSplit::new(v).map(Contact::parse).collect::<Vec<_>>(),
+                    [Ok(c.clone())],
+                    "cached Contact"
+                );
+                Ok(vec![c])
+            }
+            _ => self
+                .header_values("Contact")
+                .map(|v| Contact::parse(v).map_err(|d| self.fail(K::BadHeader, d)))
+                .collect(),
+        }
     }
 
     pub fn content_type(&self) -> Option<&str> {
@@ -667,18 +705,24 @@ fn parse_head(b: &[u8]) -> Result<Message, ParseError> {
 
     let (mut from, mut to, mut call_id, mut cseq, mut mf, mut cl, mut ct) =
         (None, None, None, None, None, None, false);
-    let mut have_via = false;
+    let mut top_via = None;
+    let (mut first_contact, mut contact_count) = (None, 0u16);
     for (idx, h) in headers.iter().enumerate() {
         let v = &head[h.value.range()];
+        // `headers.len()` was checked to fit in u16 above.
+        let idx = idx as u16;
         match h.kind {
             HeaderKind::Via => {
                 for part in CommaSplit::new(v) {
                     if part.is_empty() {
                         return Err(bad(K::BadHeader, "empty Via value"));
                     }
-                    Via::parse(part).map_err(|d| bad(K::BadHeader, d))?;
+                    let at = Span::within(v, part).0 as usize;
+                    let via = ViaLayout::parse_at(part, at).map_err(|d| bad(K::BadHeader, d))?;
+                    if top_via.is_none() {
+                        top_via = Some((idx, via));
+                    }
                 }
-                have_via = true;
             }
             HeaderKind::From | HeaderKind::To => {
                 let slot = if h.kind == HeaderKind::From {
@@ -696,8 +740,8 @@ fn parse_head(b: &[u8]) -> Result<Message, ParseError> {
                         },
                     ));
                 }
-                NameAddr::parse(v).map_err(|d| bad(K::BadHeader, d))?;
-                *slot = Some(idx as u16);
+                let n = NameAddrLayout::parse_at(v, 0).map_err(|d| bad(K::BadHeader, d))?;
+                *slot = Some((idx, n));
             }
             HeaderKind::CallId => {
                 if call_id.is_some() {
@@ -751,15 +795,18 @@ fn parse_head(b: &[u8]) -> Result<Message, ParseError> {
                     if part.is_empty() {
                         return Err(bad(K::BadHeader, "empty Contact value"));
                     }
-                    Contact::parse(part).map_err(|d| bad(K::BadHeader, d))?;
+                    let at = Span::within(v, part).0 as usize;
+                    let c = ContactLayout::parse_at(part, at).map_err(|d| bad(K::BadHeader, d))?;
+                    if first_contact.is_none() {
+                        first_contact = Some((idx, c));
+                    }
+                    contact_count = contact_count.saturating_add(1);
                 }
             }
             _ => {}
         }
     }
-    if !have_via {
-        return Err(bad(K::MissingHeader, "no Via"));
-    }
+    let top_via = top_via.ok_or_else(|| bad(K::MissingHeader, "no Via"))?;
     let from = from.ok_or_else(|| bad(K::MissingHeader, "no From"))?;
     let to = to.ok_or_else(|| bad(K::MissingHeader, "no To"))?;
     let call_id = call_id.ok_or_else(|| bad(K::MissingHeader, "no Call-ID"))?;
@@ -787,9 +834,12 @@ fn parse_head(b: &[u8]) -> Result<Message, ParseError> {
         call_id,
         cseq_num,
         cseq_method,
+        max_forwards: mf,
         from,
         to,
-        max_forwards: mf,
+        top_via,
+        first_contact,
+        contact_count,
     })
 }
 
@@ -798,7 +848,7 @@ fn parse_start_line(line: &str) -> Result<StartLine, ParseError> {
     if lb.len() >= 4 && lb[..4].eq_ignore_ascii_case(b"SIP/") {
         // RFC 3261 §7.2: SIP-Version SP Status-Code SP Reason-Phrase.
         let r = |d| ParseError::new(K::ResponseMalformed, d);
-        let sp = line.find(' ').ok_or(r("status line without a code"))?;
+        let sp = find_byte(lb, b' ').ok_or(r("status line without a code"))?;
         if !line[..sp].eq_ignore_ascii_case("SIP/2.0") {
             return Err(r("unsupported SIP version in a response"));
         }
@@ -828,7 +878,7 @@ fn parse_start_line(line: &str) -> Result<StartLine, ParseError> {
     }
     // RFC 3261 §7.1: Method SP Request-URI SP SIP-Version, single spaces only.
     let bad = |d| ParseError::new(K::BadStartLine, d);
-    let Some(sp1) = line.find(' ') else {
+    let Some(sp1) = find_byte(lb, b' ') else {
         return Err(ParseError::new(K::NotSip, "not a SIP start line"));
     };
     let method = &line[..sp1];
@@ -836,9 +886,7 @@ fn parse_start_line(line: &str) -> Result<StartLine, ParseError> {
         return Err(ParseError::new(K::NotSip, "not a SIP start line"));
     }
     let rest = &line[sp1 + 1..];
-    let sp2 = rest
-        .find(' ')
-        .ok_or(bad("Request-Line without SIP-Version"))?;
+    let sp2 = find_byte(rest.as_bytes(), b' ').ok_or(bad("Request-Line without SIP-Version"))?;
     let uri = &rest[..sp2];
     let version = &rest[sp2 + 1..];
     if uri.is_empty() || version.bytes().any(is_lws) {
@@ -893,7 +941,79 @@ Content-Length: 5\r\n\r\nv=0\r\n";
         assert_eq!(m.body(), b"v=0\r\n");
         assert_eq!(m.content_type(), Some("application/sdp"));
         assert_eq!(m.header("v"), m.header("VIA"));
+        assert_eq!(m.header(""), None);
+        assert_eq!(m.header("CALL-ID"), m.header("i"));
+        assert_eq!(m.header("Content-TYPE"), Some("application/sdp"));
+        assert_eq!(m.header("Contacts"), None);
         assert_eq!(m.iter_headers().count(), 9);
+    }
+
+    /// The accessors read layouts cached at parse time; check them on the awkward shapes
+    /// (folds, quoted-pairs, a Via list, LWS around delimiters) and on the several-Contact
+    /// fallback, against values written out by hand.
+    #[test]
+    fn cached_layouts_read_back() {
+        let m = Message::parse_datagram(Bytes::from_static(
+            b"REGISTER sip:example.com SIP/2.0\r\n\
+v: SIP / 2.0 / TCP  [2001:db8::1] : 5070 ;branch=z9hG4bKa ;rport, SIP/2.0/UDP b.example\r\n\
+f:\r\n \"J \\\"R\\\"\"\r\n <sips:j%20r:pw@example.com:5061;lr?h=v> ; tag = 9\r\n\
+t: sip:bob@example.com;tag=x\r\n\
+i: c1\r\nCSeq: 2 REGISTER\r\n\
+m: Bob Smith <sip:bob@192.0.2.4;transport=tcp>;expires=60, <sip:bob@[::1]>\r\n\
+l: 0\r\n\r\n",
+        ))
+        .unwrap();
+        let v = m.top_via();
+        assert_eq!(
+            (v.protocol, v.transport, v.host, v.port),
+            ("SIP/2.0", "TCP", "[2001:db8::1]", Some(5070))
+        );
+        assert_eq!((v.branch(), v.has_rport()), (Some("z9hG4bKa"), true));
+        assert_eq!(
+            v.raw,
+            "SIP / 2.0 / TCP  [2001:db8::1] : 5070 ;branch=z9hG4bKa ;rport"
+        );
+        let f = m.from();
+        assert_eq!(f.display_name.as_deref(), Some("J \"R\""));
+        assert_eq!(
+            (f.uri.scheme, f.uri.user, f.uri.password),
+            ("sips", Some("j%20r"), Some("pw"))
+        );
+        assert_eq!((f.uri.host, f.uri.port), ("example.com", Some(5061)));
+        assert_eq!((f.uri.params, f.uri.headers), (";lr", Some("h=v")));
+        assert_eq!((f.params, f.tag()), ("; tag = 9", Some("9")));
+        let t = m.to();
+        assert_eq!(
+            (t.display_name.as_deref(), t.uri.raw, t.tag()),
+            (None, "sip:bob@example.com", Some("x"))
+        );
+        let cs = m.contacts().unwrap();
+        assert_eq!(cs.len(), 2);
+        let a = cs[0].address().unwrap();
+        assert_eq!(a.display_name.as_deref(), Some("Bob Smith"));
+        assert_eq!(
+            (a.uri.transport(), a.param("expires")),
+            (Some("tcp"), Some(Some("60")))
+        );
+        assert_eq!(cs[1].address().unwrap().uri.host, "[::1]");
+
+        let one = |contact: &str| {
+            let raw = format!(
+                "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKb\r\nFrom: <sip:a@h>;tag=1\r\n\
+                 To: <sip:b@h>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nContact: {contact}\r\n\r\n"
+            );
+            Message::parse_datagram(Bytes::from(raw)).unwrap()
+        };
+        assert_eq!(one("  *  ").contacts().unwrap(), [Contact::Star]);
+        let m = one("\"\" <sip:x@192.0.2.9:5080>;q=0.5");
+        let c = m.contacts().unwrap();
+        let a = c[0].address().unwrap();
+        assert_eq!(
+            (a.display_name.as_ref(), a.uri.port, a.params),
+            (None, Some(5080), ";q=0.5")
+        );
+        assert_eq!(m.top_via().protocol, "SIP/2.0");
+        assert_eq!(m.to().tag(), None);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 
 use crate::error::{ParseError, ParseErrorKind};
-use crate::header::parse_hostport;
+use crate::header::{Span, find_byte, parse_hostport};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Uri<'a> {
@@ -22,6 +22,141 @@ pub struct Uri<'a> {
     /// After `?`, still escaped.
     pub headers: Option<&'a str>,
     pub raw: &'a str,
+}
+
+/// Where the pieces of a validated URI lie inside the header value that holds it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct UriLayout {
+    scheme: Span,
+    user: Span,
+    password: Span,
+    host: Span,
+    params: Span,
+    headers: Span,
+    raw: Span,
+    port: Option<u16>,
+}
+
+impl UriLayout {
+    /// Validates `s` as a URI and records where its pieces lie, as offsets into the text
+    /// in which `s` starts at `off` (the header value, so nothing needs rebasing later).
+    pub(crate) fn parse_at(s: &str, off: usize) -> Result<UriLayout, ParseError> {
+        let b = s.as_bytes();
+        let colon = find_byte(b, b':').ok_or_else(|| err("URI without scheme"))?;
+        let sb = &b[..colon];
+        if sb.is_empty()
+            || !sb[0].is_ascii_alphabetic()
+            || !sb
+                .iter()
+                .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
+        {
+            return Err(err("bad URI scheme"));
+        }
+        let r = colon + 1;
+        let rest = &b[r..];
+        if rest.is_empty() {
+            return Err(err("empty URI"));
+        }
+        let span = |a: usize, e: usize| Span((off + a) as u32, (off + e) as u32);
+        let mut l = UriLayout {
+            scheme: span(0, colon),
+            user: Span::NONE,
+            password: Span::NONE,
+            host: span(r, b.len()),
+            params: Span(0, 0),
+            headers: Span::NONE,
+            raw: span(0, b.len()),
+            port: None,
+        };
+        if !(sb.eq_ignore_ascii_case(b"sip") || sb.eq_ignore_ascii_case(b"sips")) {
+            // RFC 3986 leaves the rest to the scheme; only refuse what cannot sit in a header.
+            if rest
+                .iter()
+                .any(|&c| c <= b' ' || c == 0x7f || matches!(c, b'<' | b'>' | b'"'))
+            {
+                return Err(err("bad character in URI"));
+            }
+            return Ok(l);
+        }
+        // userinfo cannot hold an unescaped '@', and nothing after it can either.
+        let h = match find_byte(rest, b'@') {
+            Some(at) => {
+                let ui = &rest[..at];
+                let (ue, pw) = match find_byte(ui, b':') {
+                    Some(c) => (c, Some(&ui[c + 1..])),
+                    None => (at, None),
+                };
+                if ue == 0 || !check_chars(&ui[..ue], &USER) {
+                    return Err(err("bad URI user part"));
+                }
+                l.user = span(r, r + ue);
+                if let Some(p) = pw {
+                    if !check_chars(p, &PASSWORD) {
+                        return Err(err("bad URI password"));
+                    }
+                    l.password = span(r + ue + 1, r + at);
+                }
+                r + at + 1
+            }
+            None => r,
+        };
+        let (host, port, i) =
+            parse_hostport(&s[h..], 0, false).ok_or_else(|| err("bad URI host or port"))?;
+        l.host = span(h, h + host.len());
+        l.port = port;
+        let t = h + i;
+        let tail = &b[t..];
+        let (params, headers) = match find_byte(tail, b'?') {
+            Some(q) => {
+                l.headers = span(t + q + 1, b.len());
+                (&tail[..q], Some(&tail[q + 1..]))
+            }
+            None => (tail, None),
+        };
+        l.params = span(t, t + params.len());
+        if !params.is_empty() {
+            if params[0] != b';' {
+                return Err(err("junk after URI host"));
+            }
+            for p in params[1..].split(|&c| c == b';') {
+                let (n, v) = match find_byte(p, b'=') {
+                    Some(e) => (&p[..e], Some(&p[e + 1..])),
+                    None => (p, None),
+                };
+                if n.is_empty() || !check_chars(n, &PARAM) {
+                    return Err(err("bad URI parameter"));
+                }
+                if let Some(v) = v
+                    && (v.is_empty() || !check_chars(v, &PARAM))
+                {
+                    return Err(err("bad URI parameter value"));
+                }
+            }
+        }
+        if let Some(h) = headers {
+            for hv in h.split(|&c| c == b'&') {
+                let e = find_byte(hv, b'=').ok_or_else(|| err("bad URI header"))?;
+                let (n, v) = (&hv[..e], &hv[e + 1..]);
+                if n.is_empty() || !check_chars(n, &HNV) || !check_chars(v, &HNV) {
+                    return Err(err("bad URI header"));
+                }
+            }
+        }
+        Ok(l)
+    }
+
+    pub(crate) fn view<'a>(&self, base: &'a str) -> Uri<'a> {
+        Uri {
+            scheme: self.scheme.get(base),
+            user: self.user.get_opt(base),
+            password: self.password.get_opt(base),
+            host: self.host.get(base),
+            port: self.port,
+            params: self.params.get(base),
+            headers: self.headers.get_opt(base),
+            raw: self.raw.get(base),
+        }
+    }
 }
 
 fn err(detail: &'static str) -> ParseError {
@@ -59,8 +194,7 @@ static PARAM: [bool; 256] = class(PARAM_UNRESERVED);
 static HNV: [bool; 256] = class(HNV_UNRESERVED);
 
 /// Checks `s` against a character class plus well-formed `%HEX HEX` escapes.
-fn check_chars(s: &str, class: &[bool; 256]) -> bool {
-    let b = s.as_bytes();
+fn check_chars(b: &[u8], class: &[bool; 256]) -> bool {
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
@@ -86,118 +220,8 @@ const PARAM_UNRESERVED: &[u8] = b"[]/:&+$";
 const HNV_UNRESERVED: &[u8] = b"[]/?:+$";
 
 impl<'a> Uri<'a> {
-    pub(crate) fn empty() -> Uri<'static> {
-        Uri {
-            scheme: "",
-            user: None,
-            password: None,
-            host: "",
-            port: None,
-            params: "",
-            headers: None,
-            raw: "",
-        }
-    }
-
     pub fn parse(s: &'a str) -> Result<Uri<'a>, ParseError> {
-        let colon = memchr::memchr(b':', s.as_bytes()).ok_or_else(|| err("URI without scheme"))?;
-        let scheme = &s[..colon];
-        let sb = scheme.as_bytes();
-        if sb.is_empty()
-            || !sb[0].is_ascii_alphabetic()
-            || !sb
-                .iter()
-                .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
-        {
-            return Err(err("bad URI scheme"));
-        }
-        let rest = &s[colon + 1..];
-        if rest.is_empty() {
-            return Err(err("empty URI"));
-        }
-        if !(scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips")) {
-            // RFC 3986 leaves the rest to the scheme; only refuse what cannot sit in a header.
-            if rest
-                .bytes()
-                .any(|c| c <= b' ' || c == 0x7f || matches!(c, b'<' | b'>' | b'"'))
-            {
-                return Err(err("bad character in URI"));
-            }
-            return Ok(Uri {
-                scheme,
-                user: None,
-                password: None,
-                host: rest,
-                port: None,
-                params: "",
-                headers: None,
-                raw: s,
-            });
-        }
-        // userinfo cannot hold an unescaped '@', and nothing after it can either.
-        let (user, password, hp) = match memchr::memchr(b'@', rest.as_bytes()) {
-            Some(at) => {
-                let ui = &rest[..at];
-                let (u, p) = match memchr::memchr(b':', ui.as_bytes()) {
-                    Some(c) => (&ui[..c], Some(&ui[c + 1..])),
-                    None => (ui, None),
-                };
-                if u.is_empty() || !check_chars(u, &USER) {
-                    return Err(err("bad URI user part"));
-                }
-                if let Some(p) = p
-                    && !check_chars(p, &PASSWORD)
-                {
-                    return Err(err("bad URI password"));
-                }
-                (Some(u), p, &rest[at + 1..])
-            }
-            None => (None, None, rest),
-        };
-        let (host, port, i) =
-            parse_hostport(hp, 0, false).ok_or_else(|| err("bad URI host or port"))?;
-        let tail = &hp[i..];
-        let (params, headers) = match memchr::memchr(b'?', tail.as_bytes()) {
-            Some(q) => (&tail[..q], Some(&tail[q + 1..])),
-            None => (tail, None),
-        };
-        if !params.is_empty() {
-            if !params.starts_with(';') {
-                return Err(err("junk after URI host"));
-            }
-            for p in params[1..].split(';') {
-                let (n, v) = match p.find('=') {
-                    Some(e) => (&p[..e], Some(&p[e + 1..])),
-                    None => (p, None),
-                };
-                if n.is_empty() || !check_chars(n, &PARAM) {
-                    return Err(err("bad URI parameter"));
-                }
-                if let Some(v) = v
-                    && (v.is_empty() || !check_chars(v, &PARAM))
-                {
-                    return Err(err("bad URI parameter value"));
-                }
-            }
-        }
-        if let Some(h) = headers {
-            for hv in h.split('&') {
-                let (n, v) = hv.split_once('=').ok_or_else(|| err("bad URI header"))?;
-                if n.is_empty() || !check_chars(n, &HNV) || !check_chars(v, &HNV) {
-                    return Err(err("bad URI header"));
-                }
-            }
-        }
-        Ok(Uri {
-            scheme,
-            user,
-            password,
-            host,
-            port,
-            params,
-            headers,
-            raw: s,
-        })
+        UriLayout::parse_at(s, 0).map(|l| l.view(s))
     }
 
     /// URI parameters are case-insensitive by name (RFC 3261 §19.1.4). `Some(None)` = flag (`;lr`).
