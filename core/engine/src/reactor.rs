@@ -112,7 +112,7 @@ impl Reactor {
             tcp: Vec::new(),
         };
         for addr in udp {
-            let mut socket = UdpSocket::bind(*addr)
+            let mut socket = bind_udp(*addr)
                 .map_err(|e| io::Error::new(e.kind(), format!("SIP UDP {addr}: {e}")))?;
             let token = Token(UDP_BASE + self.udp.len());
             self.poll
@@ -421,6 +421,29 @@ impl Reactor {
             }
         }
     }
+}
+
+/// What we ask of the kernel for the SIP UDP socket. The default (~208 KiB) holds only a few
+/// milliseconds of traffic at thousands of calls per second, so any pause of the reactor would
+/// drop datagrams and turn into retransmissions and failed calls. Linux caps the request at
+/// `net.core.rmem_max`; the granted size is logged.
+const UDP_SOCKET_BUFFER: usize = 4 << 20;
+
+fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // Best effort: a smaller buffer still works, just with less slack.
+    let _ = socket.set_recv_buffer_size(UDP_SOCKET_BUFFER);
+    let _ = socket.set_send_buffer_size(UDP_SOCKET_BUFFER);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    info!(
+        %addr,
+        receive_buffer = socket.recv_buffer_size().unwrap_or(0),
+        send_buffer = socket.send_buffer_size().unwrap_or(0),
+        "SIP UDP socket bound"
+    );
+    Ok(UdpSocket::from_std(socket.into()))
 }
 
 /// The only place the signalling thread reads the clocks.

@@ -147,6 +147,9 @@ impl Counters {
 struct MediaThread {
     commands: mpsc::Sender<Command>,
     waker: mio::Waker,
+    /// True while a wake is on its way: the commands of one call setup (allocate, set_remote,
+    /// bridge) then cost one eventfd write instead of one each.
+    wake_pending: Arc<AtomicBool>,
     /// Endpoints living on this thread: slot key -> (generation, counters). The media thread
     /// uses the same keys for its own table, so handles resolve without a round trip. Locked on
     /// allocate, release and stats; never by the media thread.
@@ -201,10 +204,12 @@ impl MediaEngine {
             let poll = mio::Poll::new()?;
             let waker = mio::Waker::new(poll.registry(), reactor::WAKER)?;
             let (commands, receiver) = mpsc::channel();
+            let wake_pending = Arc::new(AtomicBool::new(false));
             let reactor = MediaReactor::new(
                 index as u16,
                 poll,
                 receiver,
+                wake_pending.clone(),
                 config.rtp_timeout,
                 notify.clone(),
             );
@@ -214,6 +219,7 @@ impl MediaEngine {
             threads.push(MediaThread {
                 commands,
                 waker,
+                wake_pending,
                 endpoints: Mutex::new(BTreeMap::new()),
             });
             joins.push(join);
@@ -403,8 +409,10 @@ impl MediaEngine {
         if media.commands.send(command).is_err() {
             return false;
         }
-        if let Err(e) = media.waker.wake() {
-            tracing::error!(error = %e, "cannot wake media thread");
+        if !media.wake_pending.swap(true, Ordering::SeqCst) {
+            if let Err(e) = media.waker.wake() {
+                tracing::error!(error = %e, "cannot wake media thread");
+            }
         }
         true
     }

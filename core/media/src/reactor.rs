@@ -6,6 +6,7 @@
 
 use std::io::ErrorKind;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
@@ -80,6 +81,8 @@ pub(crate) struct MediaReactor {
     thread: u16,
     poll: Poll,
     commands: mpsc::Receiver<Command>,
+    /// Set by senders that have woken us and not yet been drained; see `MediaEngine::send`.
+    wake_pending: Arc<AtomicBool>,
     slots: Vec<Option<Slot>>,
     buffer: Box<[u8; BUFFER_SIZE]>,
     rtp_timeout: Duration,
@@ -92,6 +95,7 @@ impl MediaReactor {
         thread: u16,
         poll: Poll,
         commands: mpsc::Receiver<Command>,
+        wake_pending: Arc<AtomicBool>,
         rtp_timeout: Duration,
         notify: Arc<dyn Fn(MediaEvent) + Send + Sync>,
     ) -> MediaReactor {
@@ -102,6 +106,7 @@ impl MediaReactor {
             thread,
             poll,
             commands,
+            wake_pending,
             slots: Vec::new(),
             buffer: Box::new([0; BUFFER_SIZE]),
             rtp_timeout,
@@ -143,6 +148,9 @@ impl MediaReactor {
 
     /// Applies queued commands; false on Shutdown (or when every handle is gone).
     fn drain_commands(&mut self) -> bool {
+        // Cleared before draining: a command queued after this point either is seen by the
+        // loop below or finds the flag clear and wakes us again.
+        self.wake_pending.store(false, Ordering::SeqCst);
         loop {
             match self.commands.try_recv() {
                 Ok(Command::Shutdown) | Err(mpsc::TryRecvError::Disconnected) => return false,

@@ -64,6 +64,8 @@
 //!   vanishes after 180 would leave the transaction in `Proceeding` for ever.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -228,7 +230,7 @@ enum TxRef {
 /// the exact entry, so the earliest deadline is always a live one.
 #[derive(Default)]
 struct TimerQueue {
-    armed: HashMap<(TxRef, Timer), Instant>,
+    armed: FastMap<(TxRef, Timer), Instant>,
     queue: BTreeSet<(Instant, TxRef, Timer)>,
 }
 
@@ -354,12 +356,17 @@ struct ServerTransaction {
 pub struct TransactionLayer {
     config: TimerConfig,
     next_id: u64,
-    clients: HashMap<ClientTxId, ClientTransaction>,
-    client_index: HashMap<ClientKey, ClientTxId>,
-    servers: HashMap<ServerTxId, ServerTransaction>,
-    server_index: HashMap<ServerKey, ServerTxId>,
+    // Transactions are boxed and hashed with foldhash: these maps hold every transaction of
+    // the last 32 s (Timer D / J), and a std SipHash map of inline 500-byte values stalled the
+    // reactor for tens of ms on each resize at 2,000 calls/s, long enough to overflow the
+    // socket's receive buffer. foldhash is seeded per process, so branches chosen by a peer
+    // cannot be aimed at one bucket.
+    clients: FastMap<ClientTxId, Box<ClientTransaction>>,
+    client_index: FastMap<ClientKey, ClientTxId>,
+    servers: FastMap<ServerTxId, Box<ServerTransaction>>,
+    server_index: FastMap<ServerKey, ServerTxId>,
     /// INVITE server transactions in Accepted, for [`TransactionLayer::match_ack`].
-    accepted: HashMap<AckKey, ServerTxId>,
+    accepted: FastMap<AckKey, ServerTxId>,
     timers: TimerQueue,
     transmits: VecDeque<Transmit>,
     events: VecDeque<TxEvent>,
@@ -370,11 +377,11 @@ impl TransactionLayer {
         TransactionLayer {
             config,
             next_id: 1,
-            clients: HashMap::new(),
-            client_index: HashMap::new(),
-            servers: HashMap::new(),
-            server_index: HashMap::new(),
-            accepted: HashMap::new(),
+            clients: FastMap::default(),
+            client_index: FastMap::default(),
+            servers: FastMap::default(),
+            server_index: FastMap::default(),
+            accepted: FastMap::default(),
             timers: TimerQueue::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -443,7 +450,7 @@ impl TransactionLayer {
         self.server_index.insert(key.clone(), id);
         self.servers.insert(
             id,
-            ServerTransaction {
+            Box::new(ServerTransaction {
                 invite,
                 state: if invite {
                     ServerState::Proceeding
@@ -458,7 +465,7 @@ impl TransactionLayer {
                 retransmit_interval: self.config.t1,
                 confirmed: false,
                 ack_key: None,
-            },
+            }),
         );
         self.events.push_back(TxEvent::Request {
             tx: Some(id),
@@ -669,7 +676,7 @@ impl TransactionLayer {
         self.client_index.insert(key.clone(), id);
         self.clients.insert(
             id,
-            ClientTransaction {
+            Box::new(ClientTransaction {
                 invite,
                 state: if invite {
                     ClientState::Calling
@@ -681,7 +688,7 @@ impl TransactionLayer {
                 key,
                 retransmit_interval: self.config.t1,
                 ack: None,
-            },
+            }),
         );
         id
     }

@@ -72,7 +72,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run { conf, data } => {
-            init_logging();
+            let _log_writer = init_logging();
             match switchyard_engine::run(switchyard_engine::RunOptions {
                 conf_dir: conf,
                 data_dir: data,
@@ -143,14 +143,22 @@ fn default_socket(data: &Path) -> PathBuf {
     data.join("console.sock")
 }
 
-fn init_logging() {
+/// Logs go to stderr (journald under systemd) through a writer thread, so a slow pipe never
+/// stalls the signalling reactor; under overload lines are dropped rather than calls. The
+/// returned guard flushes what is queued when `run` returns.
+fn init_logging() -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHYARD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .thread_name("log")
+        .finish(std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(ansi)
         .with_target(false)
         .init();
+    guard
 }
