@@ -1246,6 +1246,11 @@ impl Switch {
     // ----- ACK, CANCEL, in-dialog requests ------------------------------------------------
 
     fn on_ack(&mut self, _now: Now, msg: &Message) {
+        // The ACK for any 2xx we sent, the first answer or one to a relayed re-INVITE, ends
+        // that transaction's 2xx retransmissions (RFC 3261 §13.3.1.4).
+        if let Some(tx) = self.transactions.match_ack(msg) {
+            self.transactions.confirm_2xx(tx);
+        }
         let Some(tag) = msg.to().tag() else { return };
         let Some(&(key, side)) = self
             .dialogs
@@ -1256,9 +1261,8 @@ impl Switch {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        if side == Side::A && call.a.awaiting_ack {
+        if side == Side::A {
             call.a.awaiting_ack = false;
-            self.transactions.confirm_2xx(call.a.invite_tx);
         }
     }
 

@@ -594,3 +594,64 @@ fn nothing_is_left_behind_after_calls_end_every_way() {
     assert_eq!(h.cdrs().len(), 2);
     h.assert_nothing_left_after_bye_answers(&[ALICE, BOB_DESK, BOB_MOBILE]);
 }
+
+#[test]
+fn a_hold_reinvite_is_relayed_with_anchored_sdp_and_its_ack_stops_retransmissions() {
+    let mut h = Harness::new(40280, |_| {});
+    h.register(ALICE);
+    h.register(BOB_DESK);
+    let (call_id, sent) = h.call(ALICE, "1001");
+    let invite = requests_to(&sent, BOB_DESK, Method::Invite).pop().unwrap();
+    h.answer(BOB_DESK, &invite, 200, "desk");
+    let ok = h
+        .sent()
+        .into_iter()
+        .find(|(_, m)| m.status() == Some(200))
+        .unwrap()
+        .1;
+    let to = ok.header("To").unwrap().to_owned();
+    let in_dialog = |method: &str, cseq: u32, body: &str| {
+        // `send` turns every \n into \r\n: count the body as it will be sent.
+        format!(
+            "{method} sip:switchyard@127.0.0.1:5060 SIP/2.0\nVia: SIP/2.0/UDP {addr};branch=z9hG4bKre{method}{cseq}\n\
+             Max-Forwards: 70\nFrom: <sip:1000@switchyard.test>;tag=a1000\nTo: {to}\nCall-ID: {call_id}\n\
+             CSeq: {cseq} {method}\nContact: <sip:1000@{addr}>\nContent-Type: application/sdp\nContent-Length: {len}\n\n{body}",
+            addr = ALICE.addr,
+            len = body.replace('\n', "\r\n").len(),
+        )
+    };
+    h.send(ALICE, in_dialog("ACK", 2, ""));
+    h.sent();
+    let hold = "v=0\no=- 1 2 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio 30000 RTP/AVP 0\na=sendonly\n";
+    h.send(ALICE, in_dialog("INVITE", 3, hold));
+    let sent = h.sent();
+    assert_eq!(statuses_to(&sent, ALICE), vec![100]);
+    let reinvite = requests_to(&sent, BOB_DESK, Method::Invite)
+        .pop()
+        .expect("the re-INVITE reaches the callee");
+    let offer = String::from_utf8_lossy(reinvite.body()).into_owned();
+    assert!(offer.contains("a=sendonly"), "{offer}");
+    assert!(
+        !offer.contains("30000"),
+        "the caller's port stays hidden: {offer}"
+    );
+    assert_eq!(reinvite.to().tag(), Some("desk"));
+    h.answer(BOB_DESK, &reinvite, 200, "desk");
+    let sent = h.sent();
+    assert_eq!(
+        requests_to(&sent, BOB_DESK, Method::Ack).len(),
+        1,
+        "the callee's 200 is ACKed"
+    );
+    assert_eq!(
+        statuses_to(&sent, ALICE),
+        vec![200],
+        "the caller gets the answer"
+    );
+    h.send(ALICE, in_dialog("ACK", 3, ""));
+    h.advance(Duration::from_secs(2));
+    assert!(
+        statuses_to(&h.sent(), ALICE).is_empty(),
+        "no 200 retransmission after the ACK"
+    );
+}
