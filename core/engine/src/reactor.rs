@@ -26,6 +26,10 @@ const SIGNALS: Token = Token(1);
 const UDP_BASE: usize = 16;
 const TCP_LISTENER_BASE: usize = 256;
 const CONNECTION_BASE: usize = 1024;
+/// How long a TCP connection may hold an unfinished message: 64·T1, as long as a transaction
+/// would wait for the rest of it.
+const PARTIAL_MESSAGE_TIMEOUT: Duration = Duration::from_secs(32);
+const CONNECTION_SWEEP: Duration = Duration::from_secs(1);
 
 /// What other threads hand the reactor.
 pub enum Input {
@@ -154,10 +158,12 @@ impl Reactor {
     pub fn run(&mut self, switch: &mut Switch) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         let mut datagram = vec![0u8; 65_535];
+        let mut next_sweep = now().mono + CONNECTION_SWEEP;
         loop {
-            let timeout = switch
+            let deadline = switch
                 .poll_timeout()
-                .map(|when| when.saturating_duration_since(now().mono));
+                .map_or(next_sweep, |when| when.min(next_sweep));
+            let timeout = Some(deadline.saturating_duration_since(now().mono));
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -184,7 +190,12 @@ impl Reactor {
                     }
                 }
             }
-            switch.handle_timeout(now());
+            let at = now();
+            switch.handle_timeout(at);
+            if at.mono >= next_sweep {
+                self.close_stalled_connections(at.mono);
+                next_sweep = at.mono + CONNECTION_SWEEP;
+            }
             self.flush(switch);
             if switch.is_stopped() {
                 info!("signalling reactor stopped");
@@ -243,6 +254,24 @@ impl Reactor {
         }
     }
 
+    fn close_stalled_connections(&mut self, now: Instant) {
+        let stalled: Vec<usize> = self
+            .connections
+            .iter()
+            .filter(|(_, c)| {
+                c.partial_for(now)
+                    .is_some_and(|d| d >= PARTIAL_MESSAGE_TIMEOUT)
+            })
+            .map(|(key, _)| key)
+            .collect();
+        for key in stalled {
+            if let Some(c) = self.connections.get(key) {
+                info!(remote = %c.remote, "closing a TCP connection whose message never completed");
+            }
+            self.close(key);
+        }
+    }
+
     fn accept(&mut self, index: usize) {
         loop {
             match self.tcp_listeners[index].accept() {
@@ -289,8 +318,8 @@ impl Reactor {
             transport: TransportKind::Tcp,
             addr: connection.remote,
         };
-        let outcome = connection.read_messages();
         let now = now();
+        let outcome = connection.read_messages(now.mono);
         let (messages, close) = match outcome {
             ReadOutcome::Messages(messages) => (messages, false),
             ReadOutcome::Closed { messages } => (messages, true),

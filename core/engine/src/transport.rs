@@ -3,6 +3,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use switchyard_sip::transaction::{Peer, TransportKind};
@@ -41,6 +42,8 @@ pub struct TcpConnection {
     output: Vec<u8>,
     /// False while a connect we started is still in progress.
     pub connected: bool,
+    /// When the unfinished message in `input` began, if there is one.
+    partial_since: Option<Instant>,
 }
 
 /// What reading a connection produced.
@@ -66,10 +69,19 @@ impl TcpConnection {
             input: Vec::new(),
             output: Vec::new(),
             connected,
+            partial_since: None,
         }
     }
 
-    pub fn read_messages(&mut self) -> ReadOutcome {
+    /// RFC 4475 §3.1.2.2: on a stream, a message shorter than its Content-Length waits for
+    /// more bytes, but not forever; the reactor closes connections whose message has been
+    /// unfinished for too long (a lost peer, or a slowloris).
+    pub fn partial_for(&self, now: Instant) -> Option<Duration> {
+        self.partial_since
+            .map(|since| now.saturating_duration_since(since))
+    }
+
+    pub fn read_messages(&mut self, now: Instant) -> ReadOutcome {
         let mut chunk = [0u8; 16 * 1024];
         let mut closed = false;
         loop {
@@ -111,6 +123,12 @@ impl TcpConnection {
                 }
             }
         }
+        // Whitespace between messages (CRLF keep-alives) is not an unfinished message.
+        if self.input.iter().all(u8::is_ascii_whitespace) {
+            self.partial_since = None;
+        } else if self.partial_since.is_none() || !messages.is_empty() {
+            self.partial_since = Some(now);
+        }
         if closed {
             ReadOutcome::Closed { messages }
         } else {
@@ -146,6 +164,58 @@ impl TcpConnection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Reads until the connection has taken in everything written so far.
+    fn read_all(
+        connection: &mut TcpConnection,
+        now: Instant,
+        expected_total: usize,
+        seen: &mut usize,
+    ) -> Vec<Message> {
+        let mut messages = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            match connection.read_messages(now) {
+                ReadOutcome::Messages(batch) => messages.extend(batch),
+                _ => panic!("connection closed or unframeable"),
+            }
+            *seen =
+                connection.input.len() + messages.iter().map(|m| m.as_bytes().len()).sum::<usize>();
+            if *seen >= expected_total || std::time::Instant::now() > deadline {
+                return messages;
+            }
+        }
+    }
+
+    #[test]
+    #[allow(clippy::disallowed_methods)] // the test's own clock origin and deadline
+    fn an_unfinished_stream_message_is_timed_from_its_first_bytes() {
+        use std::io::Write as _;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, remote) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        let mut connection = TcpConnection::new(TcpStream::from_std(server), remote, true);
+        let message = "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nMax-Forwards: 70\r\n\
+                       From: <sip:c@d>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\
+                       Content-Length: 0\r\n\r\n";
+        let t0 = Instant::now();
+        let (head, tail) = message.split_at(40);
+        client.write_all(head.as_bytes()).unwrap();
+        let mut seen = 0;
+        assert!(read_all(&mut connection, t0, head.len(), &mut seen).is_empty());
+        let later = t0 + Duration::from_secs(5);
+        assert_eq!(connection.partial_for(later), Some(Duration::from_secs(5)));
+        client.write_all(tail.as_bytes()).unwrap();
+        client.write_all(b"\r\n\r\n").unwrap();
+        let messages = read_all(&mut connection, later, message.len() + 4, &mut seen);
+        assert_eq!(messages.len(), 1);
+        assert_eq!(
+            connection.partial_for(later + Duration::from_secs(60)),
+            None,
+            "keep-alive CRLFs are not a message"
+        );
+    }
 
     #[test]
     fn peers_round_trip_through_their_stored_form() {
