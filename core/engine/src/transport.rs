@@ -166,6 +166,7 @@ mod tests {
     use super::*;
 
     /// Reads until the connection has taken in everything written so far.
+    #[allow(clippy::disallowed_methods)] // a real socket: the deadline is real time
     fn read_all(
         connection: &mut TcpConnection,
         now: Instant,

@@ -409,10 +409,10 @@ impl MediaEngine {
         if media.commands.send(command).is_err() {
             return false;
         }
-        if !media.wake_pending.swap(true, Ordering::SeqCst) {
-            if let Err(e) = media.waker.wake() {
-                tracing::error!(error = %e, "cannot wake media thread");
-            }
+        if !media.wake_pending.swap(true, Ordering::SeqCst)
+            && let Err(e) = media.waker.wake()
+        {
+            tracing::error!(error = %e, "cannot wake media thread");
         }
         true
     }
