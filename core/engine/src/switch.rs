@@ -165,6 +165,35 @@ impl Call {
         }
     }
 
+    /// Anchoring across the bridge: an SDP that leg `source` sent us points `source`'s
+    /// endpoint at the media address it names, and comes back rewritten onto the endpoint
+    /// facing `dest`, under `dest`'s origin, ready to send there. None when either leg has no
+    /// endpoint or no audio survives the rewrite.
+    fn reanchor(
+        &mut self,
+        media: &MediaEngine,
+        source: Side,
+        dest: Side,
+        sdp: &SessionDescription,
+    ) -> Option<Vec<u8>> {
+        let source_endpoint = self.media.endpoint(source)?.id;
+        let dest_address = self.media.endpoint(dest)?.local;
+        if let Some(remote) = sdp.audio_destination() {
+            media.set_remote(source_endpoint, remote);
+        }
+        let origin = match dest {
+            Side::A => &mut self.a.origin,
+            Side::B(_) => &mut self.b_origin,
+        };
+        let bytes = switchyard_sdp::anchor(sdp, dest_address, origin, None)
+            .ok()?
+            .to_bytes();
+        if dest == Side::A {
+            self.a.last_sdp = Some(bytes.clone());
+        }
+        Some(bytes)
+    }
+
     fn other(&self, side: Side) -> Option<Side> {
         match side {
             Side::A => self.winner.map(Side::B),
@@ -1087,15 +1116,11 @@ impl Switch {
             let mut body = None;
             if let (Ok(early), Media::Bridge { a, b }) =
                 (SessionDescription::parse(msg.body()), &call.media)
-                && let Some(remote) = early.audio_destination()
+                && early.audio_destination().is_some()
             {
-                self.media.set_remote(b.id, remote);
-                self.media.bridge(a.id, b.id);
-                if let Ok(anchored) =
-                    switchyard_sdp::anchor(&early, a.local, &mut call.a.origin, None)
-                {
-                    body = Some(anchored.to_bytes());
-                }
+                let (a, b) = (a.id, b.id);
+                body = call.reanchor(&self.media, Side::B(fork), Side::A, &early);
+                self.media.bridge(a, b);
             }
             let tx = call.a.invite_tx;
             let tag = call.a.dialog.local_tag.clone();
@@ -1150,20 +1175,13 @@ impl Switch {
             }
             call.winner = Some(fork);
             call.b_final = Some(status);
-            let answer = SessionDescription::parse(msg.body());
             let Media::Bridge { a, b } = &call.media else {
                 return;
             };
-            let (a, b) = (a.clone(), b.clone());
-            let a_sdp = match answer {
-                Ok(answer) => {
-                    if let Some(remote) = answer.audio_destination() {
-                        self.media.set_remote(b.id, remote);
-                    }
-                    switchyard_sdp::anchor(&answer, a.local, &mut call.a.origin, None).ok()
-                }
-                Err(_) => None,
-            };
+            let (a, b) = (a.id, b.id);
+            let a_sdp = SessionDescription::parse(msg.body())
+                .ok()
+                .and_then(|answer| call.reanchor(&self.media, Side::B(fork), Side::A, &answer));
             let Some(a_sdp) = a_sdp else {
                 warn!(
                     uuid = call.uuid,
@@ -1175,9 +1193,9 @@ impl Switch {
                 }
                 return self.fail_unanswered(now, key, 488, "INCOMPATIBLE_DESTINATION");
             };
-            self.media.bridge(a.id, b.id);
+            self.media.bridge(a, b);
             self.cancel_other_forks(now, key, fork);
-            self.answer_a(now, key, a_sdp.to_bytes());
+            self.answer_a(now, key, a_sdp);
             return;
         }
 
@@ -1360,27 +1378,18 @@ impl Switch {
                 let Ok(offer) = SessionDescription::parse(msg.body()) else {
                     return self.respond(now, tx, 400, &[], None, None);
                 };
-                let (Some(from_ep), Some(to_ep)) = (
-                    call.media.endpoint(from).cloned(),
-                    call.media.endpoint(to).cloned(),
-                ) else {
-                    return self.respond(now, tx, 488, &[], None, None);
-                };
-                if let Some(remote) = offer.audio_destination() {
-                    self.media.set_remote(from_ep.id, remote);
-                }
+                // Hold or unhold: a held leg may send nothing, so neither side's RTP
+                // silence means the call is dead.
                 let held = offer.audio_direction() != Direction::SendRecv
                     || offer.audio_destination().is_none();
-                self.media.set_hold(from_ep.id, held);
-                self.media.set_hold(to_ep.id, held);
-                let origin = if to == Side::A {
-                    &mut call.a.origin
-                } else {
-                    &mut call.b_origin
-                };
-                match switchyard_sdp::anchor(&offer, to_ep.local, origin, None) {
-                    Ok(anchored) => body = Some((SDP.to_owned(), anchored.to_bytes())),
-                    Err(_) => return self.respond(now, tx, 488, &[], None, None),
+                for side in [from, to] {
+                    if let Some(endpoint) = call.media.endpoint(side) {
+                        self.media.set_hold(endpoint.id, held);
+                    }
+                }
+                match call.reanchor(&self.media, from, to, &offer) {
+                    Some(anchored) => body = Some((SDP.to_owned(), anchored)),
+                    None => return self.respond(now, tx, 488, &[], None, None),
                 }
             } else {
                 body = Some((content_type, msg.body().to_vec()));
@@ -1483,29 +1492,12 @@ impl Switch {
                 .unwrap_or("application/octet-stream")
                 .to_owned();
             if ct.to_ascii_lowercase().starts_with(SDP) {
-                if let (Ok(answer), Some(to_ep), Some(from_ep)) = (
-                    SessionDescription::parse(msg.body()),
-                    call.media.endpoint(to).cloned(),
-                    call.media.endpoint(from).cloned(),
-                ) {
-                    if let Some(remote) = answer.audio_destination() {
-                        self.media.set_remote(to_ep.id, remote);
-                    }
-                    let origin = if from == Side::A {
-                        &mut call.a.origin
-                    } else {
-                        &mut call.b_origin
-                    };
-                    if let Ok(anchored) =
-                        switchyard_sdp::anchor(&answer, from_ep.local, origin, None)
-                    {
-                        let bytes = anchored.to_bytes();
-                        if from == Side::A {
-                            call.a.last_sdp = Some(bytes.clone());
-                        }
-                        body = Some(bytes);
-                        content_type = Some(SDP.to_owned());
-                    }
+                if let Some(anchored) = SessionDescription::parse(msg.body())
+                    .ok()
+                    .and_then(|answer| call.reanchor(&self.media, to, from, &answer))
+                {
+                    body = Some(anchored);
+                    content_type = Some(SDP.to_owned());
                 }
             } else {
                 body = Some(msg.body().to_vec());
