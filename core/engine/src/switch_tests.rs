@@ -155,20 +155,10 @@ impl Harness {
         self.cseq
     }
 
-    fn register(&mut self, phone: Phone) {
-        let call_id = format!("reg-{}@{}", phone.user, phone.addr);
-        let request = |cseq: u32, auth: &str| {
-            format!(
-                "REGISTER sip:switchyard.test SIP/2.0\nVia: SIP/2.0/UDP {addr};branch=z9hG4bKreg{cseq}{port};rport\n\
-                 Max-Forwards: 70\nFrom: <sip:{user}@switchyard.test>;tag=r{user}\nTo: <sip:{user}@switchyard.test>\n\
-                 Call-ID: {call_id}\nCSeq: {cseq} REGISTER\nContact: <sip:{user}@{addr}>\nExpires: 600\n{auth}Content-Length: 0\n\n",
-                addr = phone.addr,
-                user = phone.user,
-                port = phone.peer().addr.port(),
-            )
-        };
+    /// Registers `phone` through the 401 round; returns the Authorization value it used.
+    fn register(&mut self, phone: Phone) -> String {
         let cseq = self.next_cseq();
-        self.send(phone, request(cseq, ""));
+        self.send(phone, register_request(phone, cseq, ""));
         let challenge = self.responses_to(phone).pop().expect("a challenge");
         assert_eq!(challenge.status(), Some(401));
         let authorization = authorization_for(
@@ -181,16 +171,20 @@ impl Harness {
             1,
         )
         .unwrap();
+        let ok = self.register_with(phone, &authorization);
+        assert_eq!(ok.status(), Some(200), "{ok:?}");
+        authorization
+    }
+
+    fn register_with(&mut self, phone: Phone, authorization: &str) -> Message {
         let cseq = self.next_cseq();
         self.send(
             phone,
-            request(cseq, &format!("Authorization: {authorization}\n")),
+            register_request(phone, cseq, &format!("Authorization: {authorization}\n")),
         );
-        let ok = self
-            .responses_to(phone)
+        self.responses_to(phone)
             .pop()
-            .expect("an answer to the authenticated REGISTER");
-        assert_eq!(ok.status(), Some(200), "{ok:?}");
+            .expect("an answer to the authenticated REGISTER")
     }
 
     /// Sends an authenticated INVITE from `phone` to `destination`; returns the Call-ID and
@@ -313,6 +307,17 @@ impl Drop for Harness {
         }
         self.media.clone().shutdown();
     }
+}
+
+fn register_request(phone: Phone, cseq: u32, auth: &str) -> String {
+    format!(
+        "REGISTER sip:switchyard.test SIP/2.0\nVia: SIP/2.0/UDP {addr};branch=z9hG4bKreg{cseq}{port};rport\n\
+         Max-Forwards: 70\nFrom: <sip:{user}@switchyard.test>;tag=r{user}\nTo: <sip:{user}@switchyard.test>\n\
+         Call-ID: reg-{user}@{addr}\nCSeq: {cseq} REGISTER\nContact: <sip:{user}@{addr}>\nExpires: 600\n{auth}Content-Length: 0\n\n",
+        addr = phone.addr,
+        user = phone.user,
+        port = phone.peer().addr.port(),
+    )
 }
 
 fn requests_to(sent: &[(SocketAddr, Message)], phone: Phone, method: Method) -> Vec<Message> {
@@ -654,4 +659,38 @@ fn a_hold_reinvite_is_relayed_with_anchored_sdp_and_its_ack_stops_retransmission
         statuses_to(&h.sent(), ALICE).is_empty(),
         "no 200 retransmission after the ACK"
     );
+}
+
+#[test]
+fn an_expired_nonce_is_stale_and_an_expired_binding_is_unreachable() {
+    let mut h = Harness::new(40320, |config| config.auth.nonce_ttl_secs = 30);
+    h.register(ALICE);
+    let old_authorization = h.register(BOB_DESK);
+    h.advance(Duration::from_secs(31));
+    let stale = h.register_with(BOB_DESK, &old_authorization);
+    assert_eq!(
+        stale.status(),
+        Some(401),
+        "the right password with an old nonce is challenged again"
+    );
+    assert!(
+        stale
+            .headers("WWW-Authenticate")
+            .all(|c| c.contains("stale=true")),
+        "RFC 2617 §3.2.1: stale=true tells the phone it need not ask the user: {stale:?}"
+    );
+    let status = h.switch.execute(h.now, "status").unwrap();
+    assert!(
+        status.contains("auth: 0 failures"),
+        "a stale nonce is no failure: {status}"
+    );
+    h.register(BOB_DESK);
+    // The REGISTERs asked for 600 s; past that the phone is gone.
+    h.advance(Duration::from_secs(601));
+    let listing = h.switch.execute(h.now, "show registrations").unwrap();
+    assert!(listing.starts_with("0 registrations"), "{listing}");
+    h.register(ALICE);
+    let (_, sent) = h.call(ALICE, "1001");
+    assert_eq!(statuses_to(&sent, ALICE), vec![100, 480]);
+    assert_eq!(h.cdrs()[0].hangup_cause, "USER_NOT_REGISTERED");
 }
