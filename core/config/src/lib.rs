@@ -412,6 +412,16 @@ fn validate_main(path: &Path, text: &str, m: &MainFile) -> Result<(), Error> {
                     format!("[sip] {key} listener {a} is listed twice"),
                 ));
             }
+            // Our Via and Contact carry the listener's address; 0.0.0.0 there would send
+            // every ACK and BYE nowhere.
+            if a.ip().is_unspecified() {
+                return Err(invalid(
+                    key,
+                    format!(
+                        "[sip] {key} listener {a}: name the address phones reach (e.g. the server's LAN address), not a wildcard"
+                    ),
+                ));
+            }
         }
     }
     if sip.domain.trim().is_empty() {

@@ -27,6 +27,9 @@ pub struct Dialog {
     pub peer: Peer,
     /// The address our Via and Contact carry on this leg.
     pub local_addr: SocketAddr,
+    /// Our latest ACK for a 2xx on this leg (CSeq number, bytes): a retransmitted 2xx means
+    /// it was lost and gets it again (RFC 3261 §13.2.2.4).
+    pub last_ack: Option<(u32, Bytes)>,
 }
 
 impl Dialog {
@@ -72,6 +75,31 @@ impl Dialog {
         match body {
             Some((content_type, bytes)) => builder.finish(Some(content_type), bytes),
             None => builder.finish(None, &[]),
+        }
+    }
+
+    /// ACKs the 2xx to our INVITE with CSeq `cseq` and remembers the ACK for retransmissions.
+    pub fn acknowledge(&mut self, cseq: u32, branch: &str, user_agent: &str) -> Bytes {
+        let ack = self.request(Method::Ack, Some(cseq), branch, user_agent, None);
+        self.last_ack = Some((cseq, ack.clone()));
+        ack
+    }
+
+    /// The ACK to send again for a retransmitted 2xx with this CSeq, if we sent one.
+    pub fn ack_for(&self, cseq: u32) -> Option<Bytes> {
+        self.last_ack
+            .as_ref()
+            .filter(|(sent, _)| *sent == cseq)
+            .map(|(_, ack)| ack.clone())
+    }
+
+    /// A target refresh (RFC 3261 §12.2): a re-INVITE or UPDATE, or its 2xx, may move the far
+    /// side's Contact.
+    pub fn refresh_target(&mut self, message: &Message) {
+        if let Ok(contacts) = message.contacts()
+            && let Some(switchyard_sip::Contact::Address(address)) = contacts.first()
+        {
+            self.remote_target = address.uri.raw.to_owned();
         }
     }
 
@@ -161,6 +189,7 @@ mod tests {
                 addr: "192.0.2.5:5062".parse().unwrap(),
             },
             local_addr: "127.0.0.1:5060".parse().unwrap(),
+            last_ack: None,
         };
         let bye =
             Message::parse_datagram(dialog.request(Method::Bye, None, "z9hG4bKx", "test", None))

@@ -30,6 +30,12 @@ const CONNECTION_BASE: usize = 1024;
 /// would wait for the rest of it.
 const PARTIAL_MESSAGE_TIMEOUT: Duration = Duration::from_secs(32);
 const CONNECTION_SWEEP: Duration = Duration::from_secs(1);
+const MAX_CONNECTIONS: usize = 8192;
+/// Datagrams read from one UDP socket before the reactor looks at its other work (timers, TCP,
+/// media events); the rest waits for the next turn of the loop, which does not sleep.
+const UDP_BURST: usize = 256;
+/// How long a stopped switch lingers for the answers to its last BYEs.
+const STOP_LINGER: Duration = Duration::from_secs(4);
 
 /// What other threads hand the reactor.
 pub enum Input {
@@ -159,22 +165,39 @@ impl Reactor {
         let mut events = Events::with_capacity(1024);
         let mut datagram = vec![0u8; 65_535];
         let mut next_sweep = now().mono + CONNECTION_SWEEP;
+        // UDP sockets left with datagrams after a burst; they are read again without waiting.
+        let mut udp_backlog: Vec<usize> = Vec::new();
+        let mut stopped_at: Option<Instant> = None;
         loop {
             let deadline = switch
                 .poll_timeout()
                 .map_or(next_sweep, |when| when.min(next_sweep));
-            let timeout = Some(deadline.saturating_duration_since(now().mono));
+            let timeout = if udp_backlog.is_empty() {
+                Some(deadline.saturating_duration_since(now().mono))
+            } else {
+                Some(Duration::ZERO)
+            };
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
+            }
+            for index in std::mem::take(&mut udp_backlog) {
+                if self.read_udp(switch, index, &mut datagram) {
+                    udp_backlog.push(index);
+                }
             }
             for event in events.iter() {
                 match event.token() {
                     WAKER => self.drain_inbox(switch),
                     SIGNALS => self.on_signal(switch),
                     Token(t) if (UDP_BASE..TCP_LISTENER_BASE).contains(&t) => {
-                        self.read_udp(switch, t - UDP_BASE, &mut datagram)
+                        let index = t - UDP_BASE;
+                        if self.read_udp(switch, index, &mut datagram)
+                            && !udp_backlog.contains(&index)
+                        {
+                            udp_backlog.push(index);
+                        }
                     }
                     Token(t) if (TCP_LISTENER_BASE..CONNECTION_BASE).contains(&t) => {
                         self.accept(t - TCP_LISTENER_BASE)
@@ -198,8 +221,13 @@ impl Reactor {
             }
             self.flush(switch);
             if switch.is_stopped() {
-                info!("signalling reactor stopped");
-                return Ok(());
+                // Linger briefly so the last BYEs are retransmitted if lost and their answers
+                // absorbed, then leave.
+                let since = *stopped_at.get_or_insert(at.mono);
+                if !switch.awaiting_answers() || at.mono >= since + STOP_LINGER {
+                    info!("signalling reactor stopped");
+                    return Ok(());
+                }
             }
         }
     }
@@ -225,11 +253,13 @@ impl Reactor {
         switch.begin_shutdown(now());
     }
 
-    fn read_udp(&mut self, switch: &mut Switch, index: usize, buf: &mut [u8]) {
-        loop {
+    /// Reads up to [`UDP_BURST`] datagrams; true if the socket may hold more (mio is
+    /// edge-triggered: no new event will say so).
+    fn read_udp(&mut self, switch: &mut Switch, index: usize, buf: &mut [u8]) -> bool {
+        for _ in 0..UDP_BURST {
             let (len, from) = match self.udp[index].recv_from(buf) {
                 Ok(received) => received,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(e) => {
                     // ICMP errors surface here on Linux; they say nothing about our other peers.
                     debug!(error = %e, "UDP receive error");
@@ -252,6 +282,7 @@ impl Reactor {
             }
             self.flush(switch);
         }
+        true
     }
 
     fn close_stalled_connections(&mut self, now: Instant) {
@@ -276,6 +307,12 @@ impl Reactor {
         loop {
             match self.tcp_listeners[index].accept() {
                 Ok((stream, remote)) => {
+                    if self.connections.len() >= MAX_CONNECTIONS {
+                        // Dropping the stream closes it: file descriptors are also what RTP
+                        // ports are made of, so a flood of idle connections must not take them.
+                        warn!(%remote, limit = MAX_CONNECTIONS, "TCP connection refused: limit reached");
+                        continue;
+                    }
                     if let Err(e) = self.add_connection(stream, remote, true) {
                         warn!(error = %e, %remote, "cannot register a TCP connection");
                     }
@@ -431,7 +468,10 @@ impl Reactor {
                 let Some(connection) = self.connections.get_mut(key) else {
                     return;
                 };
-                connection.queue(&bytes);
+                if !connection.queue(&bytes) {
+                    warn!(to = %peer.addr, "TCP peer is not reading: closing the connection");
+                    return self.close(key);
+                }
                 if connection.connected && connection.flush().is_err() {
                     return self.close(key);
                 }

@@ -108,6 +108,9 @@ enum ForkState {
     Calling,
     Proceeding,
     Answered,
+    /// Our CANCEL is out; the 487 (or a racing 2xx) is still to come.
+    Cancelled,
+    /// A final non-2xx came, or the fork was given up.
     Failed,
 }
 
@@ -117,9 +120,14 @@ struct BLeg {
     state: ForkState,
     /// RFC 3261 §9.1: a CANCEL waits for a provisional response.
     cancel_pending: bool,
-    /// Our ACK for its 2xx, re-sent when the 2xx is retransmitted.
-    ack: Option<Bytes>,
     final_status: Option<u16>,
+}
+
+impl BLeg {
+    /// No answer can come from this fork any more (it failed, or we cancelled it).
+    fn is_over(&self) -> bool {
+        matches!(self.state, ForkState::Failed | ForkState::Cancelled)
+    }
 }
 
 enum Media {
@@ -153,8 +161,9 @@ struct Call {
     /// The final status the callee side gave us, for the CDR.
     b_final: Option<u16>,
     a_final: Option<u16>,
-    /// A relayed in-dialog request waiting for the other side (one at a time, RFC 3261 §14.1).
-    pending_relay: Option<(Side, ServerTxId)>,
+    /// A relayed re-INVITE or UPDATE whose answer is still to come: one offer at a time
+    /// (RFC 3261 §14.1, RFC 3311 §5.2). Other in-dialog requests (INFO, MESSAGE...) relay freely.
+    pending_offer: Option<ServerTxId>,
 }
 
 impl Call {
@@ -213,9 +222,18 @@ enum ClientRole {
         call: CallKey,
         fork: usize,
     },
+    /// The INVITE of a fork whose call has ended before the fork did: it still owes a CANCEL
+    /// once the callee sends a provisional response (RFC 3261 §9.1), and an ACK and BYE if it
+    /// answers anyway. `flow` is where the fork's requests go.
+    AbandonedInvite {
+        flow: Peer,
+        cancelled: bool,
+    },
+    /// An in-dialog request from `from`, relayed to `to`; `server` is `from`'s transaction.
     Relay {
         call: CallKey,
         server: ServerTxId,
+        from: Side,
         to: Side,
     },
     /// BYE and CANCEL we send: the answer changes nothing.
@@ -262,6 +280,9 @@ pub struct Switch {
     server_roles: HashMap<ServerTxId, ServerRole>,
     server_peers: HashMap<ServerTxId, Peer>,
     client_roles: HashMap<ClientTxId, ClientRole>,
+    /// BYEs to callers who have not yet ACKed our 2xx, by that INVITE's transaction: they leave
+    /// on the ACK or when it times out, never before the 2xx (RFC 3261 §15).
+    deferred_byes: HashMap<ServerTxId, (Peer, Message)>,
     endpoint_calls: HashMap<EndpointId, CallKey>,
     timers: BinaryHeap<Reverse<(Instant, Timer)>>,
     lifecycle: Lifecycle,
@@ -346,6 +367,7 @@ impl Switch {
             server_roles: HashMap::new(),
             server_peers: HashMap::new(),
             client_roles: HashMap::new(),
+            deferred_byes: HashMap::new(),
             endpoint_calls: HashMap::new(),
             timers: BinaryHeap::new(),
             lifecycle: Lifecycle::Running,
@@ -362,7 +384,13 @@ impl Switch {
 
     /// A message the reactor parsed from `peer` (rport applied: `peer` is the real source).
     pub fn handle_message(&mut self, now: Now, message: Message, peer: Peer) {
-        if self.guard.is_blocked(now.mono, peer.addr.ip()) {
+        // A blocked source may not try passwords (REGISTER, new INVITE), but its calls in
+        // progress go on: one mistyped password behind an office NAT must not cut the
+        // signalling of every other phone behind it.
+        let tries_credentials = message.is_request()
+            && matches!(message.method(), Some(Method::Register | Method::Invite))
+            && message.to().tag().is_none();
+        if tries_credentials && self.guard.is_blocked(now.mono, peer.addr.ip()) {
             return;
         }
         self.transactions.handle_receive(now.mono, message, peer);
@@ -614,19 +642,24 @@ impl Switch {
             ("Authorization", "WWW-Authenticate", 401)
         };
         let method = msg.method().map(Method::as_str).unwrap_or("");
+        let request_uri = msg.request_uri().unwrap_or("");
         let mut outcome = AuthOutcome::UnsupportedScheme;
         // A phone may send credentials for several realms: ours is the one that counts.
         for value in msg.headers(request_header) {
             let directory = &self.directory;
-            outcome = self
-                .challenger
-                .verify(now.unix_secs() as u64, method, value, |user| {
+            outcome = self.challenger.verify(
+                now.unix_secs() as u64,
+                method,
+                request_uri,
+                value,
+                |user| {
                     directory
                         .users
                         .get(user)
                         .filter(|u| u.enabled)
                         .map(|u| u.password.clone())
-                });
+                },
+            );
             if !matches!(outcome, AuthOutcome::UnsupportedScheme) {
                 break;
             }
@@ -789,6 +822,7 @@ impl Switch {
             local_cseq: 0,
             peer,
             local_addr: self.settings.local.for_transport(peer.transport),
+            last_ack: None,
         };
         let call_uuid = new_uuid();
         self.counters.calls_total += 1;
@@ -879,7 +913,7 @@ impl Switch {
             b_origin: OriginState::new(rand::random::<u32>() as u64),
             b_final: None,
             a_final: None,
-            pending_relay: None,
+            pending_offer: None,
         };
 
         match decision {
@@ -985,6 +1019,7 @@ impl Switch {
             local_cseq: 1,
             peer: flow,
             local_addr,
+            last_ack: None,
         };
         let branch = new_branch();
         let mut builder = MessageBuilder::request(&Method::Invite, contact);
@@ -1019,7 +1054,6 @@ impl Switch {
             invite_tx,
             state: ForkState::Calling,
             cancel_pending: false,
-            ack: None,
             final_status: None,
         });
         self.client_roles
@@ -1060,18 +1094,38 @@ impl Switch {
                 if status >= 200 {
                     self.client_roles.remove(&tx);
                 }
-                if self.calls.contains_key(&key) {
-                    self.on_fork_response(now, key, fork, &msg, status);
-                } else if (200..300).contains(&status) {
-                    self.ack_and_bye_stray(now, tx, &msg);
-                }
+                self.on_fork_response(now, key, fork, &msg, status);
             }
-            Some(ClientRole::Relay { call, server, to }) => {
-                let (key, server, to) = (*call, *server, *to);
+            Some(&ClientRole::AbandonedInvite { flow, cancelled }) => match status {
+                100..=199 if !cancelled => {
+                    self.send_cancel(now, tx, flow);
+                    self.client_roles.insert(
+                        tx,
+                        ClientRole::AbandonedInvite {
+                            flow,
+                            cancelled: true,
+                        },
+                    );
+                }
+                200..=299 => {
+                    self.client_roles.remove(&tx);
+                    self.ack_and_bye_stray(now, tx, &msg, flow);
+                }
+                300.. => {
+                    self.client_roles.remove(&tx);
+                }
+                _ => {}
+            },
+            Some(&ClientRole::Relay {
+                call,
+                server,
+                from,
+                to,
+            }) => {
                 if status >= 200 {
                     self.client_roles.remove(&tx);
                 }
-                self.on_relay_response(now, key, server, to, &msg, status);
+                self.on_relay_response(now, call, server, from, to, &msg, status);
             }
             Some(ClientRole::FireAndForget) => {
                 if status >= 200 {
@@ -1099,19 +1153,21 @@ impl Switch {
             return;
         };
         if status < 200 {
-            if status == 100 || call.state == CallState::Answered {
-                return;
-            }
+            // Any provisional, 100 Trying included, lets a waiting CANCEL go (RFC 3261 §9.1).
             let leg = &mut call.forks[fork];
             if leg.state == ForkState::Calling {
                 leg.state = ForkState::Proceeding;
             }
-            leg.dialog.update_from_response(msg);
             if leg.cancel_pending {
                 leg.cancel_pending = false;
                 self.cancel_fork(now, key, fork);
                 return;
             }
+            if status == 100 || call.state == CallState::Answered {
+                return;
+            }
+            let leg = &mut call.forks[fork];
+            leg.dialog.update_from_response(msg);
             // Ringing and early media reach the caller, with the SDP anchored on our relay.
             let mut body = None;
             if let (Ok(early), Media::Bridge { a, b }) =
@@ -1145,29 +1201,14 @@ impl Switch {
         }
 
         if (200..300).contains(&status) {
-            let already = call.forks[fork].ack.clone();
-            if let Some(ack) = already {
-                // A retransmitted 2xx: our ACK was lost.
-                self.transactions
-                    .send_stateless(call.forks[fork].dialog.peer, ack);
-                return;
-            }
             call.forks[fork].dialog.update_from_response(msg);
-            let ack = {
-                let leg = &mut call.forks[fork];
-                leg.state = ForkState::Answered;
-                leg.final_status = Some(status);
-                leg.dialog.request(
-                    Method::Ack,
-                    Some(msg.cseq().0),
-                    &new_branch(),
-                    &self.settings.user_agent,
-                    None,
-                )
-            };
-            call.forks[fork].ack = Some(ack.clone());
-            self.transactions
-                .send_stateless(call.forks[fork].dialog.peer, ack);
+            let leg = &mut call.forks[fork];
+            leg.state = ForkState::Answered;
+            leg.final_status = Some(status);
+            let ack =
+                leg.dialog
+                    .acknowledge(msg.cseq().0, &new_branch(), &self.settings.user_agent);
+            self.transactions.send_stateless(leg.dialog.peer, ack);
             if call.state == CallState::Answered || call.winner.is_some() {
                 // Another fork won the race (RFC 3261 §13.2.2.4): this one is hung up at once.
                 self.send_in_dialog(now, key, Side::B(fork), Method::Bye, None);
@@ -1203,9 +1244,7 @@ impl Switch {
         let leg = &mut call.forks[fork];
         leg.state = ForkState::Failed;
         leg.final_status = Some(status);
-        if call.state == CallState::Routing
-            && call.forks.iter().all(|f| f.state == ForkState::Failed)
-        {
+        if call.state == CallState::Routing && call.forks.iter().all(BLeg::is_over) {
             let best = best_failure(call.forks.iter().filter_map(|f| f.final_status));
             call.b_final = Some(best);
             // RFC 3261 §16.7: 6xx or the most telling 4xx goes back to the caller.
@@ -1228,19 +1267,20 @@ impl Switch {
                 let leg = &mut c.forks[fork];
                 leg.state = ForkState::Failed;
                 leg.final_status = Some(408);
-                if c.state == CallState::Routing
-                    && c.forks.iter().all(|f| f.state == ForkState::Failed)
-                {
+                if c.state == CallState::Routing && c.forks.iter().all(BLeg::is_over) {
                     c.b_final = Some(408);
                     self.fail_unanswered(now, call, 480, "RECOVERY_ON_TIMER_EXPIRE");
                 }
             }
             Some(ClientRole::Relay { call, server, .. }) => {
-                if let Some(c) = self.calls.get_mut(&call) {
-                    c.pending_relay = None;
+                if let Some(c) = self.calls.get_mut(&call)
+                    && c.pending_offer == Some(server)
+                {
+                    c.pending_offer = None;
                 }
                 self.respond(now, server, 408, &[], None, None);
             }
+            Some(ClientRole::AbandonedInvite { .. }) => {}
             _ => {}
         }
     }
@@ -1259,15 +1299,17 @@ impl Switch {
         }
         self.server_roles.remove(&tx);
         self.server_peers.remove(&tx);
+        self.release_deferred_bye(now, tx);
     }
 
     // ----- ACK, CANCEL, in-dialog requests ------------------------------------------------
 
-    fn on_ack(&mut self, _now: Now, msg: &Message) {
+    fn on_ack(&mut self, now: Now, msg: &Message) {
         // The ACK for any 2xx we sent, the first answer or one to a relayed re-INVITE, ends
         // that transaction's 2xx retransmissions (RFC 3261 §13.3.1.4).
         if let Some(tx) = self.transactions.match_ack(msg) {
             self.transactions.confirm_2xx(tx);
+            self.release_deferred_bye(now, tx);
         }
         let Some(tag) = msg.to().tag() else { return };
         let Some(&(key, side)) = self
@@ -1315,7 +1357,16 @@ impl Switch {
             Method::Bye => {
                 self.respond(now, tx, 200, &[], None, None);
                 let side_name = if side == Side::A { "caller" } else { "callee" };
-                let call = self.calls.get(&key).expect("looked up above");
+                let call = self.calls.get_mut(&key).expect("looked up above");
+                if let Side::B(fork) = side
+                    && call.state == CallState::Answered
+                    && call.winner != Some(fork)
+                {
+                    // A fork that lost the race (and got or will get our BYE) hanging up
+                    // itself: only that fork ends.
+                    call.forks[fork].state = ForkState::Failed;
+                    return;
+                }
                 if call.state == CallState::Answered || side == Side::A {
                     self.hang_up_from(now, key, side, "NORMAL_CLEARING", side_name);
                 } else if let Side::B(fork) = side {
@@ -1323,7 +1374,7 @@ impl Switch {
                     let c = self.calls.get_mut(&key).expect("looked up above");
                     c.forks[fork].state = ForkState::Failed;
                     c.forks[fork].final_status = Some(480);
-                    if c.forks.iter().all(|f| f.state == ForkState::Failed) {
+                    if c.forks.iter().all(BLeg::is_over) {
                         self.fail_unanswered(now, key, 480, "NORMAL_CLEARING");
                     }
                 }
@@ -1337,9 +1388,13 @@ impl Switch {
                 if call.state != CallState::Answered {
                     return self.respond(now, tx, 491, &[], None, None);
                 }
-                if call.pending_relay.is_some() {
-                    // RFC 3261 §14.2: one offer at a time.
+                let carries_offer = matches!(method, Method::Invite | Method::Update);
+                if carries_offer && call.pending_offer.is_some() {
+                    // RFC 3261 §14.2 glare: one offer at a time.
                     return self.respond(now, tx, 491, &[], None, None);
+                }
+                if carries_offer && let Some(dialog) = call.dialog_mut(side) {
+                    dialog.refresh_target(msg);
                 }
                 if method == Method::Invite {
                     self.respond(now, tx, 100, &[], None, None);
@@ -1414,6 +1469,7 @@ impl Switch {
             return self.respond(now, tx, 488, &[], None, None);
         }
         let user_agent = self.settings.user_agent.clone();
+        let carries_offer = matches!(method, Method::Invite | Method::Update);
         let Some(dialog) = call.dialog_mut(to) else {
             return;
         };
@@ -1428,23 +1484,28 @@ impl Switch {
         let Some(request) = parse_own(bytes) else {
             return;
         };
-        call.pending_relay = Some((from, tx));
+        if carries_offer {
+            call.pending_offer = Some(tx);
+        }
         let client = self.transactions.send_request(now.mono, request, peer);
         self.client_roles.insert(
             client,
             ClientRole::Relay {
                 call: key,
                 server: tx,
+                from,
                 to,
             },
         );
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn on_relay_response(
         &mut self,
         now: Now,
         key: CallKey,
         server: ServerTxId,
+        from: Side,
         to: Side,
         msg: &Message,
         status: u16,
@@ -1453,34 +1514,30 @@ impl Switch {
             return;
         }
         let Some(call) = self.calls.get_mut(&key) else {
-            return self.respond(now, server, status.max(200), &[], None, None);
-        };
-        let from = match call.pending_relay {
-            Some((from, pending)) if pending == server => from,
-            _ => {
-                if to == Side::A {
-                    call.winner.map(Side::B).unwrap_or(Side::B(0))
-                } else {
-                    Side::A
-                }
+            // The call ended while this was under way: a final answer still closes the
+            // requester's transaction; a provisional one has nowhere to go.
+            if status >= 200 {
+                self.respond(now, server, status, &[], None, None);
             }
+            return;
         };
-        if status >= 200 {
-            call.pending_relay = None;
+        if status >= 200 && call.pending_offer == Some(server) {
+            call.pending_offer = None;
         }
+        let refreshes_target = matches!(msg.cseq().1, Method::Invite | Method::Update);
         let is_invite = msg.cseq().1 == &Method::Invite;
+        if refreshes_target
+            && (200..300).contains(&status)
+            && let Some(dialog) = call.dialog_mut(to)
+        {
+            dialog.refresh_target(msg);
+        }
         if is_invite && (200..300).contains(&status) {
             // Each leg is its own dialog: ACK the answering side now; the requester's ACK is
             // absorbed by its own transaction.
             let user_agent = self.settings.user_agent.clone();
             if let Some(dialog) = call.dialog_mut(to) {
-                let ack = dialog.request(
-                    Method::Ack,
-                    Some(msg.cseq().0),
-                    &new_branch(),
-                    &user_agent,
-                    None,
-                );
+                let ack = dialog.acknowledge(msg.cseq().0, &new_branch(), &user_agent);
                 self.transactions.send_stateless(dialog.peer, ack);
             }
         }
@@ -1538,28 +1595,32 @@ impl Switch {
         match leg.state {
             ForkState::Calling => leg.cancel_pending = true,
             ForkState::Proceeding => {
-                // RFC 3261 §9.1: CANCEL copies the INVITE's Request-URI, Call-ID, From, To (no
-                // tag), CSeq number and top Via.
-                let Some(invite) = self.transactions.client_request(leg.invite_tx) else {
-                    return;
-                };
-                let mut builder =
-                    MessageBuilder::request(&Method::Cancel, invite.request_uri().unwrap_or(""));
-                builder.header("Via", invite.top_via().raw);
-                builder.header("Max-Forwards", 70);
-                builder.header("From", invite.from().raw);
-                builder.header("To", invite.to().raw);
-                builder.header("Call-ID", invite.call_id());
-                builder.header("CSeq", format!("{} CANCEL", invite.cseq().0));
-                builder.header("User-Agent", &self.settings.user_agent);
-                let peer = leg.dialog.peer;
-                leg.state = ForkState::Failed;
-                if let Some(cancel) = parse_own(builder.finish(None, &[])) {
-                    let tx = self.transactions.send_request(now.mono, cancel, peer);
-                    self.client_roles.insert(tx, ClientRole::FireAndForget);
-                }
+                leg.state = ForkState::Cancelled;
+                let (invite_tx, flow) = (leg.invite_tx, leg.dialog.peer);
+                self.send_cancel(now, invite_tx, flow);
             }
-            ForkState::Answered | ForkState::Failed => {}
+            ForkState::Answered | ForkState::Cancelled | ForkState::Failed => {}
+        }
+    }
+
+    /// RFC 3261 §9.1: a CANCEL copies the INVITE's Request-URI, Call-ID, From, To (no tag),
+    /// CSeq number and top Via, and goes where the INVITE went.
+    fn send_cancel(&mut self, now: Now, invite_tx: ClientTxId, flow: Peer) {
+        let Some(invite) = self.transactions.client_request(invite_tx) else {
+            return;
+        };
+        let mut builder =
+            MessageBuilder::request(&Method::Cancel, invite.request_uri().unwrap_or(""));
+        builder.header("Via", invite.top_via().raw);
+        builder.header("Max-Forwards", 70);
+        builder.header("From", invite.from().raw);
+        builder.header("To", invite.to().raw);
+        builder.header("Call-ID", invite.call_id());
+        builder.header("CSeq", format!("{} CANCEL", invite.cseq().0));
+        builder.header("User-Agent", &self.settings.user_agent);
+        if let Some(cancel) = parse_own(builder.finish(None, &[])) {
+            let tx = self.transactions.send_request(now.mono, cancel, flow);
+            self.client_roles.insert(tx, ClientRole::FireAndForget);
         }
     }
 
@@ -1652,26 +1713,37 @@ impl Switch {
         let Some(dialog) = call.dialog_mut(side) else {
             return;
         };
+        let is_bye = method == Method::Bye;
         let bytes = dialog.request(method, None, &new_branch(), &user_agent, body);
         let peer = dialog.peer;
-        if let Some(request) = parse_own(bytes) {
-            let tx = self.transactions.send_request(now.mono, request, peer);
+        let Some(request) = parse_own(bytes) else {
+            return;
+        };
+        if is_bye && side == Side::A && call.a.awaiting_ack {
+            self.deferred_byes.insert(call.a.invite_tx, (peer, request));
+            return;
+        }
+        let tx = self.transactions.send_request(now.mono, request, peer);
+        self.client_roles.insert(tx, ClientRole::FireAndForget);
+    }
+
+    fn release_deferred_bye(&mut self, now: Now, invite_tx: ServerTxId) {
+        if let Some((peer, bye)) = self.deferred_byes.remove(&invite_tx) {
+            let tx = self.transactions.send_request(now.mono, bye, peer);
             self.client_roles.insert(tx, ClientRole::FireAndForget);
         }
     }
 
+    /// True while requests we sent (BYE, CANCEL, INVITE) still wait for their final answer:
+    /// a stopping daemon lingers briefly for them so its last BYEs are retransmitted if lost.
+    pub fn awaiting_answers(&self) -> bool {
+        !self.client_roles.is_empty() || !self.deferred_byes.is_empty()
+    }
+
     /// A 2xx for a call that is already gone (it raced our CANCEL): ACK it and hang it up
     /// (RFC 3261 §15: a B2BUA must not leave a confirmed dialog behind).
-    fn ack_and_bye_stray(&mut self, now: Now, tx: ClientTxId, response: &Message) {
+    fn ack_and_bye_stray(&mut self, now: Now, tx: ClientTxId, response: &Message, flow: Peer) {
         let Some(invite) = self.transactions.client_request(tx) else {
-            return;
-        };
-        let peer_transport = if invite.top_via().transport.eq_ignore_ascii_case("TCP") {
-            TransportKind::Tcp
-        } else {
-            TransportKind::Udp
-        };
-        let Some(peer) = self.client_peer_for(invite, peer_transport) else {
             return;
         };
         let mut dialog = Dialog {
@@ -1683,53 +1755,35 @@ impl Switch {
             remote_target: invite.request_uri().unwrap_or_default().to_owned(),
             route_set: Vec::new(),
             local_cseq: invite.cseq().0,
-            peer,
-            local_addr: self.settings.local.for_transport(peer.transport),
+            peer: flow,
+            local_addr: self.settings.local.for_transport(flow.transport),
+            last_ack: None,
         };
         dialog.update_from_response(response);
         let ua = self.settings.user_agent.clone();
-        let ack = dialog.request(
-            Method::Ack,
-            Some(response.cseq().0),
-            &new_branch(),
-            &ua,
-            None,
-        );
-        self.transactions.send_stateless(peer, ack);
+        let ack = dialog.acknowledge(response.cseq().0, &new_branch(), &ua);
+        self.transactions.send_stateless(flow, ack);
         if let Some(bye) = parse_own(dialog.request(Method::Bye, None, &new_branch(), &ua, None)) {
-            let tx = self.transactions.send_request(now.mono, bye, peer);
+            let tx = self.transactions.send_request(now.mono, bye, flow);
             self.client_roles.insert(tx, ClientRole::FireAndForget);
         }
     }
 
-    fn client_peer_for(&self, invite: &Message, transport: TransportKind) -> Option<Peer> {
-        // The fork's flow is where the INVITE went; the registrar still knows it.
-        let call_id = invite.call_id();
-        let tag = invite.from().tag()?;
-        if let Some(&(key, Side::B(fork))) = self.dialogs.get(&(call_id.to_owned(), tag.to_owned()))
-        {
-            return self.calls.get(&key).map(|c| c.forks[fork].dialog.peer);
-        }
-        let uri = Uri::parse(invite.request_uri()?).ok()?;
-        let port = uri.port.unwrap_or(5060);
-        let addr: SocketAddr = format!("{}:{port}", uri.host).parse().ok()?;
-        Some(Peer { transport, addr })
-    }
-
+    /// A retransmitted 2xx to one of our INVITEs (the first or a re-INVITE): our ACK was lost.
     fn resend_ack(&mut self, response: &Message) {
         let Some(tag) = response.from().tag() else {
             return;
         };
-        let Some(&(key, Side::B(fork))) = self
+        let Some(&(key, side)) = self
             .dialogs
             .get(&(response.call_id().to_owned(), tag.to_owned()))
         else {
             return;
         };
-        if let Some(leg) = self.calls.get(&key).and_then(|c| c.forks.get(fork))
-            && let Some(ack) = leg.ack.clone()
+        if let Some(dialog) = self.calls.get_mut(&key).and_then(|c| c.dialog_mut(side))
+            && let Some(ack) = dialog.ack_for(response.cseq().0)
         {
-            self.transactions.send_stateless(leg.dialog.peer, ack);
+            self.transactions.send_stateless(dialog.peer, ack);
         }
     }
 
@@ -1762,6 +1816,26 @@ impl Switch {
         for leg in &call.forks {
             self.dialogs
                 .remove(&(leg.dialog.call_id.clone(), leg.dialog.local_tag.clone()));
+            // A fork still in flight outlives its call: it owes a CANCEL when the callee
+            // first answers provisionally, or an ACK and BYE if it picks up after all.
+            let abandoned = match leg.state {
+                ForkState::Calling | ForkState::Proceeding => Some(false),
+                ForkState::Cancelled => Some(true),
+                ForkState::Answered | ForkState::Failed => None,
+            };
+            if let Some(cancelled) = abandoned
+                && self.client_roles.contains_key(&leg.invite_tx)
+            {
+                let flow = leg.dialog.peer;
+                if !cancelled && leg.state == ForkState::Proceeding {
+                    self.send_cancel(now, leg.invite_tx, flow);
+                }
+                let cancelled = cancelled || leg.state == ForkState::Proceeding;
+                self.client_roles.insert(
+                    leg.invite_tx,
+                    ClientRole::AbandonedInvite { flow, cancelled },
+                );
+            }
         }
         let start_ms = call.start.unix_ms;
         let a_stats = a_stats.unwrap_or_default();
@@ -1879,6 +1953,13 @@ impl Switch {
         // request; 100 Trying never does.
         let to_tag = if status == 100 { None } else { to_tag };
         let mut builder = response_to(request, status, reason, to_tag, received);
+        // RFC 3261 §12.1.1: dialog-creating responses copy the Record-Route set, so the caller
+        // routes its ACK, BYE and re-INVITEs through the proxies in front of us.
+        if request.method() == Some(&Method::Invite) && (101..300).contains(&status) {
+            for route in request.headers("Record-Route") {
+                builder.header("Record-Route", route);
+            }
+        }
         for (name, value) in headers {
             builder.header(name, value);
         }
@@ -1912,7 +1993,7 @@ impl Switch {
             self.dialogs.len(),
             self.server_roles.len(),
             self.server_peers.len(),
-            self.client_roles.len(),
+            self.client_roles.len() + self.deferred_byes.len(),
             self.endpoint_calls.len(),
             client_tx + server_tx,
         ]

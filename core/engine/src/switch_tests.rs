@@ -190,13 +190,23 @@ impl Harness {
     /// Sends an authenticated INVITE from `phone` to `destination`; returns the Call-ID and
     /// everything the switch sent after the challenge round.
     fn call(&mut self, phone: Phone, destination: &str) -> (String, Vec<(SocketAddr, Message)>) {
+        self.call_with(phone, destination, "")
+    }
+
+    /// As [`Harness::call`], with extra header lines (each ending in \n) in the INVITE.
+    fn call_with(
+        &mut self,
+        phone: Phone,
+        destination: &str,
+        extra: &str,
+    ) -> (String, Vec<(SocketAddr, Message)>) {
         let call_id = format!("call-{}-{}", phone.user, self.next_cseq());
         let sdp = "v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio 30000 RTP/AVP 0 101\na=rtpmap:0 PCMU/8000\na=rtpmap:101 telephone-event/8000\n";
         let invite = |cseq: u32, branch: &str, auth: &str| {
             format!(
                 "INVITE sip:{destination}@switchyard.test SIP/2.0\nVia: SIP/2.0/UDP {addr};branch={branch};rport\n\
                  Max-Forwards: 70\nFrom: <sip:{user}@switchyard.test>;tag=a{user}\nTo: <sip:{destination}@switchyard.test>\n\
-                 Call-ID: {call_id}\nCSeq: {cseq} INVITE\nContact: <sip:{user}@{addr}>\n{auth}Content-Type: application/sdp\n\
+                 Call-ID: {call_id}\nCSeq: {cseq} INVITE\nContact: <sip:{user}@{addr}>\n{extra}{auth}Content-Type: application/sdp\n\
                  Content-Length: {len}\n\n{sdp}",
                 addr = phone.addr,
                 user = phone.user,
@@ -522,7 +532,8 @@ fn shutdown_refuses_new_calls_and_stops_when_the_last_call_ends() {
     let (_, sent) = h.call(ALICE, "1001");
     let invite = requests_to(&sent, BOB_DESK, Method::Invite).pop().unwrap();
     h.answer(BOB_DESK, &invite, 200, "desk");
-    h.sent();
+    let ok = h.responses_to(ALICE).pop().unwrap();
+    h.send(ALICE, caller_request(&ok, "ACK", 2));
     h.switch.execute(h.now, "shutdown").unwrap();
     assert!(!h.switch.is_stopped(), "a call is still up");
     h.send(
@@ -693,4 +704,208 @@ fn an_expired_nonce_is_stale_and_an_expired_binding_is_unreachable() {
     let (_, sent) = h.call(ALICE, "1001");
     assert_eq!(statuses_to(&sent, ALICE), vec![100, 480]);
     assert_eq!(h.cdrs()[0].hangup_cause, "USER_NOT_REGISTERED");
+}
+
+/// The caller's side of an answered call: its in-dialog requests, built from our 200 OK.
+fn caller_request(ok: &Message, method: &str, cseq: u32) -> String {
+    format!(
+        "{method} sip:switchyard@127.0.0.1:5060 SIP/2.0\nVia: SIP/2.0/UDP {addr};branch=z9hG4bKc{method}{cseq}\n\
+         Max-Forwards: 70\nFrom: <sip:1000@switchyard.test>;tag=a1000\nTo: {to}\nCall-ID: {call_id}\n\
+         CSeq: {cseq} {method}\nContent-Length: 0\n\n",
+        addr = ALICE.addr,
+        to = ok.header("To").unwrap(),
+        call_id = ok.call_id(),
+    )
+}
+
+#[test]
+fn a_caller_cancel_reaches_a_callee_that_only_sent_trying_or_nothing_yet() {
+    let mut h = Harness::new(40360, |_| {});
+    h.register(ALICE);
+    h.register(BOB_DESK);
+    h.register(BOB_MOBILE);
+    let (call_id, sent) = h.call(ALICE, "1001");
+    let desk_invite = requests_to(&sent, BOB_DESK, Method::Invite).pop().unwrap();
+    let mobile_invite = requests_to(&sent, BOB_MOBILE, Method::Invite)
+        .pop()
+        .unwrap();
+    h.answer(BOB_DESK, &desk_invite, 100, "desk");
+    h.sent();
+    // The caller gives up: the desk phone (100 only) is cancelled at once; the mobile (silent)
+    // must wait for a provisional response before it may be cancelled (RFC 3261 §9.1).
+    h.send(
+        ALICE,
+        format!(
+            "CANCEL sip:1001@switchyard.test SIP/2.0\nVia: SIP/2.0/UDP {addr};branch=z9hG4bK2{call_id};rport\n\
+             Max-Forwards: 70\nFrom: <sip:1000@switchyard.test>;tag=a1000\nTo: <sip:1001@switchyard.test>\n\
+             Call-ID: {call_id}\nCSeq: 2 CANCEL\nContent-Length: 0\n\n",
+            addr = ALICE.addr
+        ),
+    );
+    let sent = h.sent();
+    let mut to_alice = statuses_to(&sent, ALICE);
+    to_alice.sort();
+    assert_eq!(
+        to_alice,
+        vec![200, 487],
+        "CANCEL answered, INVITE terminated"
+    );
+    assert_eq!(
+        requests_to(&sent, BOB_DESK, Method::Cancel).len(),
+        1,
+        "100 Trying is enough to cancel"
+    );
+    assert!(
+        requests_to(&sent, BOB_MOBILE, Method::Cancel).is_empty(),
+        "no CANCEL before a provisional"
+    );
+    h.answer(BOB_MOBILE, &mobile_invite, 180, "mobile");
+    assert_eq!(
+        requests_to(&h.sent(), BOB_MOBILE, Method::Cancel).len(),
+        1,
+        "the late ringer is cancelled"
+    );
+    h.answer(BOB_DESK, &desk_invite, 487, "desk");
+    h.answer(BOB_MOBILE, &mobile_invite, 487, "mobile");
+    assert_eq!(h.cdrs()[0].hangup_cause, "ORIGINATOR_CANCEL");
+    h.assert_nothing_left_after_bye_answers(&[ALICE, BOB_DESK, BOB_MOBILE]);
+}
+
+#[test]
+fn a_callee_answering_after_the_caller_gave_up_is_acked_and_hung_up_at_its_flow() {
+    let mut h = Harness::new(40400, |config| config.calls.no_answer_timeout_secs = 5);
+    h.register(ALICE);
+    h.register(BOB_DESK);
+    let (_, sent) = h.call(ALICE, "1001");
+    let invite = requests_to(&sent, BOB_DESK, Method::Invite).pop().unwrap();
+    h.answer(BOB_DESK, &invite, 180, "desk");
+    h.advance(Duration::from_secs(5));
+    assert_eq!(requests_to(&h.sent(), BOB_DESK, Method::Cancel).len(), 1);
+    // The 200 crosses our CANCEL.
+    h.answer(BOB_DESK, &invite, 200, "desk");
+    let sent = h.sent();
+    assert_eq!(requests_to(&sent, BOB_DESK, Method::Ack).len(), 1);
+    assert_eq!(requests_to(&sent, BOB_DESK, Method::Bye).len(), 1);
+    h.assert_nothing_left_after_bye_answers(&[ALICE, BOB_DESK]);
+}
+
+#[test]
+fn answers_to_the_caller_carry_its_record_route_set() {
+    let mut h = Harness::new(40440, |_| {});
+    h.register(ALICE);
+    h.register(BOB_DESK);
+    let (_, sent) = h.call_with(
+        ALICE,
+        "1001",
+        "Record-Route: <sip:sbc.example.com;lr>\nRecord-Route: <sip:edge.example.com;lr>\n",
+    );
+    let invite = requests_to(&sent, BOB_DESK, Method::Invite).pop().unwrap();
+    h.answer(BOB_DESK, &invite, 180, "desk");
+    h.answer(BOB_DESK, &invite, 200, "desk");
+    let answers: Vec<Message> = h.responses_to(ALICE);
+    assert_eq!(answers.len(), 2);
+    for answer in answers {
+        let routes: Vec<&str> = answer.headers("Record-Route").collect();
+        assert_eq!(
+            routes,
+            ["<sip:sbc.example.com;lr>", "<sip:edge.example.com;lr>"],
+            "{answer:?}"
+        );
+    }
+}
+
+#[test]
+fn a_bye_to_the_caller_waits_for_its_ack() {
+    let mut h = Harness::new(40480, |_| {});
+    h.register(ALICE);
+    h.register(BOB_DESK);
+    let (_, sent) = h.call(ALICE, "1001");
+    let invite = requests_to(&sent, BOB_DESK, Method::Invite).pop().unwrap();
+    h.answer(BOB_DESK, &invite, 200, "desk");
+    let ok = h.responses_to(ALICE).pop().unwrap();
+    assert_eq!(ok.status(), Some(200));
+    // The callee hangs up before the caller's ACK arrived.
+    let bye = format!(
+        "BYE sip:switchyard@127.0.0.1:5060 SIP/2.0\nVia: SIP/2.0/UDP {addr};branch=z9hG4bKbyeb\n\
+         Max-Forwards: 70\nFrom: {to};tag=desk\nTo: {from}\nCall-ID: {call_id}\nCSeq: 5 BYE\nContent-Length: 0\n\n",
+        addr = BOB_DESK.addr,
+        to = invite.header("To").unwrap(),
+        from = invite.header("From").unwrap(),
+        call_id = invite.call_id(),
+    );
+    h.send(BOB_DESK, bye);
+    let sent = h.sent();
+    assert_eq!(statuses_to(&sent, BOB_DESK), vec![200]);
+    assert!(
+        requests_to(&sent, ALICE, Method::Bye).is_empty(),
+        "RFC 3261 §15: no BYE before the ACK"
+    );
+    h.send(ALICE, caller_request(&ok, "ACK", 2));
+    assert_eq!(
+        requests_to(&h.sent(), ALICE, Method::Bye).len(),
+        1,
+        "the ACK releases the BYE"
+    );
+    h.assert_nothing_left_after_bye_answers(&[ALICE, BOB_DESK]);
+}
+
+#[test]
+fn a_losing_fork_hanging_up_leaves_the_winner_talking() {
+    let mut h = Harness::new(40520, |_| {});
+    h.register(ALICE);
+    h.register(BOB_DESK);
+    h.register(BOB_MOBILE);
+    let (_, sent) = h.call(ALICE, "1001");
+    let desk_invite = requests_to(&sent, BOB_DESK, Method::Invite).pop().unwrap();
+    let mobile_invite = requests_to(&sent, BOB_MOBILE, Method::Invite)
+        .pop()
+        .unwrap();
+    h.answer(BOB_DESK, &desk_invite, 200, "desk");
+    h.answer(BOB_MOBILE, &mobile_invite, 200, "mobile");
+    h.sent();
+    let bye = format!(
+        "BYE sip:switchyard@127.0.0.1:5060 SIP/2.0\nVia: SIP/2.0/UDP {addr};branch=z9hG4bKbyem\n\
+         Max-Forwards: 70\nFrom: {to};tag=mobile\nTo: {from}\nCall-ID: {call_id}\nCSeq: 5 BYE\nContent-Length: 0\n\n",
+        addr = BOB_MOBILE.addr,
+        to = mobile_invite.header("To").unwrap(),
+        from = mobile_invite.header("From").unwrap(),
+        call_id = mobile_invite.call_id(),
+    );
+    h.send(BOB_MOBILE, bye);
+    let sent = h.sent();
+    assert_eq!(statuses_to(&sent, BOB_MOBILE), vec![200]);
+    assert!(
+        requests_to(&sent, ALICE, Method::Bye).is_empty(),
+        "the caller keeps its call"
+    );
+    assert!(
+        h.switch
+            .execute(h.now, "show calls")
+            .unwrap()
+            .starts_with("1 calls")
+    );
+}
+
+#[test]
+fn a_retransmitted_answer_gets_our_ack_again() {
+    let mut h = Harness::new(40560, |_| {});
+    h.register(ALICE);
+    h.register(BOB_DESK);
+    let (_, sent) = h.call(ALICE, "1001");
+    let invite = requests_to(&sent, BOB_DESK, Method::Invite).pop().unwrap();
+    h.answer(BOB_DESK, &invite, 200, "desk");
+    let first = requests_to(&h.sent(), BOB_DESK, Method::Ack)
+        .pop()
+        .expect("ACKed once");
+    // Our ACK was lost: the callee retransmits its 200 (RFC 3261 §13.3.1.4).
+    h.answer(BOB_DESK, &invite, 200, "desk");
+    let again = requests_to(&h.sent(), BOB_DESK, Method::Ack)
+        .pop()
+        .expect("ACKed again");
+    assert_eq!(again.cseq(), first.cseq());
+    assert_eq!(
+        again.as_bytes(),
+        first.as_bytes(),
+        "the same ACK, not a new transaction"
+    );
 }

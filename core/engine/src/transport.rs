@@ -33,6 +33,8 @@ pub fn parse_peer(text: &str) -> Option<Peer> {
 
 /// Larger than any sane SIP message; a peer that sends more without a complete message is cut off.
 const MAX_PENDING_INPUT: usize = 256 * 1024;
+/// What we buffer for a peer that does not read: about a thousand large messages.
+const MAX_PENDING_OUTPUT: usize = 4 * 1024 * 1024;
 
 /// One TCP connection, accepted or opened by us towards a registered TCP contact.
 pub struct TcpConnection {
@@ -84,6 +86,7 @@ impl TcpConnection {
     pub fn read_messages(&mut self, now: Instant) -> ReadOutcome {
         let mut chunk = [0u8; 16 * 1024];
         let mut closed = false;
+        let mut messages = Vec::new();
         loop {
             match self.stream.read(&mut chunk) {
                 Ok(0) => {
@@ -92,6 +95,25 @@ impl TcpConnection {
                 }
                 Ok(n) => {
                     self.input.extend_from_slice(&chunk[..n]);
+                    // Frame as we go: a busy trunk connection may hold many complete messages,
+                    // and only an unfinished remainder counts against the limit.
+                    loop {
+                        match Message::parse_stream(&self.input) {
+                            Ok(Some((message, consumed))) => {
+                                self.input.drain(..consumed);
+                                messages.push(message);
+                            }
+                            Ok(None) => break,
+                            Err(error) => {
+                                let raw = std::mem::take(&mut self.input);
+                                return ReadOutcome::Unframeable {
+                                    error,
+                                    raw,
+                                    messages,
+                                };
+                            }
+                        }
+                    }
                     if self.input.len() > MAX_PENDING_INPUT {
                         closed = true;
                         break;
@@ -102,24 +124,6 @@ impl TcpConnection {
                 Err(_) => {
                     closed = true;
                     break;
-                }
-            }
-        }
-        let mut messages = Vec::new();
-        loop {
-            match Message::parse_stream(&self.input) {
-                Ok(Some((message, consumed))) => {
-                    self.input.drain(..consumed);
-                    messages.push(message);
-                }
-                Ok(None) => break,
-                Err(error) => {
-                    let raw = std::mem::take(&mut self.input);
-                    return ReadOutcome::Unframeable {
-                        error,
-                        raw,
-                        messages,
-                    };
                 }
             }
         }
@@ -136,8 +140,14 @@ impl TcpConnection {
         }
     }
 
-    pub fn queue(&mut self, bytes: &[u8]) {
+    /// Queues bytes to send; false when the peer has stopped reading and the backlog is over
+    /// the limit, so the caller closes the connection instead of buffering without end.
+    pub fn queue(&mut self, bytes: &[u8]) -> bool {
+        if self.output.len() + bytes.len() > MAX_PENDING_OUTPUT {
+            return false;
+        }
         self.output.extend_from_slice(bytes);
+        true
     }
 
     pub fn wants_write(&self) -> bool {
