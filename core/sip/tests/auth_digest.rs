@@ -28,19 +28,20 @@ fn rfc4475_regaut01_unknown_scheme_is_just_challenged() {
         assert_eq!(file, REGAUT01);
     }
     let msg = Message::parse_datagram(Bytes::from_static(REGAUT01)).unwrap();
-    let ch = DigestChallenger::new("example.com", [3; 32], Duration::from_secs(60));
+    let mut ch = DigestChallenger::new("example.com", [3; 32], Duration::from_secs(60));
     let header = msg.header("Authorization").unwrap();
     assert_eq!(
-        ch.verify(1_000, "REGISTER", header, users),
+        ch.verify(1_000, "REGISTER", "sip:example.com", header, users),
         AuthOutcome::UnsupportedScheme
     );
 }
 
 #[test]
 fn register_challenge_answer_verify_through_messages() {
-    let ch = DigestChallenger::new("switchyard.test", [9; 32], Duration::from_secs(60));
+    let mut ch = DigestChallenger::new("switchyard.test", [9; 32], Duration::from_secs(60));
     let now = 1_750_000_000;
-    for challenge in ch.challenges(now, false) {
+    // Both challenges of a 401 carry one nonce: the second answer is that nonce's second use.
+    for (nc, challenge) in (1..).zip(ch.challenges(now, false)) {
         // The UAC reads the challenge off a 401 ...
         let mut b = MessageBuilder::response(401, "Unauthorized");
         b.header("Via", "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1")
@@ -58,7 +59,7 @@ fn register_challenge_answer_verify_through_messages() {
             "1000",
             "pass1000",
             "0a4f113b",
-            1,
+            nc,
         )
         .unwrap();
         // ... and retries the REGISTER with the answer.
@@ -72,16 +73,25 @@ fn register_challenge_answer_verify_through_messages() {
             .header("Authorization", &auth);
         let req = Message::parse_datagram(b.finish(None, &[])).unwrap();
         let method = req.method().unwrap().as_str();
+        let ruri = req.request_uri().unwrap();
         let header = req.header("Authorization").unwrap();
         assert_eq!(
-            ch.verify(now + 5, method, header, users),
+            ch.verify(now + 5, method, ruri, header, users),
             AuthOutcome::Authorized {
                 username: "1000".into()
             },
             "{challenge}"
         );
+        // The same REGISTER captured and resent (a new transaction): a replay.
         assert_eq!(
-            ch.verify(now + 61, method, header, users),
+            ch.verify(now + 6, method, ruri, header, users),
+            AuthOutcome::Rejected {
+                username: Some("1000".into()),
+                reason: "replayed nonce count"
+            }
+        );
+        assert_eq!(
+            ch.verify(now + 61, method, ruri, header, users),
             AuthOutcome::Stale {
                 username: "1000".into()
             }
@@ -90,7 +100,7 @@ fn register_challenge_answer_verify_through_messages() {
             .replace("pass", "x")
             .replacen("response=\"", "response=\"0", 1);
         assert!(matches!(
-            ch.verify(now + 5, method, &forged, users),
+            ch.verify(now + 5, method, ruri, &forged, users),
             AuthOutcome::Rejected { .. }
         ));
     }
