@@ -82,7 +82,8 @@ pub enum MediaEvent {
 
 /// Counters of one endpoint. `packets_in`/`bytes_in` count every datagram received on its RTP
 /// and RTCP ports; `packets_out`/`bytes_out` what it sent; `packets_dropped` what it received
-/// and did not relay (not RTP/RTCP, not bridged yet, or no destination known).
+/// and did not relay (not RTP/RTCP, not bridged yet, no destination known, or from a source
+/// that latching refuses: see [`MediaEngine::set_remote`]).
 #[derive(Clone, Debug, Default)]
 pub struct EndpointStats {
     pub packets_in: u64,
@@ -143,6 +144,42 @@ impl Counters {
     }
 }
 
+/// The addresses the relay never sends to nor accepts packets from: its own relay ports (a
+/// leg whose remote is one of them would relay a packet to itself forever, and a packet from
+/// one of them can only be such a loop or a spoof), and addresses no phone sends from or
+/// listens on (unspecified, multicast, the limited broadcast, port 0). A subnet-directed
+/// broadcast is not recognised: that would take the interface's netmask.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RelayGuard {
+    ip: IpAddr,
+    port_min: u16,
+    port_max: u16,
+}
+
+impl RelayGuard {
+    fn new(config: &MediaConfig) -> RelayGuard {
+        RelayGuard {
+            ip: config.ip.to_canonical(),
+            port_min: config.port_min,
+            port_max: config.port_max,
+        }
+    }
+
+    /// Cheap enough for the packet path: a few comparisons, no allocation.
+    pub(crate) fn refuses(&self, addr: SocketAddr) -> bool {
+        let ip = addr.ip().to_canonical();
+        let broadcast = match ip {
+            IpAddr::V4(v4) => v4.is_broadcast(),
+            IpAddr::V6(_) => false,
+        };
+        addr.port() == 0
+            || ip.is_unspecified()
+            || ip.is_multicast()
+            || broadcast
+            || (ip == self.ip && (self.port_min..=self.port_max).contains(&addr.port()))
+    }
+}
+
 /// The caller's side of one media thread.
 struct MediaThread {
     commands: mpsc::Sender<Command>,
@@ -197,6 +234,14 @@ impl MediaEngine {
         if config.rtp_timeout.is_zero() {
             return Err(Error::Config("rtp_timeout must be positive"));
         }
+        // The guard against relay loops compares destinations with this address: it must be the
+        // one address our sockets receive on, not a wildcard.
+        if config.ip.is_unspecified() || config.ip.is_multicast() {
+            return Err(Error::Config(
+                "ip must be a unicast address peers can reach",
+            ));
+        }
+        let guard = RelayGuard::new(&config);
         let notify: Arc<dyn Fn(MediaEvent) + Send + Sync> = Arc::from(notify);
         let mut threads = Vec::with_capacity(config.threads);
         let mut joins = Vec::with_capacity(config.threads);
@@ -211,6 +256,7 @@ impl MediaEngine {
                 receiver,
                 wake_pending.clone(),
                 config.rtp_timeout,
+                guard,
                 notify.clone(),
             );
             let join = std::thread::Builder::new()
@@ -324,10 +370,28 @@ impl MediaEngine {
         Err(Error::PortsExhausted)
     }
 
-    /// Where to send to this endpoint's far end, from its SDP. Until RTP arrives from another
-    /// address, which then wins (symmetric RTP, RFC 4961: phones behind NAT send from the
-    /// address they receive on). Calling this again (a re-INVITE) re-arms latching.
+    /// Where to send to this endpoint's far end, from its SDP. RTCP goes to the port above.
+    ///
+    /// Latching (symmetric RTP, RFC 4961: phones behind NAT send from the address they receive
+    /// on), once the endpoint is bridged or echoing: RTP from exactly this address is always
+    /// accepted and (re)latches to it; RTP from another address is accepted and latched only if
+    /// nothing has latched since this call, and dropped afterwards, so a third party cannot
+    /// hijack or inject into the stream ("RTP bleed"). The same holds for RTCP. Calling this
+    /// again (a re-INVITE) re-arms latching.
+    ///
+    /// Ignored, with a warning, when `remote` (or its RTCP port) is one of our own relay ports,
+    /// or an unspecified, multicast or broadcast address: a leg pointed at our own port would
+    /// relay a packet to itself forever.
     pub fn set_remote(&self, ep: EndpointId, remote: SocketAddr) {
+        let guard = RelayGuard::new(&self.shared.config);
+        let rtcp = remote
+            .port()
+            .checked_add(1)
+            .map(|port| SocketAddr::new(remote.ip(), port));
+        if guard.refuses(remote) || rtcp.is_some_and(|rtcp| guard.refuses(rtcp)) {
+            tracing::warn!(endpoint = ?ep, %remote, "ignoring a media destination on our own relay ports or not unicast");
+            return;
+        }
         self.send(ep, Command::SetRemote(ep, remote));
     }
 

@@ -5,7 +5,8 @@
 #![allow(clippy::disallowed_methods)]
 
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use switchyard_media::{EndpointId, EndpointStats, Error, MediaConfig, MediaEngine, MediaEvent};
@@ -17,6 +18,15 @@ fn start_engine(
     port_max: u16,
     rtp_timeout: Duration,
 ) -> (MediaEngine, mpsc::Receiver<MediaEvent>) {
+    start_engine_on(port_min, port_max, rtp_timeout, 2)
+}
+
+fn start_engine_on(
+    port_min: u16,
+    port_max: u16,
+    rtp_timeout: Duration,
+    threads: usize,
+) -> (MediaEngine, mpsc::Receiver<MediaEvent>) {
     let (tx, rx) = mpsc::channel();
     let tx = std::sync::Mutex::new(tx);
     let engine = MediaEngine::start(
@@ -25,7 +35,7 @@ fn start_engine(
             port_min,
             port_max,
             rtp_timeout,
-            threads: 2,
+            threads,
         },
         Box::new(move |event| {
             let _ = tx.lock().unwrap().send(event);
@@ -364,5 +374,255 @@ fn ports_in_use_are_skipped() {
     let ep = engine.allocate().unwrap();
     assert_eq!(ep.local.port(), 21962);
     assert!(matches!(engine.allocate(), Err(Error::PortsExhausted)));
+    engine.shutdown();
+}
+
+/// Nothing is waiting on `socket`. The relay sends from its media thread before it handles the
+/// next packet, and loopback delivery happens within send, so call this after a later packet
+/// has been seen to arrive.
+fn assert_nothing_for(socket: &UdpSocket, who: &str) {
+    socket.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 2048];
+    match socket.recv_from(&mut buf) {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("{who} received something: {other:?}"),
+    }
+    socket.set_nonblocking(false).unwrap();
+}
+
+#[test]
+fn a_remote_on_our_own_relay_ports_is_ignored_so_nothing_loops() {
+    // One media thread: a loop there would stop the other call too.
+    let (engine, _events) = start_engine_on(22100, 22199, Duration::from_secs(30), 1);
+    let (a, b) = engine.allocate_pair().unwrap();
+    let (c, d) = engine.allocate_pair().unwrap();
+    let (phone_a, phone_c, phone_d) = (phone(), phone(), phone());
+    engine.set_remote(a.id, phone_a.local_addr().unwrap());
+    // The callee answers c=<relay ip> m=audio <A-leg port>: B would relay to A, A back to B...
+    engine.set_remote(b.id, a.local);
+    engine.bridge(a.id, b.id);
+    phone_a.send_to(&rtp(1, b"loop?"), a.local).unwrap();
+    let sa = wait_stats(&engine, a.id, |s| s.packets_dropped == 1);
+    assert_eq!(sa.packets_in, 1, "A received the phone's packet only");
+    let sb = engine.stats(b.id).unwrap();
+    assert_eq!((sb.remote, sb.packets_in, sb.packets_out), (None, 0, 0));
+
+    // Every other destination we must not send to is ignored too, keeping the good one.
+    engine.set_remote(c.id, phone_c.local_addr().unwrap());
+    engine.set_remote(d.id, phone_d.local_addr().unwrap());
+    let ip = a.local.ip();
+    for bad in [
+        c.local,                                 // our own RTP port
+        SocketAddr::new(ip, c.local.port() + 1), // our own RTCP port
+        SocketAddr::new(ip, 22099),              // its RTCP port (22100) would be ours
+        "0.0.0.0:4000".parse().unwrap(),
+        "224.0.0.1:4000".parse().unwrap(),
+        "255.255.255.255:4000".parse().unwrap(),
+        "[ff02::1]:4000".parse().unwrap(),
+        SocketAddr::new(ip, 0),
+    ] {
+        engine.set_remote(d.id, bad);
+    }
+    engine.bridge(c.id, d.id);
+    // The thread still serves the other call, both ways.
+    phone_c.send_to(&rtp(1, b"c to d"), c.local).unwrap();
+    assert_eq!(recv(&phone_d), (rtp(1, b"c to d"), d.local));
+    phone_d.send_to(&rtp(1, b"d to c"), d.local).unwrap();
+    assert_eq!(recv(&phone_c), (rtp(1, b"d to c"), c.local));
+    assert_eq!(
+        engine.stats(d.id).unwrap().remote,
+        Some(phone_d.local_addr().unwrap())
+    );
+    let sa = engine.stats(a.id).unwrap();
+    assert_eq!(
+        (sa.packets_in, sa.packets_out),
+        (1, 0),
+        "no packet went round"
+    );
+    engine.shutdown();
+}
+
+#[test]
+fn a_flood_on_one_endpoint_does_not_starve_another_call() {
+    let (engine, _events) = start_engine_on(22200, 22299, Duration::from_secs(30), 1);
+    let (a1, b1) = engine.allocate_pair().unwrap();
+    let (a2, b2) = engine.allocate_pair().unwrap();
+    let (flooder, sink) = (phone(), phone());
+    let (phone_a2, phone_b2, phone_b2_moved) = (phone(), phone(), phone());
+    engine.set_remote(a1.id, flooder.local_addr().unwrap());
+    engine.set_remote(b1.id, sink.local_addr().unwrap()); // never read: the kernel drops
+    engine.bridge(a1.id, b1.id);
+    engine.set_remote(a2.id, phone_a2.local_addr().unwrap());
+    engine.set_remote(b2.id, phone_b2.local_addr().unwrap());
+    engine.bridge(a2.id, b2.id);
+
+    // Three phones flooding A1 send faster than one media thread receives and relays, so A1's
+    // socket never runs dry: reading it until it would block, the thread would never come
+    // back to poll. (A1 relays the flood of the address in its SDP, and drops the others'.)
+    let stop = Arc::new(AtomicBool::new(false));
+    let floods: Vec<_> = [flooder, phone(), phone()]
+        .into_iter()
+        .map(|flooder| {
+            let stop = stop.clone();
+            let target = a1.local;
+            std::thread::spawn(move || {
+                let packet = rtp(1, &[0xd5; 160]);
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                    for _ in 0..64 {
+                        let _ = flooder.send_to(&packet, target);
+                    }
+                }
+            })
+        })
+        .collect();
+    let flooding = wait_stats(&engine, b1.id, |s| s.packets_out > 1000).packets_out;
+
+    for seq in 0..50 {
+        let packet = rtp(seq, b"call two");
+        phone_a2.send_to(&packet, a2.local).unwrap();
+        assert_eq!(
+            recv(&phone_b2).0,
+            packet,
+            "call two relayed during the flood"
+        );
+    }
+    // Commands still apply during the flood: a re-INVITE moves B2.
+    engine.set_remote(b2.id, phone_b2_moved.local_addr().unwrap());
+    wait_stats(&engine, b2.id, |s| {
+        s.remote == Some(phone_b2_moved.local_addr().unwrap())
+    });
+    phone_a2.send_to(&rtp(50, b"moved"), a2.local).unwrap();
+    assert_eq!(recv(&phone_b2_moved).0, rtp(50, b"moved"));
+    let still = engine.stats(b1.id).unwrap().packets_out;
+    stop.store(true, Ordering::Relaxed);
+    for flood in floods {
+        flood.join().unwrap();
+    }
+    assert!(
+        still > flooding,
+        "the flooded call is still relayed ({flooding} then {still})"
+    );
+    engine.shutdown();
+}
+
+#[test]
+fn rtp_before_the_bridge_latches_nothing() {
+    let (engine, _events) = start_engine(22300, 22399, Duration::from_secs(30));
+    let (a, b) = engine.allocate_pair().unwrap();
+    let (a_rtp, a_rtcp) = phone_pair(22400..22500);
+    let (phone_b, attacker) = (phone(), phone());
+    engine.set_remote(a.id, a_rtp.local_addr().unwrap());
+    engine.set_remote(b.id, phone_b.local_addr().unwrap());
+    // Before the bridge, a stranger sprays the new port with RTP and RTCP.
+    let a_rtcp_port = SocketAddr::new(a.local.ip(), a.local.port() + 1);
+    attacker.send_to(&rtp(1, b"bleed"), a.local).unwrap();
+    attacker
+        .send_to(&rtcp_sender_report(), a_rtcp_port)
+        .unwrap();
+    let stats = wait_stats(&engine, a.id, |s| s.packets_dropped == 2);
+    assert!(!stats.latched);
+    assert_eq!(stats.remote, Some(a_rtp.local_addr().unwrap()));
+
+    engine.bridge(a.id, b.id);
+    phone_b.send_to(&rtp(1, b"hello a"), b.local).unwrap();
+    assert_eq!(recv(&a_rtp), (rtp(1, b"hello a"), a.local));
+    let b_rtcp_port = SocketAddr::new(b.local.ip(), b.local.port() + 1);
+    phone_b.send_to(&rtcp_sender_report(), b_rtcp_port).unwrap();
+    assert_eq!(recv(&a_rtcp), (rtcp_sender_report(), a_rtcp_port));
+    assert_nothing_for(&attacker, "the attacker");
+    engine.shutdown();
+}
+
+#[test]
+fn after_latching_a_third_party_is_not_relayed() {
+    let (engine, _events) = start_engine(22500, 22599, Duration::from_secs(30));
+    let (a, b) = engine.allocate_pair().unwrap();
+    let (a_rtp, a_rtcp) = phone_pair(22600..22700);
+    let (b_rtp, b_rtcp) = phone_pair(22700..22800);
+    let attacker = phone();
+    engine.set_remote(a.id, a_rtp.local_addr().unwrap());
+    engine.set_remote(b.id, b_rtp.local_addr().unwrap());
+    engine.bridge(a.id, b.id);
+    let a_rtcp_port = SocketAddr::new(a.local.ip(), a.local.port() + 1);
+
+    a_rtp.send_to(&rtp(1, b"first"), a.local).unwrap();
+    assert_eq!(recv(&b_rtp).0, rtp(1, b"first"));
+    a_rtcp.send_to(&rtcp_sender_report(), a_rtcp_port).unwrap();
+    assert_eq!(recv(&b_rtcp).0, rtcp_sender_report());
+
+    // Injection: a third party's RTP and RTCP do not reach B, nor move A's latch.
+    attacker.send_to(&rtp(2, b"injected"), a.local).unwrap();
+    let mut report = rtcp_sender_report();
+    report[4] = 0x66; // another SSRC
+    attacker.send_to(&report, a_rtcp_port).unwrap();
+    let stats = wait_stats(&engine, a.id, |s| s.packets_dropped == 2);
+    assert_eq!(stats.remote, Some(a_rtp.local_addr().unwrap()));
+    a_rtp.send_to(&rtp(3, b"second"), a.local).unwrap();
+    assert_eq!(
+        recv(&b_rtp).0,
+        rtp(3, b"second"),
+        "the injected packet was not relayed"
+    );
+    a_rtcp.send_to(&rtcp_sender_report(), a_rtcp_port).unwrap();
+    assert_eq!(recv(&b_rtcp).0, rtcp_sender_report());
+    // Hijack: B's media still goes to A's phone, not to the attacker.
+    b_rtp.send_to(&rtp(1, b"to a"), b.local).unwrap();
+    assert_eq!(recv(&a_rtp).0, rtp(1, b"to a"));
+    assert_nothing_for(&attacker, "the attacker");
+    engine.shutdown();
+}
+
+#[test]
+fn the_sdp_address_reclaims_the_latch_from_an_impostor() {
+    let (engine, _events) = start_engine(22800, 22899, Duration::from_secs(30));
+    let (a, b) = engine.allocate_pair().unwrap();
+    let (phone_a, phone_b, impostor) = (phone(), phone(), phone());
+    engine.set_remote(a.id, phone_a.local_addr().unwrap());
+    engine.set_remote(b.id, phone_b.local_addr().unwrap());
+    engine.bridge(a.id, b.id);
+
+    // First to send after the bridge: it could be A's phone behind NAT, so it latches.
+    impostor.send_to(&rtp(1, b"impostor"), a.local).unwrap();
+    assert_eq!(recv(&phone_b).0, rtp(1, b"impostor"));
+    assert_eq!(
+        wait_stats(&engine, a.id, |s| s.latched).remote,
+        Some(impostor.local_addr().unwrap())
+    );
+    // The address A's SDP names is always heard, and takes the latch back.
+    phone_a.send_to(&rtp(1, b"real"), a.local).unwrap();
+    assert_eq!(recv(&phone_b).0, rtp(1, b"real"));
+    let stats = wait_stats(&engine, a.id, |s| {
+        s.remote == Some(phone_a.local_addr().unwrap())
+    });
+    assert!(stats.latched);
+    phone_b.send_to(&rtp(1, b"to a"), b.local).unwrap();
+    assert_eq!(recv(&phone_a), (rtp(1, b"to a"), a.local));
+    // The impostor is now refused.
+    impostor
+        .send_to(&rtp(2, b"impostor again"), a.local)
+        .unwrap();
+    phone_a.send_to(&rtp(2, b"real again"), a.local).unwrap();
+    assert_eq!(recv(&phone_b).0, rtp(2, b"real again"));
+    assert_eq!(engine.stats(a.id).unwrap().packets_dropped, 1);
+    assert_nothing_for(&impostor, "the impostor");
+    engine.shutdown();
+}
+
+#[test]
+fn echo_answers_only_the_latched_source() {
+    let (engine, _events) = start_engine(22900, 22999, Duration::from_secs(30));
+    let ep = engine.allocate().unwrap();
+    let (phone, stranger) = (phone(), phone());
+    engine.set_remote(ep.id, phone.local_addr().unwrap());
+    engine.echo(ep.id);
+    phone.send_to(&rtp(1, b"echo"), ep.local).unwrap();
+    assert_eq!(recv(&phone).0, rtp(1, b"echo"));
+    // A stranger cannot use the echo as a reflector once it has latched.
+    stranger.send_to(&rtp(1, b"reflect me"), ep.local).unwrap();
+    phone.send_to(&rtp(2, b"echo"), ep.local).unwrap();
+    assert_eq!(recv(&phone).0, rtp(2, b"echo"));
+    assert_nothing_for(&stranger, "the stranger");
+    assert_eq!(engine.stats(ep.id).unwrap().packets_dropped, 1);
     engine.shutdown();
 }

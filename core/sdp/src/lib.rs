@@ -18,7 +18,7 @@ use std::net::{IpAddr, SocketAddr};
 
 /// Everything that can go wrong in this crate. Peer faults (`Malformed`, `MissingLine`,
 /// `NotUtf8`, `AnswerMismatch`) are kept apart from negotiation outcomes (`NoAudio`,
-/// `NoCommonCodec`), which a B2BUA answers with 488 Not Acceptable Here.
+/// `NoCommonCodec`, `UnsupportedTransport`), which a B2BUA answers with 488 Not Acceptable Here.
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -32,6 +32,10 @@ pub enum Error {
     NoAudio,
     #[error("no audio codec in common")]
     NoCommonCodec,
+    /// The audio stream's transport cannot be relayed or terminated here: DTLS-SRTP (its
+    /// keys come from a handshake our relay does not pass), or SRTP where we answer ourselves.
+    #[error("unsupported media transport {0}")]
+    UnsupportedTransport(String),
     #[error("answer does not match the offer (RFC 3264 §6): {0}")]
     AnswerMismatch(String),
 }
@@ -480,21 +484,32 @@ impl SessionDescription {
         out.into_bytes()
     }
 
-    /// The first `m=audio` stream, whatever its port.
+    /// The first `m=audio` stream, whatever its port. See [`active_audio`](Self::active_audio)
+    /// for the one media flows on.
     pub fn audio(&self) -> Option<&MediaDescription> {
         self.media
             .iter()
             .find(|m| m.media.eq_ignore_ascii_case("audio"))
     }
 
-    /// The first audio stream's RTP destination: its `c=` (else the session's) and its port.
-    /// None if there is no audio stream, its port is 0 (rejected), the address is not an IP
+    /// The audio stream media flows on: the first `m=audio` whose port is not 0 (a port of 0
+    /// rejects or disables a stream, RFC 3264 §5.1, §8.2). Every audio helper of this crate
+    /// uses this one.
+    pub fn active_audio(&self) -> Option<&MediaDescription> {
+        self.media.get(self.active_audio_index()?)
+    }
+
+    fn active_audio_index(&self) -> Option<usize> {
+        self.media
+            .iter()
+            .position(|m| m.media.eq_ignore_ascii_case("audio") && m.port != 0)
+    }
+
+    /// The active audio stream's RTP destination: its `c=` (else the session's) and its port.
+    /// None if there is no audio stream with a port other than 0, the address is not an IP
     /// literal, or it is the RFC 2543 hold address 0.0.0.0 (nothing may be sent there).
     pub fn audio_destination(&self) -> Option<SocketAddr> {
-        let audio = self.audio()?;
-        if audio.port == 0 {
-            return None;
-        }
+        let audio = self.active_audio()?;
         let ip = self.audio_connection(audio)?.ip()?;
         if ip.is_unspecified() {
             return None;
@@ -506,17 +521,14 @@ impl SessionDescription {
         audio.connection.as_ref().or(self.connection.as_ref())
     }
 
-    /// The direction of the first audio stream, as the writer of this SDP means it: the media
+    /// The direction of the active audio stream, as the writer of this SDP means it: the media
     /// attribute, else the session attribute, else sendrecv (RFC 3264 §5.1). RFC 2543 hold
     /// (`c=0.0.0.0`, RFC 3264 §8.4) removes the receive half: sendrecv becomes sendonly and
-    /// recvonly becomes inactive. No audio stream, or a rejected one (port 0), is inactive.
+    /// recvonly becomes inactive. No audio stream with a port other than 0 is inactive.
     pub fn audio_direction(&self) -> Direction {
-        let Some(audio) = self.audio() else {
+        let Some(audio) = self.active_audio() else {
             return Direction::Inactive;
         };
-        if audio.port == 0 {
-            return Direction::Inactive;
-        }
         let declared = audio
             .direction_attribute()
             .or_else(|| direction_of(&self.attributes))
@@ -527,12 +539,12 @@ impl SessionDescription {
         }
     }
 
-    /// Codecs of the first audio stream, in the writer's order of preference, as (payload type,
+    /// Codecs of the active audio stream, in the writer's order of preference, as (payload type,
     /// encoding name, clock rate) from `a=rtpmap`, falling back to the RFC 3551 static table
     /// (0 PCMU, 3 GSM, 4 G723, 8 PCMA, 9 G722, 13 CN, 18 G729). Formats that are neither are
     /// left out.
     pub fn audio_codecs(&self) -> Vec<Codec> {
-        self.audio()
+        self.active_audio()
             .map(MediaDescription::codecs)
             .unwrap_or_default()
     }
@@ -700,8 +712,10 @@ impl OriginState {
 }
 
 /// Attributes that cannot survive a media relay: ICE (RFC 8839) would let the peers find each
-/// other around us, and SDES / DTLS keying (RFC 4568, RFC 8842) belongs to a transport we do not
-/// terminate; RTCP multiplexing (RFC 5761) is off because we relay RTCP on port + 1.
+/// other around us, DTLS keying (RFC 8842) needs a handshake our relay does not pass (it relays
+/// RTP and RTCP only), and RTCP multiplexing (RFC 5761) is off because we relay RTCP on
+/// port + 1. SDES keys (`a=crypto`, RFC 4568) stay: the relay passes SRTP and SRTCP untouched,
+/// so the two phones' keys work end to end.
 fn is_relay_hostile(attribute: &Attribute) -> bool {
     let name = attribute.name.to_ascii_lowercase();
     name.starts_with("ice-")
@@ -710,7 +724,6 @@ fn is_relay_hostile(attribute: &Attribute) -> bool {
             "candidate"
                 | "remote-candidates"
                 | "end-of-candidates"
-                | "crypto"
                 | "fingerprint"
                 | "setup"
                 | "rtcp-mux"
@@ -732,25 +745,46 @@ fn payload_type_of(attribute: &Attribute) -> Option<&str> {
     Some(value.split_ascii_whitespace().next().unwrap_or(""))
 }
 
-/// Media anchoring for a B2BUA: the same SDP with every `c=` pointing at `relay`'s IP, the first
-/// audio stream's port set to `relay`'s port (RTCP on port + 1), our `o=` from `origin`, ICE and
-/// keying attributes dropped, and every other stream rejected with port 0 (RFC 3264 §6; the
-/// m= lines stay so the answer lines up with the offer). With `allowed`, the audio formats are
-/// narrowed to those codec names (case-insensitive), with their rtpmap/fmtp/rtcp-fb.
+/// Media anchoring for a B2BUA: the same SDP with every `c=` pointing at `relay`'s IP, the
+/// active audio stream's ([`SessionDescription::active_audio`]) port set to `relay`'s port (RTCP
+/// on port + 1), our `o=` from `origin`, ICE and DTLS attributes dropped, and every other stream
+/// rejected with port 0 (RFC 3264 §6; the m= lines stay so the answer lines up with the offer).
+/// With `allowed`, the audio formats are narrowed to those codec names (case-insensitive), with
+/// their rtpmap/fmtp/rtcp-fb.
 ///
-/// A first audio stream that is already rejected (port 0) stays rejected. Errors: no audio
-/// stream at all, or no voice codec left after filtering.
+/// The stream's direction is written out when it is not sendrecv, so hold survives the rewrite:
+/// RFC 2543 hold (`c=0.0.0.0`) becomes `a=sendonly` (or `a=inactive`) on our address.
+///
+/// SRTP: SDES (`RTP/SAVP(F)` with `a=crypto`, RFC 4568) passes through, keys included, since the
+/// relay forwards SRTP and SRTCP untouched. DTLS-SRTP (`UDP/TLS/RTP/SAVP(F)`, or `RTP/SAVP(F)`
+/// with no `a=crypto`, keyed by `a=fingerprint`) is refused with
+/// [`Error::UnsupportedTransport`]: its keys come from a DTLS handshake on the media ports,
+/// which the relay drops as neither RTP nor RTCP, and which needs ICE we strip.
+///
+/// With no audio stream but rejected ones (port 0), every stream stays rejected. Errors: no
+/// audio stream at all, DTLS-SRTP, or no voice codec left after filtering.
 pub fn anchor(
     sdp: &SessionDescription,
     relay: SocketAddr,
     origin: &mut OriginState,
     allowed: Option<&[&str]>,
 ) -> Result<SessionDescription, Error> {
-    let audio_index = sdp
-        .media
-        .iter()
-        .position(|m| m.media.eq_ignore_ascii_case("audio"))
-        .ok_or(Error::NoAudio)?;
+    if sdp.audio().is_none() {
+        return Err(Error::NoAudio);
+    }
+    let audio_index = sdp.active_audio_index();
+    let direction = sdp.audio_direction();
+    if let Some(index) = audio_index {
+        let audio = &sdp.media[index];
+        let proto = audio.proto.to_ascii_uppercase();
+        let sdes = audio
+            .attributes
+            .iter()
+            .any(|a| a.name.eq_ignore_ascii_case("crypto"));
+        if proto.contains("TLS") || (proto.contains("SAVP") && !sdes) {
+            return Err(Error::UnsupportedTransport(audio.proto.clone()));
+        }
+    }
     let mut out = sdp.clone();
     let ours = Connection::for_ip(relay.ip());
     out.connection = Some(ours.clone());
@@ -760,17 +794,21 @@ pub fn anchor(
             m.connection = Some(ours.clone());
         }
         m.attributes.retain(|a| !is_relay_hostile(a));
-        if index != audio_index {
+        if Some(index) != audio_index {
             m.port = 0;
             m.port_count = None;
             m.attributes
                 .retain(|a| !a.name.eq_ignore_ascii_case("rtcp"));
             continue;
         }
-        if m.port == 0 {
-            continue;
-        }
         m.port = relay.port();
+        // RFC 3264 §5.1: the direction we present must be the one the writer meant; hold by
+        // c=0.0.0.0 (RFC 3264 §8.4) is lost once we replace the address with ours.
+        if direction != Direction::SendRecv {
+            m.attributes
+                .retain(|a| a.value.is_some() || Direction::from_name(&a.name).is_none());
+            m.attributes.push(Attribute::flag(direction.as_str()));
+        }
         m.port_count = None;
         // RFC 3605: say where our RTCP is, replacing the peer's (which would bypass the relay).
         for a in m
@@ -806,34 +844,35 @@ pub fn anchor(
     Ok(out)
 }
 
-/// Our own answer when we terminate the media (the echo test, IVRs): for the first audio
+/// Our own answer when we terminate the media (the echo test, IVRs): for the active audio
 /// stream, the first codec in the OFFER's order whose name is in `supported` (RFC 3264 §6.1:
-/// the offerer's preference wins), plus telephone-event if offered (RFC 4733), the offered
-/// ptime, the mirrored direction; every other stream rejected with port 0.
+/// the offerer's preference wins), plus telephone-event if offered at the codec's clock rate
+/// (RFC 4733 §2.1), the offered ptime, the mirrored direction; every other stream rejected with
+/// port 0. We do not do SRTP: an audio stream whose transport is not plain RTP (`RTP/AVP`,
+/// `RTP/AVPF`) is [`Error::UnsupportedTransport`].
 pub fn answer(
     offer: &SessionDescription,
     relay: SocketAddr,
     origin: &mut OriginState,
     supported: &[&str],
 ) -> Result<SessionDescription, Error> {
-    let audio_index = offer
-        .media
-        .iter()
-        .position(|m| m.media.eq_ignore_ascii_case("audio") && m.port != 0)
-        .ok_or(Error::NoAudio)?;
+    let audio_index = offer.active_audio_index().ok_or(Error::NoAudio)?;
     let offered = &offer.media[audio_index];
+    if !matches!(
+        offered.proto.to_ascii_uppercase().as_str(),
+        "RTP/AVP" | "RTP/AVPF"
+    ) {
+        return Err(Error::UnsupportedTransport(offered.proto.clone()));
+    }
     let codecs = offered.codecs();
     let chosen = codecs
         .iter()
         .find(|c| c.is_voice() && supported.iter().any(|s| s.eq_ignore_ascii_case(&c.name)))
         .ok_or(Error::NoCommonCodec)?;
-    let events = codecs
-        .iter()
-        .filter(|c| c.name.eq_ignore_ascii_case("telephone-event"));
-    let event = events
-        .clone()
-        .find(|c| c.clock_rate == chosen.clock_rate)
-        .or_else(|| events.clone().next());
+    // RFC 4733 §2.1: events use the clock rate of the audio codec; at another rate, none.
+    let event = codecs.iter().find(|c| {
+        c.name.eq_ignore_ascii_case("telephone-event") && c.clock_rate == chosen.clock_rate
+    });
 
     let mut attributes = Vec::new();
     let mut formats = Vec::new();

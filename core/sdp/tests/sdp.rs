@@ -78,6 +78,15 @@ c=IN IP4 203.0.113.7\r\n\
 a=mid:1\r\n\
 a=rtpmap:96 VP8/90000\r\n";
 
+/// The browser-like offer keyed with SDES instead (as SIP phones offering SRTP do): the
+/// relay can carry it, ICE and DTLS attributes are still to be dropped.
+fn webrtc_with_sdes() -> String {
+    WEBRTC.replace("UDP/TLS/RTP/SAVPF", "RTP/SAVPF").replace(
+        "a=setup:actpass\r\n",
+        "a=setup:actpass\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n",
+    )
+}
+
 fn relay() -> SocketAddr {
     "198.51.100.1:20000".parse().unwrap()
 }
@@ -285,7 +294,7 @@ fn anchor_rewrites_addresses_origin_and_rtcp() {
 
 #[test]
 fn anchor_drops_ice_and_rejects_video() {
-    let offer = parse(WEBRTC);
+    let offer = parse(&webrtc_with_sdes());
     let out = anchor(&offer, relay(), &mut OriginState::new(7), None).unwrap();
     let text = String::from_utf8(out.to_bytes()).unwrap();
     for gone in [
@@ -316,7 +325,7 @@ fn anchor_drops_ice_and_rejects_video() {
 
 #[test]
 fn anchor_filters_codecs() {
-    let offer = parse(WEBRTC);
+    let offer = parse(&webrtc_with_sdes());
     let allowed: &[&str] = &["pcma", "PCMU", "telephone-event"];
     let out = anchor(&offer, relay(), &mut OriginState::new(7), Some(allowed)).unwrap();
     let audio = out.audio().unwrap();
@@ -400,13 +409,134 @@ fn answer_picks_offerers_first_supported_codec_and_mirrors_direction() {
         Err(Error::NoCommonCodec)
     ));
 
-    // Video is rejected but keeps its m= line.
-    let webrtc = parse(WEBRTC);
+    // Video is rejected but keeps its m= line. Telephone-event only at the codec's clock
+    // rate (RFC 4733 §2.1): 126 is 8000 Hz, opus 48000 Hz.
+    let plain = WEBRTC.replace("UDP/TLS/RTP/SAVPF", "RTP/AVP");
+    let webrtc = parse(&plain);
     let ans = answer(&webrtc, relay(), &mut origin, &["PCMU", "opus"]).unwrap();
     assert_eq!(ans.media.len(), 2);
-    assert_eq!(ans.media[0].formats, ["111", "126"]);
+    assert_eq!(ans.media[0].formats, ["111"]);
     assert_eq!(ans.media[1].port, 0);
     check_answer(&webrtc, &ans).unwrap();
+    let wideband_events = parse(&plain.replace("111 0 8 126", "111 0 8 126 127").replace(
+        "a=sendrecv",
+        "a=rtpmap:127 telephone-event/48000\r\na=sendrecv",
+    ));
+    let ans = answer(&wideband_events, relay(), &mut origin, &["opus"]).unwrap();
+    assert_eq!(ans.media[0].formats, ["111", "127"]);
+    let ans = answer(&wideband_events, relay(), &mut origin, &["PCMU"]).unwrap();
+    assert_eq!(ans.media[0].formats, ["0", "126"]);
+    check_answer(&wideband_events, &ans).unwrap();
+
+    // We terminate no SRTP: an SRTP offer gets no answer of ours.
+    for srtp in [WEBRTC.to_owned(), webrtc_with_sdes()] {
+        assert!(matches!(
+            answer(&parse(&srtp), relay(), &mut origin, &["PCMU"]),
+            Err(Error::UnsupportedTransport(_))
+        ));
+    }
+}
+
+#[test]
+fn anchor_keeps_rfc2543_hold_as_an_explicit_direction() {
+    let mut origin = OriginState::new(5);
+    let hold = parse(&SIPP_UAC.replace("c=IN IP4 127.0.0.1", "c=IN IP4 0.0.0.0"));
+    assert_eq!(hold.audio_direction(), Direction::SendOnly);
+    let out = anchor(&hold, relay(), &mut origin, None).unwrap();
+    assert_eq!(out.audio_destination(), Some(relay()));
+    assert_eq!(out.audio().unwrap().attribute("sendonly"), Some(""));
+    assert_eq!(
+        out.audio_direction(),
+        Direction::SendOnly,
+        "the far side must see the hold"
+    );
+    // recvonly + c=0.0.0.0 is inactive; the stream's own direction line is replaced.
+    let both = parse(&format!(
+        "{}a=recvonly\r\n",
+        SIPP_UAC.replace("c=IN IP4 127.0.0.1", "c=IN IP4 0.0.0.0")
+    ));
+    let out = anchor(&both, relay(), &mut origin, None).unwrap();
+    let text = String::from_utf8(out.to_bytes()).unwrap();
+    assert!(text.contains("a=inactive\r\n"), "{text}");
+    assert!(!text.contains("a=recvonly"), "{text}");
+    assert!(!text.contains("0.0.0.0"), "{text}");
+    // A session-level direction is made explicit on the stream too, and sendrecv stays as
+    // written (no line added).
+    let session_hold = parse(&SIPP_UAC.replace("t=0 0\r\n", "t=0 0\r\na=sendonly\r\n"));
+    let out = anchor(&session_hold, relay(), &mut origin, None).unwrap();
+    assert_eq!(out.audio().unwrap().attribute("sendonly"), Some(""));
+    let out = anchor(&parse(SIPP_UAC), relay(), &mut origin, None).unwrap();
+    assert_eq!(out.audio().unwrap().attributes.len(), 1, "rtpmap only");
+}
+
+#[test]
+fn anchor_passes_sdes_keys_and_refuses_dtls_srtp() {
+    let mut origin = OriginState::new(6);
+    let sdes = parse(&webrtc_with_sdes());
+    let out = anchor(&sdes, relay(), &mut origin, None).unwrap();
+    let audio = out.audio().unwrap();
+    assert_eq!(audio.proto, "RTP/SAVPF");
+    assert_eq!(
+        audio.attribute("crypto"),
+        Some("1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz"),
+        "SRTP passes the relay untouched: the keys go end to end"
+    );
+    assert_eq!(audio.attribute("fingerprint"), None);
+
+    let dtls = anchor(&parse(WEBRTC), relay(), &mut origin, None).unwrap_err();
+    assert!(
+        matches!(&dtls, Error::UnsupportedTransport(p) if p == "UDP/TLS/RTP/SAVPF"),
+        "{dtls:?}"
+    );
+    // RTP/SAVP keyed by a fingerprint only (RFC 5763 as some phones write it): DTLS too.
+    let fingerprint_only = WEBRTC.replace("UDP/TLS/RTP/SAVPF", "RTP/SAVP");
+    assert!(matches!(
+        anchor(&parse(&fingerprint_only), relay(), &mut origin, None),
+        Err(Error::UnsupportedTransport(_))
+    ));
+}
+
+#[test]
+fn a_rejected_first_audio_stream_is_skipped() {
+    let two = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n\
+               m=audio 0 RTP/AVP 0\r\na=inactive\r\n\
+               m=audio 6000 RTP/AVP 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=sendonly\r\n";
+    let offer = parse(two);
+    assert_eq!(offer.audio().unwrap().port, 0);
+    assert_eq!(offer.active_audio().unwrap().port, 6000);
+    assert_eq!(
+        offer.audio_destination(),
+        Some("10.0.0.1:6000".parse().unwrap())
+    );
+    assert_eq!(offer.audio_direction(), Direction::SendOnly);
+    assert_eq!(offer.audio_codecs()[0].name, "PCMA");
+
+    let mut origin = OriginState::new(8);
+    let anchored = anchor(&offer, relay(), &mut origin, None).unwrap();
+    assert_eq!(
+        (anchored.media[0].port, anchored.media[1].port),
+        (0, relay().port())
+    );
+    assert_eq!(anchored.audio_destination(), Some(relay()));
+
+    let ans = answer(&offer, relay(), &mut origin, &["PCMA"]).unwrap();
+    assert_eq!((ans.media[0].port, ans.media[1].port), (0, relay().port()));
+    assert_eq!(ans.media[1].formats, ["8", "101"]);
+    assert_eq!(
+        ans.audio_direction(),
+        Direction::RecvOnly,
+        "mirrors the stream it answers, not the rejected one"
+    );
+    check_answer(&offer, &ans).unwrap();
+
+    // Every audio stream rejected: the anchored copy keeps them all rejected.
+    let none = parse(&two.replace("m=audio 6000", "m=audio 0"));
+    let anchored = anchor(&none, relay(), &mut origin, None).unwrap();
+    assert!(anchored.media.iter().all(|m| m.port == 0));
+    assert!(matches!(
+        answer(&none, relay(), &mut origin, &["PCMA"]),
+        Err(Error::NoAudio)
+    ));
 }
 
 #[test]
