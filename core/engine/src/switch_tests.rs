@@ -582,17 +582,8 @@ fn nothing_is_left_behind_after_calls_end_every_way() {
         .unwrap();
     h.answer(BOB_MOBILE, &cancel, 200, "mobile");
     h.answer(BOB_MOBILE, &mobile_invite, 487, "mobile");
-    let to = ok.header("To").unwrap().to_owned();
-    let in_dialog = |method: &str, cseq: u32| {
-        format!(
-            "{method} sip:switchyard@127.0.0.1:5060 SIP/2.0\nVia: SIP/2.0/UDP {addr};branch=z9hG4bK{method}{cseq}\n\
-             Max-Forwards: 70\nFrom: <sip:1000@switchyard.test>;tag=a1000\nTo: {to}\nCall-ID: {call_id}\n\
-             CSeq: {cseq} {method}\nContent-Length: 0\n\n",
-            addr = ALICE.addr,
-        )
-    };
-    h.send(ALICE, in_dialog("ACK", 2));
-    h.send(ALICE, in_dialog("BYE", 3));
+    h.send(ALICE, caller_request(&ok, "ACK", 2));
+    h.send(ALICE, caller_request(&ok, "BYE", 3));
     let sent = h.sent();
     assert_eq!(statuses_to(&sent, ALICE), vec![200], "the BYE is answered");
     assert_eq!(
@@ -704,6 +695,18 @@ fn an_expired_nonce_is_stale_and_an_expired_binding_is_unreachable() {
     let (_, sent) = h.call(ALICE, "1001");
     assert_eq!(statuses_to(&sent, ALICE), vec![100, 480]);
     assert_eq!(h.cdrs()[0].hangup_cause, "USER_NOT_REGISTERED");
+}
+
+/// A callee hanging up the dialog our INVITE created (its To tag was `tag`).
+fn callee_bye(phone: Phone, invite: &Message, tag: &str) -> String {
+    format!(
+        "BYE sip:switchyard@127.0.0.1:5060 SIP/2.0\nVia: SIP/2.0/UDP {addr};branch=z9hG4bKbye{tag}\n\
+         Max-Forwards: 70\nFrom: {to};tag={tag}\nTo: {from}\nCall-ID: {call_id}\nCSeq: 5 BYE\nContent-Length: 0\n\n",
+        addr = phone.addr,
+        to = invite.header("To").unwrap(),
+        from = invite.header("From").unwrap(),
+        call_id = invite.call_id(),
+    )
 }
 
 /// The caller's side of an answered call: its in-dialog requests, built from our 200 OK.
@@ -825,15 +828,7 @@ fn a_bye_to_the_caller_waits_for_its_ack() {
     let ok = h.responses_to(ALICE).pop().unwrap();
     assert_eq!(ok.status(), Some(200));
     // The callee hangs up before the caller's ACK arrived.
-    let bye = format!(
-        "BYE sip:switchyard@127.0.0.1:5060 SIP/2.0\nVia: SIP/2.0/UDP {addr};branch=z9hG4bKbyeb\n\
-         Max-Forwards: 70\nFrom: {to};tag=desk\nTo: {from}\nCall-ID: {call_id}\nCSeq: 5 BYE\nContent-Length: 0\n\n",
-        addr = BOB_DESK.addr,
-        to = invite.header("To").unwrap(),
-        from = invite.header("From").unwrap(),
-        call_id = invite.call_id(),
-    );
-    h.send(BOB_DESK, bye);
+    h.send(BOB_DESK, callee_bye(BOB_DESK, &invite, "desk"));
     let sent = h.sent();
     assert_eq!(statuses_to(&sent, BOB_DESK), vec![200]);
     assert!(
@@ -863,15 +858,7 @@ fn a_losing_fork_hanging_up_leaves_the_winner_talking() {
     h.answer(BOB_DESK, &desk_invite, 200, "desk");
     h.answer(BOB_MOBILE, &mobile_invite, 200, "mobile");
     h.sent();
-    let bye = format!(
-        "BYE sip:switchyard@127.0.0.1:5060 SIP/2.0\nVia: SIP/2.0/UDP {addr};branch=z9hG4bKbyem\n\
-         Max-Forwards: 70\nFrom: {to};tag=mobile\nTo: {from}\nCall-ID: {call_id}\nCSeq: 5 BYE\nContent-Length: 0\n\n",
-        addr = BOB_MOBILE.addr,
-        to = mobile_invite.header("To").unwrap(),
-        from = mobile_invite.header("From").unwrap(),
-        call_id = mobile_invite.call_id(),
-    );
-    h.send(BOB_MOBILE, bye);
+    h.send(BOB_MOBILE, callee_bye(BOB_MOBILE, &mobile_invite, "mobile"));
     let sent = h.sent();
     assert_eq!(statuses_to(&sent, BOB_MOBILE), vec![200]);
     assert!(
