@@ -213,6 +213,7 @@ impl Reactor {
                     }
                 }
             }
+            switch.set_overloaded(!udp_backlog.is_empty());
             let at = now();
             switch.handle_timeout(at);
             if at.mono >= next_sweep {

@@ -262,6 +262,8 @@ struct Counters {
     registrations: u64,
     auth_failures: u64,
     malformed: u64,
+    /// New calls refused with 503 because the signalling thread was behind.
+    shed: u64,
 }
 
 pub struct Switch {
@@ -286,6 +288,8 @@ pub struct Switch {
     endpoint_calls: HashMap<EndpointId, CallKey>,
     timers: BinaryHeap<Reverse<(Instant, Timer)>>,
     lifecycle: Lifecycle,
+    /// Set by the reactor while datagrams queue up faster than it reads them.
+    overloaded: bool,
     started: Now,
     counters: Counters,
 }
@@ -371,6 +375,7 @@ impl Switch {
             endpoint_calls: HashMap::new(),
             timers: BinaryHeap::new(),
             lifecycle: Lifecycle::Running,
+            overloaded: false,
             started: now,
             counters: Counters::default(),
         };
@@ -487,6 +492,16 @@ impl Switch {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// The reactor's view of its own backlog. While overloaded, new calls are refused with 503
+    /// before any authentication or routing work, so the calls already admitted keep their
+    /// signalling instead of every call timing out together (congestion collapse).
+    pub fn set_overloaded(&mut self, overloaded: bool) {
+        if overloaded && !self.overloaded {
+            warn!("signalling overloaded: refusing new calls with 503 until the backlog clears");
+        }
+        self.overloaded = overloaded;
     }
 
     /// True once a graceful shutdown has finished with every call.
@@ -776,7 +791,11 @@ impl Switch {
     // ----- new calls ----------------------------------------------------------------------
 
     fn on_initial_invite(&mut self, now: Now, tx: ServerTxId, msg: &Message, peer: Peer) {
+        if self.overloaded {
+            self.counters.shed += 1;
+        }
         if self.lifecycle != Lifecycle::Running
+            || self.overloaded
             || (self.settings.max_calls > 0 && self.calls.len() >= self.settings.max_calls)
         {
             return self.respond(
@@ -2059,7 +2078,8 @@ impl Switch {
              registrations: {} bindings, {} REGISTERs accepted\n\
              transactions: {client_tx} client, {server_tx} server\n\
              auth: {} failures, {} sources blocked\n\
-             malformed messages: {}\n",
+             malformed messages: {}\n\
+             calls refused while overloaded: {}\n",
             env!("CARGO_PKG_VERSION"),
             uptime / 86400,
             uptime % 86400 / 3600,
@@ -2074,6 +2094,7 @@ impl Switch {
             self.counters.auth_failures,
             self.guard.blocked_sources(now.mono),
             self.counters.malformed,
+            self.counters.shed,
         )
     }
 

@@ -896,3 +896,36 @@ fn a_retransmitted_answer_gets_our_ack_again() {
         "the same ACK, not a new transaction"
     );
 }
+
+#[test]
+fn while_overloaded_new_calls_are_refused_before_any_authentication() {
+    let mut h = Harness::new(40600, |_| {});
+    h.register(ALICE);
+    h.register(BOB_DESK);
+    h.switch.set_overloaded(true);
+    let invite = "INVITE sip:1001@switchyard.test SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:7000;branch=z9hG4bKshed\n\
+                  Max-Forwards: 70\nFrom: <sip:1000@switchyard.test>;tag=shed\nTo: <sip:1001@switchyard.test>\n\
+                  Call-ID: shed@x\nCSeq: 1 INVITE\nContact: <sip:1000@127.0.0.1:7000>\nContent-Length: 0\n\n";
+    h.send(ALICE, invite.to_owned());
+    let refused = h.responses_to(ALICE);
+    assert_eq!(refused.len(), 1);
+    assert_eq!(
+        refused[0].status(),
+        Some(503),
+        "no 407 round while overloaded"
+    );
+    assert!(refused[0].header("Retry-After").is_some());
+    assert!(
+        h.switch
+            .execute(h.now, "status")
+            .unwrap()
+            .contains("calls refused while overloaded: 1")
+    );
+    h.switch.set_overloaded(false);
+    let (_, sent) = h.call(ALICE, "1001");
+    assert_eq!(
+        requests_to(&sent, BOB_DESK, Method::Invite).len(),
+        1,
+        "calls flow again"
+    );
+}
