@@ -34,6 +34,9 @@ const MAX_CONNECTIONS: usize = 8192;
 /// Datagrams read from one UDP socket before the reactor looks at its other work (timers, TCP,
 /// media events); the rest waits for the next turn of the loop, which does not sleep.
 const UDP_BURST: usize = 256;
+/// How long the SIP sockets must stay backlogged before new calls are shed: well inside what
+/// the 4 MiB receive buffer holds at thousands of calls per second.
+const OVERLOAD_AFTER: Duration = Duration::from_millis(100);
 /// How long a stopped switch lingers for the answers to its last BYEs.
 const STOP_LINGER: Duration = Duration::from_secs(4);
 
@@ -168,6 +171,7 @@ impl Reactor {
         // UDP sockets left with datagrams after a burst; they are read again without waiting.
         let mut udp_backlog: Vec<usize> = Vec::new();
         let mut stopped_at: Option<Instant> = None;
+        let mut backlog_since: Option<Instant> = None;
         loop {
             let deadline = switch
                 .poll_timeout()
@@ -213,8 +217,17 @@ impl Reactor {
                     }
                 }
             }
-            switch.set_overloaded(!udp_backlog.is_empty());
             let at = now();
+            // A burst larger than one read budget is normal; a backlog that persists means
+            // datagrams arrive faster than we handle them.
+            backlog_since = if udp_backlog.is_empty() {
+                None
+            } else {
+                backlog_since.or(Some(at.mono))
+            };
+            switch.set_overloaded(
+                backlog_since.is_some_and(|since| at.mono - since >= OVERLOAD_AFTER),
+            );
             switch.handle_timeout(at);
             if at.mono >= next_sweep {
                 self.close_stalled_connections(at.mono);
