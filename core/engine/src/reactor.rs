@@ -36,7 +36,7 @@ const MAX_CONNECTIONS: usize = 8192;
 const UDP_BURST: usize = 256;
 /// How long the SIP sockets must stay backlogged before new calls are shed: well inside what
 /// the 4 MiB receive buffer holds at thousands of calls per second.
-const OVERLOAD_AFTER: Duration = Duration::from_millis(100);
+const OVERLOAD_AFTER: Duration = Duration::from_millis(250);
 /// How long a stopped switch lingers for the answers to its last BYEs.
 const STOP_LINGER: Duration = Duration::from_secs(4);
 
