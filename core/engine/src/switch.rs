@@ -1370,8 +1370,9 @@ impl Switch {
         let Some(call) = self.calls.get_mut(&key) else {
             return self.respond(now, tx, 481, &[], None, None);
         };
-        // Keep the remote CSeq monotonic knowledge out: the transaction layer absorbs
-        // retransmissions, and an out-of-order request is rare enough to relay as is.
+        // We do not track the peer's CSeq (RFC 3261 §12.2.2 lets a UAS reject a lower one
+        // with 500): the transaction layer absorbs retransmissions, and a reordered request is
+        // relayed as it is.
         match method {
             Method::Bye => {
                 self.respond(now, tx, 200, &[], None, None);
