@@ -154,24 +154,7 @@ impl Sipp {
 
     /// (SuccessfulCall(C), FailedCall(C)) from the last line of the stat CSV.
     pub fn stats(&self) -> (u64, u64) {
-        let text = std::fs::read_to_string(self.dir.path().join("stat.csv")).unwrap_or_default();
-        let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-        let Some(header) = lines.next() else {
-            return (0, 0);
-        };
-        let Some(last) = lines.next_back() else {
-            return (0, 0);
-        };
-        let cols: Vec<&str> = header.split(';').collect();
-        let vals: Vec<&str> = last.split(';').collect();
-        let get = |name: &str| {
-            cols.iter()
-                .position(|c| *c == name)
-                .and_then(|i| vals.get(i))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0)
-        };
-        (get("SuccessfulCall(C)"), get("FailedCall(C)"))
+        stat_counts(&std::fs::read_to_string(self.dir.path().join("stat.csv")).unwrap_or_default())
     }
 
     /// SIGKILL now.
@@ -224,4 +207,22 @@ pub fn register(daemon_port: u16, local_port: u16, user: &str, contact_port: u16
     );
     s.wait(Duration::from_secs(20))
         .assert_ok(1, &format!("REGISTER of {user}"));
+}
+
+/// Counts from a SIPp `-trace_stat` CSV: (SuccessfulCall(C), FailedCall(C)) of its last row.
+pub fn stat_counts(csv: &str) -> (u64, u64) {
+    let mut lines = csv.lines().filter(|l| !l.trim().is_empty());
+    let (Some(header), Some(last)) = (lines.next(), lines.next_back()) else {
+        return (0, 0);
+    };
+    let cols: Vec<&str> = header.split(';').collect();
+    let vals: Vec<&str> = last.split(';').collect();
+    let get = |name: &str| {
+        cols.iter()
+            .position(|c| *c == name)
+            .and_then(|i| vals.get(i))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (get("SuccessfulCall(C)"), get("FailedCall(C)"))
 }

@@ -18,6 +18,7 @@
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use switchyard_e2e::sipp::stat_counts;
 use switchyard_e2e::slot::offset;
 use switchyard_e2e::{Daemon, Sipp, Slot, sipp};
 
@@ -178,24 +179,6 @@ impl Drop for Generator {
             let _ = self.child.wait();
         }
     }
-}
-
-/// Counts from a SIPp `-trace_stat` CSV: (SuccessfulCall(C), FailedCall(C)) of its last row.
-fn stat_counts(csv: &str) -> (u64, u64) {
-    let mut lines = csv.lines().filter(|l| !l.trim().is_empty());
-    let (Some(header), Some(last)) = (lines.next(), lines.next_back()) else {
-        return (0, 0);
-    };
-    let cols: Vec<&str> = header.split(';').collect();
-    let vals: Vec<&str> = last.split(';').collect();
-    let get = |name: &str| {
-        cols.iter()
-            .position(|c| *c == name)
-            .and_then(|i| vals.get(i))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0)
-    };
-    (get("SuccessfulCall(C)"), get("FailedCall(C)"))
 }
 
 /// CPU seconds (utime + stime) of a process or thread, from its `stat` file.
