@@ -83,6 +83,9 @@ pub struct Reactor {
     inbox: Receiver<Input>,
     handle: ReactorHandle,
     udp: Vec<UdpSocket>,
+    /// The local address of each socket in `udp`, read once at bind time rather than by a
+    /// system call per datagram sent.
+    udp_local: Vec<SocketAddr>,
     tcp_listeners: Vec<TcpListener>,
     connections: Slab<TcpConnection>,
     connection_by_addr: HashMap<SocketAddr, usize>,
@@ -107,6 +110,7 @@ impl Reactor {
                 waker,
             },
             udp: Vec::new(),
+            udp_local: Vec::new(),
             tcp_listeners: Vec::new(),
             connections: Slab::new(),
             connection_by_addr: HashMap::new(),
@@ -131,7 +135,9 @@ impl Reactor {
             self.poll
                 .registry()
                 .register(&mut socket, token, Interest::READABLE)?;
-            bound.udp.push(socket.local_addr()?);
+            let local = socket.local_addr()?;
+            bound.udp.push(local);
+            self.udp_local.push(local);
             self.udp.push(socket);
         }
         for addr in tcp {
@@ -451,14 +457,12 @@ impl Reactor {
         let Transmit { peer, bytes } = transmit;
         match peer.transport {
             TransportKind::Udp => {
-                let socket = self
-                    .udp
+                let index = self
+                    .udp_local
                     .iter()
-                    .find(|s| {
-                        s.local_addr()
-                            .is_ok_and(|a| a.is_ipv4() == peer.addr.is_ipv4())
-                    })
-                    .or(self.udp.first());
+                    .position(|local| local.is_ipv4() == peer.addr.is_ipv4())
+                    .unwrap_or(0);
+                let socket = self.udp.get(index);
                 if let Some(socket) = socket {
                     // A full send buffer drops the datagram; the transaction layer retransmits.
                     if let Err(e) = socket.send_to(&bytes, peer.addr) {
