@@ -1,0 +1,1 @@
+//! switchyard-dsp (being written).

@@ -1,0 +1,1 @@
+//! switchyard-recording (being written).

@@ -1,0 +1,1 @@
+//! switchyard-rtp (being written).
