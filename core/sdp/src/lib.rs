@@ -999,3 +999,120 @@ pub fn check_answer(offer: &SessionDescription, answer: &SessionDescription) -> 
     }
     Ok(())
 }
+
+/// A codec we can add to an offer: the encoding name, clock rate, channels and fmtp.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CodecOffer<'a> {
+    pub name: &'a str,
+    pub clock_rate: u32,
+    pub channels: Option<u8>,
+    /// The static payload type, if the codec has one (RFC 3551 table 4).
+    pub static_payload_type: Option<u8>,
+    pub fmtp: Option<&'a str>,
+}
+
+/// Appends `extra` codecs to the active audio stream of `sdp` (after the offerer's own, which
+/// keep their preference), skipping those already offered. Static payload types are used where
+/// free; dynamic ones take the lowest free number in 96–127 (RFC 3551 §3). This is how a B2BUA
+/// offers the callee what it can transcode to when the caller's codecs are not enough.
+pub fn add_codecs(sdp: &mut SessionDescription, extra: &[CodecOffer<'_>]) {
+    let Some(index) = sdp.active_audio_index() else {
+        return;
+    };
+    let m = &mut sdp.media[index];
+    for codec in extra {
+        let offered = m.codecs().iter().any(|c| {
+            c.name.eq_ignore_ascii_case(codec.name) && c.clock_rate == codec.clock_rate
+        });
+        if offered {
+            continue;
+        }
+        let taken = |pt: u8, m: &MediaDescription| m.formats.iter().any(|f| f == &pt.to_string());
+        let pt = match codec.static_payload_type {
+            Some(pt) if !taken(pt, m) => pt,
+            _ => match (96u8..=127).find(|pt| !taken(*pt, m)) {
+                Some(pt) => pt,
+                None => return,
+            },
+        };
+        m.formats.push(pt.to_string());
+        let mut map = format!("{pt} {}/{}", codec.name, codec.clock_rate);
+        if let Some(ch) = codec.channels {
+            let _ = write!(map, "/{ch}");
+        }
+        // Insert our rtpmap before the stream's direction/ptime lines, after its own rtpmaps.
+        let at = m
+            .attributes
+            .iter()
+            .rposition(|a| {
+                a.name.eq_ignore_ascii_case("rtpmap") || a.name.eq_ignore_ascii_case("fmtp")
+            })
+            .map_or(0, |i| i + 1);
+        m.attributes.insert(at, Attribute::new("rtpmap", map));
+        if let Some(fmtp) = codec.fmtp {
+            m.attributes
+                .insert(at + 1, Attribute::new("fmtp", format!("{pt} {fmtp}")));
+        }
+    }
+}
+
+impl SessionDescription {
+    /// The codec the answerer chose: the first voice codec of the active audio stream.
+    pub fn chosen_codec(&self) -> Option<Codec> {
+        self.active_audio()?
+            .codecs()
+            .into_iter()
+            .find(Codec::is_voice)
+    }
+
+    /// The RFC 4733 telephone-event payload type at `clock_rate` on the active audio stream.
+    pub fn telephone_event(&self, clock_rate: u32) -> Option<u8> {
+        self.active_audio()?
+            .codecs()
+            .into_iter()
+            .find(|c| c.name.eq_ignore_ascii_case("telephone-event") && c.clock_rate == clock_rate)
+            .map(|c| c.payload_type)
+    }
+
+    /// Whether the active audio stream offers this encoding (name and clock rate).
+    pub fn offers(&self, codec: &Codec) -> bool {
+        self.active_audio()
+            .is_some_and(|m| m.codecs().iter().any(|c| c.same_encoding(codec)))
+    }
+}
+
+#[cfg(test)]
+mod add_codecs_tests {
+    use super::*;
+
+    #[test]
+    fn appends_what_is_missing_with_free_payload_types() {
+        let mut sdp = SessionDescription::parse(
+            b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+m=audio 4000 RTP/AVP 96 101\r\na=rtpmap:96 opus/48000/2\r\na=fmtp:96 useinbandfec=1\r\n\
+a=rtpmap:101 telephone-event/48000\r\na=sendrecv\r\n",
+        )
+        .unwrap();
+        add_codecs(
+            &mut sdp,
+            &[
+                CodecOffer { name: "opus", clock_rate: 48000, channels: Some(2), static_payload_type: None, fmtp: None },
+                CodecOffer { name: "PCMA", clock_rate: 8000, channels: None, static_payload_type: Some(8), fmtp: None },
+                CodecOffer { name: "telephone-event", clock_rate: 8000, channels: None, static_payload_type: None, fmtp: Some("0-16") },
+            ],
+        );
+        let audio = sdp.active_audio().unwrap();
+        assert_eq!(audio.formats, ["96", "101", "8", "97"]);
+        let names: Vec<_> = audio.codecs().into_iter().map(|c| (c.payload_type, c.name, c.clock_rate)).collect();
+        assert_eq!(names[2], (8, "PCMA".to_owned(), 8000));
+        assert_eq!(names[3], (97, "telephone-event".to_owned(), 8000));
+        assert_eq!(audio.codec("97").unwrap().fmtp.as_deref(), Some("0-16"));
+        // The direction attribute stays last.
+        assert_eq!(audio.attributes.last().unwrap().name, "sendrecv");
+        assert_eq!(sdp.chosen_codec().unwrap().name, "opus");
+        assert_eq!(sdp.telephone_event(48000), Some(101));
+        assert_eq!(sdp.telephone_event(8000), Some(97));
+        let reparsed = SessionDescription::parse(&sdp.to_bytes()).unwrap();
+        assert_eq!(reparsed, sdp);
+    }
+}
