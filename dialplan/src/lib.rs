@@ -19,6 +19,14 @@ pub enum RouteDecision {
     Echo,
     /// Refuse with this SIP status; `cause` is the Q.850-style name kept in the CDR.
     Reject { status: u16, cause: &'static str },
+    /// Answer, play these prompts (names in the language's prompt set), hang up.
+    Playback { prompts: Vec<String>, lang: String },
+    /// Answer and play a call-progress tone (by name) or a tone spec, until the caller hangs up.
+    Tone { tone: String },
+    /// Answer and play music on hold until the caller hangs up.
+    MusicOnHold,
+    /// Answer and join a conference room.
+    Conference { room: String },
 }
 
 /// One row of the table as configuration supplies it.
@@ -27,6 +35,10 @@ pub enum ExtensionAction {
     Echo,
     User(String),
     Reject(u16),
+    Playback { prompts: Vec<String>, lang: String },
+    Tone(String),
+    MusicOnHold,
+    Conference(String),
 }
 
 /// The facts a routing decision may look at.
@@ -94,6 +106,13 @@ impl Router {
                 status: *status,
                 cause: cause_for_status(*status),
             },
+            Some(ExtensionAction::Playback { prompts, lang }) => RouteDecision::Playback {
+                prompts: prompts.clone(),
+                lang: lang.clone(),
+            },
+            Some(ExtensionAction::Tone(tone)) => RouteDecision::Tone { tone: tone.clone() },
+            Some(ExtensionAction::MusicOnHold) => RouteDecision::MusicOnHold,
+            Some(ExtensionAction::Conference(room)) => RouteDecision::Conference { room: room.clone() },
             None if self.users.contains(request.destination) => RouteDecision::BridgeUser {
                 user: request.destination.to_owned(),
             },
@@ -134,6 +153,8 @@ mod tests {
                 ("9196".to_owned(), ExtensionAction::Echo),
                 ("100".to_owned(), ExtensionAction::User("1001".to_owned())),
                 ("666".to_owned(), ExtensionAction::Reject(403)),
+                ("3000".to_owned(), ExtensionAction::Conference("3000".to_owned())),
+                ("9664".to_owned(), ExtensionAction::MusicOnHold),
             ],
             ["1000".to_owned(), "1001".to_owned()],
         )
@@ -163,6 +184,12 @@ mod tests {
                 cause: "CALL_REJECTED"
             }
         );
+    }
+
+    #[test]
+    fn media_applications_route_to_their_decision() {
+        assert_eq!(route("3000"), RouteDecision::Conference { room: "3000".into() });
+        assert_eq!(route("9664"), RouteDecision::MusicOnHold);
     }
 
     #[test]

@@ -24,6 +24,36 @@ pub struct BaresipConfig {
     pub tone_hz: f64,
     /// Answer incoming calls automatically.
     pub auto_answer: bool,
+    /// The account's `audio_codecs` (e.g. "pcmu,pcma", "opus", "pcma").
+    pub codecs: String,
+    /// What it sends instead of the tone (S16LE mono at 8 kHz), e.g. DTMF tones.
+    pub source: Option<PathBuf>,
+}
+
+impl BaresipConfig {
+    /// A user of the basic conf (password `pass<user>`) sending a tone, offering PCMU and PCMA.
+    pub fn new(user: &str, daemon_port: u16, base_port: u16, tone_hz: f64, auto_answer: bool) -> BaresipConfig {
+        BaresipConfig {
+            user: user.into(),
+            password: format!("pass{user}"),
+            daemon_port,
+            base_port,
+            tone_hz,
+            auto_answer,
+            codecs: "pcmu,pcma".into(),
+            source: None,
+        }
+    }
+
+    pub fn codecs(mut self, codecs: &str) -> BaresipConfig {
+        self.codecs = codecs.into();
+        self
+    }
+
+    pub fn source(mut self, wav: &Path) -> BaresipConfig {
+        self.source = Some(wav.to_path_buf());
+        self
+    }
 }
 
 pub struct Baresip {
@@ -42,9 +72,15 @@ impl Baresip {
             .tempdir()
             .expect("tempdir");
         let d = dir.path();
-        let tone = d.join("tone.wav");
-        // baresip hangs up when the aufile ends: make it longer than any test.
-        crate::write_tone_wav(&tone, cfg.tone_hz, 60.0, 8000);
+        let tone = match &cfg.source {
+            Some(source) => source.clone(),
+            None => {
+                let tone = d.join("tone.wav");
+                // baresip hangs up when the aufile ends: make it longer than any test.
+                crate::write_tone_wav(&tone, cfg.tone_hz, 60.0, 8000);
+                tone
+            }
+        };
         let rec = d.join("rec");
         std::fs::create_dir_all(&rec).expect("mkdir rec");
         let sip = cfg.base_port;
@@ -57,12 +93,15 @@ impl Baresip {
              audio_player\t\talsa,null\n\
              audio_alert\t\talsa,null\n\
              audio_source\t\taufile,{tone}\n\
-             audio_srate\t\t8000\n\
-             audio_channels\t\t1\n\
+             ausrc_srate\t\t8000\n\
+             ausrc_channels\t\t1\n\
+             auplay_srate\t\t8000\n\
+             auplay_channels\t\t1\n\
              rtp_ports\t\t{rtp_lo}-{rtp_hi}\n\
              rtp_timeout\t\t0\n\
              module_path\t\t/usr/lib/baresip/modules\n\
              module\t\t\tg711.so\n\
+             module\t\t\topus.so\n\
              module\t\t\taufile.so\n\
              module\t\t\talsa.so\n\
              module\t\t\tsndfile.so\n\
@@ -77,10 +116,11 @@ impl Baresip {
         std::fs::write(d.join("config"), config).expect("write config");
         let answer = if cfg.auto_answer { "auto" } else { "manual" };
         let account = format!(
-            "<sip:{u}@127.0.0.1:{p}>;auth_pass={pw};regint=300;answermode={answer};audio_codecs=pcmu,pcma\n",
+            "<sip:{u}@127.0.0.1:{p}>;auth_pass={pw};regint=300;answermode={answer};audio_codecs={codecs}\n",
             u = cfg.user,
             p = cfg.daemon_port,
             pw = cfg.password,
+            codecs = cfg.codecs,
         );
         std::fs::write(d.join("accounts"), account).expect("write accounts");
         std::fs::write(d.join("contacts"), "").expect("write contacts");

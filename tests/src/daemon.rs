@@ -108,6 +108,52 @@ pub fn read_cdrs(db: &Path) -> Result<Vec<Cdr>, String> {
         .map_err(|e| format!("row: {e}"))
 }
 
+/// The media columns of a CDR (issue 3).
+#[derive(Debug, Clone, Default)]
+pub struct CdrQuality {
+    pub codec_a: Option<String>,
+    pub codec_b: Option<String>,
+    pub mos_a: Option<f64>,
+    pub mos_b: Option<f64>,
+    pub loss_a_pct: Option<f64>,
+    pub loss_b_pct: Option<f64>,
+    pub jitter_a_ms: Option<f64>,
+    pub jitter_b_ms: Option<f64>,
+    pub transcoded: Option<bool>,
+    pub recording_path: Option<String>,
+    pub dtmf_digits: Option<String>,
+}
+
+/// The media columns of the CDR of call `uuid`.
+pub fn read_cdr_quality(db: &Path, uuid: &str) -> Result<CdrQuality, String> {
+    use rusqlite::{Connection, OpenFlags};
+    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| format!("open {}: {e}", db.display()))?;
+    conn.busy_timeout(Duration::from_secs(5))
+        .map_err(|e| e.to_string())?;
+    conn.query_row(
+        "SELECT codec_a, codec_b, mos_a, mos_b, loss_a_pct, loss_b_pct, jitter_a_ms, \
+         jitter_b_ms, transcoded, recording_path, dtmf_digits FROM cdr WHERE uuid = ?1",
+        [uuid],
+        |r| {
+            Ok(CdrQuality {
+                codec_a: r.get(0)?,
+                codec_b: r.get(1)?,
+                mos_a: r.get(2)?,
+                mos_b: r.get(3)?,
+                loss_a_pct: r.get(4)?,
+                loss_b_pct: r.get(5)?,
+                jitter_a_ms: r.get(6)?,
+                jitter_b_ms: r.get(7)?,
+                transcoded: r.get(8)?,
+                recording_path: r.get(9)?,
+                dtmf_digits: r.get(10)?,
+            })
+        },
+    )
+    .map_err(|e| format!("cdr {uuid}: {e}"))
+}
+
 /// Builds a daemon from `tests/conf/<template>` with per-key overrides.
 #[derive(Debug, Clone)]
 pub struct DaemonBuilder {
@@ -145,9 +191,11 @@ impl DaemonBuilder {
         });
         let main = conf.path().join("switchyard.toml");
         let mut text = std::fs::read_to_string(&main).expect("read switchyard.toml");
+        let sounds = crate::workspace_dir().join("sounds");
         let mut overrides = vec![
             ("media.rtp_port_min".to_string(), lo.to_string()),
             ("media.rtp_port_max".to_string(), hi.to_string()),
+            ("media.sounds_dir".to_string(), format!("{:?}", sounds.display().to_string())),
         ];
         overrides.extend(self.overrides.clone());
         for (k, v) in &overrides {
@@ -473,6 +521,11 @@ impl Daemon {
     }
 
     /// Waits until at least `n` CDRs are written (the store writes asynchronously).
+    /// The media columns (codecs, MOS, loss, DTMF...) of one call's CDR.
+    pub fn cdr_quality(&self, uuid: &str) -> CdrQuality {
+        read_cdr_quality(&self.db_path(), uuid).unwrap_or_else(|e| panic!("{e}"))
+    }
+
     pub fn wait_cdrs(&self, n: usize, timeout: Duration) -> Vec<Cdr> {
         wait_until(
             timeout,

@@ -17,7 +17,7 @@ pub mod slot;
 
 pub use audio::{ToneReport, analyze_wav, goertzel, write_tone_wav};
 pub use baresip::{Baresip, BaresipConfig};
-pub use daemon::{Cdr, Daemon, DaemonBuilder};
+pub use daemon::{Cdr, CdrQuality, Daemon, DaemonBuilder};
 pub use sip::{DigestChallenge, SipMessage, UdpPeer, digest_response};
 pub use sipp::{Sipp, SippOutcome};
 pub use slot::Slot;

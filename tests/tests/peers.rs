@@ -10,14 +10,7 @@ fn baresip_peer_to_peer_carries_both_tones() {
     let slot = Slot::acquire();
     // No daemon on this port: registration fails, direct calls still work.
     let nowhere = slot.port(offset::SCRATCH);
-    let cfg = |user: &str, base, hz, auto| BaresipConfig {
-        user: user.into(),
-        password: format!("pass{user}"),
-        daemon_port: nowhere,
-        base_port: base,
-        tone_hz: hz,
-        auto_answer: auto,
-    };
+    let cfg = |user: &str, base, hz, auto| BaresipConfig::new(user, nowhere, base, hz, auto);
     let mut a = Baresip::start(cfg("1000", slot.port(offset::BARESIP_A), 1000.0, false));
     let mut b = Baresip::start(cfg("1001", slot.port(offset::BARESIP_B), 1500.0, true));
     a.dial(&format!(

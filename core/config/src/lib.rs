@@ -70,6 +70,7 @@ pub struct Config {
     pub calls: CallsConfig,
     pub auth: AuthConfig,
     pub console: ConsoleConfig,
+    pub recording: RecordingConfig,
     pub directory: Directory,
     pub routes: Vec<RouteEntry>,
     /// The directory this configuration was loaded from.
@@ -122,6 +123,16 @@ pub struct MediaSection {
     pub rtp_timeout_secs: u64,
     /// Media reactor threads; 0 = one per core.
     pub threads: usize,
+    /// Codecs we terminate and transcode, in our order of preference: offered to a callee
+    /// after the caller's own when the caller's are not enough. PCMU, PCMA, G722, opus.
+    pub codecs: Vec<String>,
+    /// The rate conferences mix at (8000, 16000 or 48000).
+    pub conference_rate: u32,
+    /// Where the prompt sets (en/, zh/) and music/ live; relative paths are taken from the
+    /// directory the daemon runs in.
+    pub sounds_dir: PathBuf,
+    /// The country whose call-progress tones we play (cn, us...).
+    pub tone_country: String,
 }
 
 impl Default for MediaSection {
@@ -132,6 +143,39 @@ impl Default for MediaSection {
             rtp_port_max: 32767,
             rtp_timeout_secs: 60,
             threads: 0,
+            codecs: vec!["PCMU".into(), "PCMA".into(), "opus".into()],
+            conference_rate: 16000,
+            sounds_dir: PathBuf::from("sounds"),
+            tone_country: "us".into(),
+        }
+    }
+}
+
+/// `[recording]`: call recording.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecordingConfig {
+    /// "off", "mono" (both parties mixed) or "stereo" (caller left, callee right): recording of
+    /// every answered call. The console starts and stops recordings in any mode.
+    pub mode: String,
+    /// Where recordings go; relative to the data directory. Default: recordings/.
+    pub dir: PathBuf,
+    /// 8000 or 16000.
+    pub sample_rate: u32,
+    /// Encrypt at rest (AES-256-GCM) with the master key in `key_file`.
+    pub encrypt: bool,
+    /// 64 hex characters, mode 0600; relative to the conf directory.
+    pub key_file: PathBuf,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        RecordingConfig {
+            mode: "off".into(),
+            dir: PathBuf::from("recordings"),
+            sample_rate: 8000,
+            encrypt: false,
+            key_file: PathBuf::from("recording.key"),
         }
     }
 }
@@ -243,6 +287,23 @@ pub struct User {
     pub display_name: Option<String>,
     /// A disabled user cannot register or call and is not reachable.
     pub enabled: bool,
+    /// How this user's phone sends and expects DTMF.
+    pub dtmf: DtmfMode,
+}
+
+/// How a phone carries DTMF.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DtmfMode {
+    /// RFC 4733 events when the phone negotiates telephone-event, else tones in the audio.
+    #[default]
+    Auto,
+    /// RFC 4733 events only.
+    Rfc4733,
+    /// SIP INFO (application/dtmf-relay).
+    Info,
+    /// Tones in the audio (detected with Goertzel filters, generated as tones).
+    Inband,
 }
 
 /// One line of the extension table.
@@ -262,6 +323,16 @@ pub enum RouteAction {
     User(String),
     /// Refuse with this final response code (400..=699).
     Reject { code: u16 },
+    /// Answer, play these prompts of the language's set (names relative to sounds/<lang>/),
+    /// then hang up.
+    Playback { prompts: Vec<String>, lang: String },
+    /// Answer and play a call-progress tone (dial, ringback, busy, congestion) or a tone
+    /// spec such as "%(1000,4000,450)", forever.
+    Tone { tone: String },
+    /// Answer and play music on hold, forever.
+    MusicOnHold,
+    /// Answer and join this conference room.
+    Conference { room: String },
 }
 
 #[derive(Default, Deserialize)]
@@ -272,6 +343,7 @@ struct MainFile {
     calls: CallsConfig,
     auth: AuthConfig,
     console: ConsoleConfig,
+    recording: RecordingConfig,
 }
 
 #[derive(Deserialize)]
@@ -282,6 +354,8 @@ struct UserFile {
     display_name: Option<String>,
     #[serde(default = "yes")]
     enabled: bool,
+    #[serde(default)]
+    dtmf: DtmfMode,
 }
 
 fn yes() -> bool {
@@ -301,6 +375,10 @@ struct RouteFileEntry {
     action: String,
     user: Option<String>,
     code: Option<u16>,
+    prompts: Option<Vec<String>>,
+    lang: Option<String>,
+    tone: Option<String>,
+    room: Option<String>,
 }
 
 /// File names inside a configuration directory.
@@ -331,6 +409,7 @@ pub fn load(conf_dir: &Path) -> Result<Config, Error> {
         calls: main.calls,
         auth: main.auth,
         console: main.console,
+        recording: main.recording,
         directory,
         routes,
         conf_dir: conf_dir.to_path_buf(),
@@ -581,10 +660,20 @@ fn load_directory(dir: &Path) -> Result<Directory, Error> {
                 password: file.password,
                 display_name: file.display_name,
                 enabled: file.enabled,
+                dtmf: file.dtmf,
             },
         );
     }
     Ok(Directory { users })
+}
+
+fn valid_prompt_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.contains("..")
+        && !name.starts_with('/')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'/'))
 }
 
 fn valid_extension(ext: &str) -> bool {
@@ -615,6 +704,81 @@ fn routes_from_file(path: &Path, text: &str, file: RoutesFile) -> Result<Vec<Rou
                 "extension {} is already routed (line {})",
                 r.extension,
                 prev.line.unwrap_or(0)
+            )));
+        }
+        let media_keys = r.prompts.is_some() as u8
+            + r.lang.is_some() as u8
+            + r.tone.is_some() as u8
+            + r.room.is_some() as u8;
+        match (r.action.as_str(), &r.prompts, &r.tone, &r.room) {
+            ("playback", Some(prompts), None, None) if !prompts.is_empty() => {
+                let lang = r.lang.clone().unwrap_or_else(|| "en".into());
+                if let Some(bad) = prompts.iter().find(|p| !valid_prompt_name(p)) {
+                    return Err(invalid(format!(
+                        "prompt name {bad:?}: use letters, digits, -, _ and / (no ..)"
+                    )));
+                }
+                if !valid_user_id(&lang) {
+                    return Err(invalid(format!("invalid language {lang:?}")));
+                }
+                routes.push(RouteEntry {
+                    extension: r.extension,
+                    action: RouteAction::Playback {
+                        prompts: prompts.clone(),
+                        lang,
+                    },
+                    line: Some(line),
+                });
+                continue;
+            }
+            ("playback", _, _, _) => {
+                return Err(invalid(
+                    "action = \"playback\" needs prompts = [\"welcome\", ...] and optionally lang".into(),
+                ));
+            }
+            ("tone", None, Some(tone), None) if r.lang.is_none() => {
+                routes.push(RouteEntry {
+                    extension: r.extension,
+                    action: RouteAction::Tone { tone: tone.clone() },
+                    line: Some(line),
+                });
+                continue;
+            }
+            ("tone", _, _, _) => {
+                return Err(invalid(
+                    "action = \"tone\" needs tone = \"ringback\" (dial, busy, congestion) or a spec like \"%(1000,4000,450)\"".into(),
+                ));
+            }
+            ("moh", _, _, _) if media_keys == 0 && r.user.is_none() && r.code.is_none() => {
+                routes.push(RouteEntry {
+                    extension: r.extension,
+                    action: RouteAction::MusicOnHold,
+                    line: Some(line),
+                });
+                continue;
+            }
+            ("conference", None, None, Some(room)) if r.lang.is_none() => {
+                if !valid_user_id(room) {
+                    return Err(invalid(format!(
+                        "invalid room {room:?}: use letters and digits only"
+                    )));
+                }
+                routes.push(RouteEntry {
+                    extension: r.extension,
+                    action: RouteAction::Conference { room: room.clone() },
+                    line: Some(line),
+                });
+                continue;
+            }
+            ("conference", _, _, _) => {
+                return Err(invalid("action = \"conference\" needs room = \"<name>\"".into()));
+            }
+            _ => {}
+        }
+        if media_keys > 0 {
+            return Err(invalid(format!(
+                "action = {:?} takes none of prompts, lang, tone, room",
+                r.action
             )));
         }
         let action = match (r.action.as_str(), r.user, r.code) {
@@ -654,7 +818,7 @@ fn routes_from_file(path: &Path, text: &str, file: RoutesFile) -> Result<Vec<Rou
             }
             (other, _, _) => {
                 return Err(invalid(format!(
-                    "unknown action {other:?}: expected echo, user or reject"
+                    "unknown action {other:?}: expected echo, user, reject, playback, tone, moh or conference"
                 )));
             }
         };

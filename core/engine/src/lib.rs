@@ -8,6 +8,7 @@
 
 mod dialog;
 mod guard;
+mod media_plan;
 mod reactor;
 mod registrar;
 mod switch;
@@ -25,6 +26,7 @@ use std::time::Duration;
 use switchyard_config::{Config, RouteAction};
 use switchyard_dialplan::{ExtensionAction, Router};
 use switchyard_media::{MediaConfig, MediaEngine};
+use switchyard_recording::{MasterKey, Recorder, RecordingInfo};
 use switchyard_store::Store;
 use tracing::info;
 
@@ -48,6 +50,8 @@ pub enum Error {
     Media(#[from] switchyard_media::Error),
     #[error("console: {0}")]
     Console(#[from] switchyard_console::Error),
+    #[error("recording: {0}")]
+    Recording(#[from] switchyard_recording::Error),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -133,6 +137,7 @@ pub fn run(options: RunOptions) -> Result<(), Error> {
         "loaded configuration from {}",
         options.conf_dir.display()
     );
+    let (recorder, recordings_dir) = start_recorder(&config, &options, &store)?;
     let mut switch = Switch::new(
         SwitchParts {
             config,
@@ -142,6 +147,8 @@ pub fn run(options: RunOptions) -> Result<(), Error> {
             store: store.clone(),
             registrar,
             nonce_secret,
+            recorder,
+            recordings_dir,
         },
         now,
     );
@@ -171,12 +178,83 @@ pub fn run(options: RunOptions) -> Result<(), Error> {
     outcome
 }
 
+/// The recording writer thread, with the master key when recordings are encrypted. Its index
+/// rows go to the store as each file is finished.
+fn start_recorder(
+    config: &Config,
+    options: &RunOptions,
+    store: &Store,
+) -> Result<(Option<Recorder>, PathBuf), Error> {
+    let recording = &config.recording;
+    let dir = if recording.dir.is_absolute() {
+        recording.dir.clone()
+    } else {
+        options.data_dir.join(&recording.dir)
+    };
+    std::fs::create_dir_all(&dir)
+        .map_err(io_context(format!("creating recordings directory {}", dir.display())))?;
+    let key = if recording.encrypt {
+        let path = if recording.key_file.is_absolute() {
+            recording.key_file.clone()
+        } else {
+            options.conf_dir.join(&recording.key_file)
+        };
+        Some(MasterKey::load(&path)?)
+    } else {
+        None
+    };
+    let store = store.clone();
+    let recorder = Recorder::start(
+        key,
+        Box::new(move |info: RecordingInfo| {
+            if let Some(error) = &info.error {
+                tracing::error!(path = %info.path.display(), error, "recording failed");
+            }
+            store.insert_recording(recording_row(info));
+        }),
+    )?;
+    Ok((Some(recorder), dir))
+}
+
+/// The index row of a finished recording.
+fn recording_row(info: RecordingInfo) -> switchyard_store::Recording {
+    // The recorder thread's callback stamps the row as a reactor would: it runs on its own
+    // thread, outside the sans-IO cores.
+    #[allow(clippy::disallowed_methods)]
+    let created_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    switchyard_store::Recording {
+        call_uuid: info.call_uuid,
+        path: info.path.display().to_string(),
+        layout: match info.layout {
+            switchyard_recording::Layout::Mono => "mono".into(),
+            _ => "stereo".into(),
+        },
+        sample_rate: info.sample_rate,
+        duration_ms: info.duration_ms as i64,
+        bytes: info.bytes as i64,
+        encrypted: info.encrypted,
+        paused_ms: info.paused_ms as i64,
+        frames_dropped: info.frames_dropped as i64,
+        created_ms,
+        error: info.error,
+    }
+}
+
 fn build_router(config: &Config) -> Result<Router, Error> {
     let extensions = config.routes.iter().map(|route| {
         let action = match &route.action {
             RouteAction::Echo => ExtensionAction::Echo,
             RouteAction::User(user) => ExtensionAction::User(user.clone()),
             RouteAction::Reject { code } => ExtensionAction::Reject(*code),
+            RouteAction::Playback { prompts, lang } => ExtensionAction::Playback {
+                prompts: prompts.clone(),
+                lang: lang.clone(),
+            },
+            RouteAction::Tone { tone } => ExtensionAction::Tone(tone.clone()),
+            RouteAction::MusicOnHold => ExtensionAction::MusicOnHold,
+            RouteAction::Conference { room } => ExtensionAction::Conference(room.clone()),
         };
         (route.extension.clone(), action)
     });

@@ -15,8 +15,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use switchyard_config::{Config, Directory};
 use switchyard_dialplan::{RouteDecision, RouteRequest, Router};
-use switchyard_media::{Endpoint, EndpointId, MediaEngine, MediaEvent};
-use switchyard_sdp::{Direction, OriginState, SessionDescription};
+use switchyard_media::{
+    ConferenceId, DtmfSource, Endpoint, EndpointId, MediaEngine, MediaEvent, Player,
+};
+use switchyard_recording::{Layout, Recorder};
+use switchyard_sdp::{CodecOffer, Direction, OriginState, SessionDescription};
 use switchyard_sip::auth::{AuthOutcome, DigestAlgorithm, DigestChallenger};
 use switchyard_sip::transaction::{
     ClientTxId, Peer, ServerTxId, TimerConfig, TransactionLayer, Transmit, TransportKind, TxEvent,
@@ -27,6 +30,10 @@ use tracing::{debug, info, warn};
 
 use crate::dialog::{Dialog, contact_value, via_value, without_tag};
 use crate::guard::{AuthGuard, FailureVerdict};
+use crate::media_plan::{self, LegDtmf, Sounds};
+
+#[path = "switch_media.rs"]
+mod media_setup;
 use crate::registrar::{BindingChange, ExpiryPolicy, RegisterRefusal, Registrar};
 
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REGISTER";
@@ -76,6 +83,45 @@ struct Settings {
     max_calls: usize,
     shutdown_grace: Duration,
     expiry: ExpiryPolicy,
+    /// `[media] codecs`: what we terminate, answer with, and offer callees to transcode to.
+    codecs: Vec<String>,
+    transcodable: Vec<CodecOffer<'static>>,
+    conference_rate: u32,
+    recording: RecordingPolicy,
+}
+
+/// `[recording]` as the switch applies it.
+struct RecordingPolicy {
+    /// Record every answered bridged call in this layout.
+    automatic: Option<Layout>,
+    dir: std::path::PathBuf,
+    sample_rate: u32,
+    encrypt: bool,
+}
+
+/// What a leg speaks, for DTMF conversion and `show channels`.
+#[derive(Clone, Debug)]
+struct LegPlan {
+    dtmf: LegDtmf,
+    /// The encoding name the leg speaks, to answer its re-INVITEs with the same.
+    codec: String,
+}
+
+/// What a single-leg call does once answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum App {
+    Echo,
+    /// Hang up when the prompts end.
+    Playback,
+    /// Plays until the caller hangs up.
+    Endless,
+    Conference(String),
+}
+
+/// A conference room: its media node and how many calls are in it.
+struct Room {
+    id: ConferenceId,
+    members: usize,
 }
 
 type CallKey = u64;
@@ -132,15 +178,16 @@ impl BLeg {
 
 enum Media {
     Bridge { a: Endpoint, b: Endpoint },
-    Echo { a: Endpoint },
+    /// One leg we answer ourselves: echo, playback, tones, music, a conference.
+    Single { a: Endpoint },
 }
 
 impl Media {
     fn endpoint(&self, side: Side) -> Option<&Endpoint> {
         match (self, side) {
-            (Media::Bridge { a, .. } | Media::Echo { a }, Side::A) => Some(a),
+            (Media::Bridge { a, .. } | Media::Single { a }, Side::A) => Some(a),
             (Media::Bridge { b, .. }, Side::B(_)) => Some(b),
-            (Media::Echo { .. }, Side::B(_)) => None,
+            (Media::Single { .. }, Side::B(_)) => None,
         }
     }
 }
@@ -164,6 +211,17 @@ struct Call {
     /// A relayed re-INVITE or UPDATE whose answer is still to come: one offer at a time
     /// (RFC 3261 §14.1, RFC 3311 §5.2). Other in-dialog requests (INFO, MESSAGE...) relay freely.
     pending_offer: Option<ServerTxId>,
+    /// The caller's offer, kept to answer it ourselves when we transcode.
+    a_offer: Option<SessionDescription>,
+    a_plan: Option<LegPlan>,
+    b_plan: Option<LegPlan>,
+    /// Both legs' media are terminated here (transcoding or DTMF conversion): re-INVITEs are
+    /// answered locally and DTMF is regenerated on the other leg.
+    terminated: bool,
+    transcoded: bool,
+    app: Option<App>,
+    recording: Option<String>,
+    dtmf_digits: String,
 }
 
 impl Call {
@@ -292,6 +350,9 @@ pub struct Switch {
     overloaded: bool,
     started: Now,
     counters: Counters,
+    sounds: Sounds,
+    recorder: Option<Recorder>,
+    rooms: HashMap<String, Room>,
 }
 
 /// Everything the switch needs from the outside world, built by the reactor.
@@ -303,6 +364,10 @@ pub struct SwitchParts {
     pub store: Store,
     pub registrar: Registrar,
     pub nonce_secret: [u8; 32],
+    /// The recording writer thread, when recordings are possible.
+    pub recorder: Option<Recorder>,
+    /// Where recordings go (the data directory's `recording.dir`).
+    pub recordings_dir: std::path::PathBuf,
 }
 
 impl Switch {
@@ -315,8 +380,11 @@ impl Switch {
             store,
             registrar,
             nonce_secret,
+            recorder,
+            recordings_dir,
         } = parts;
         let auth = &config.auth;
+        let sounds = Sounds::new(&config.media.sounds_dir, &config.media.tone_country);
         let settings = Settings {
             domain: config.sip.domain.clone(),
             user_agent: config.sip.user_agent.clone(),
@@ -328,6 +396,19 @@ impl Switch {
                 min: auth.min_register_expires,
                 max: auth.max_register_expires,
                 default: auth.default_register_expires,
+            },
+            codecs: config.media.codecs.clone(),
+            transcodable: media_plan::transcodable_offers(&config.media.codecs),
+            conference_rate: config.media.conference_rate,
+            recording: RecordingPolicy {
+                automatic: match config.recording.mode.as_str() {
+                    "mono" => Some(Layout::Mono),
+                    "stereo" => Some(Layout::Stereo),
+                    _ => None,
+                },
+                dir: recordings_dir,
+                sample_rate: config.recording.sample_rate,
+                encrypt: config.recording.encrypt,
             },
         };
         let transactions = TransactionLayer::new(TimerConfig {
@@ -378,6 +459,9 @@ impl Switch {
             overloaded: false,
             started: now,
             counters: Counters::default(),
+            sounds,
+            recorder,
+            rooms: HashMap::new(),
         };
         switch
             .timers
@@ -421,6 +505,43 @@ impl Switch {
     }
 
     pub fn handle_media_event(&mut self, now: Now, event: MediaEvent) {
+        match event {
+            MediaEvent::Dtmf {
+                endpoint,
+                digit,
+                duration_ms,
+                source,
+            } => {
+                let Some(&key) = self.endpoint_calls.get(&endpoint) else {
+                    return;
+                };
+                let Some(call) = self.calls.get(&key) else {
+                    return;
+                };
+                let side = if call.media.endpoint(Side::A).map(|e| e.id) == Some(endpoint) {
+                    Side::A
+                } else {
+                    Side::B(call.winner.unwrap_or(0))
+                };
+                self.deliver_dtmf(now, key, side, digit, duration_ms, source);
+                return;
+            }
+            MediaEvent::PlaybackDone { endpoint } => {
+                let Some(&key) = self.endpoint_calls.get(&endpoint) else {
+                    return;
+                };
+                if self
+                    .calls
+                    .get(&key)
+                    .is_some_and(|c| c.app == Some(App::Playback))
+                {
+                    info!(call = key, "playback finished: hanging up");
+                    self.hang_up(now, key, "NORMAL_CLEARING", "system");
+                }
+                return;
+            }
+            _ => {}
+        }
         if let MediaEvent::RtpTimeout { endpoint } = event {
             let Some(&key) = self.endpoint_calls.get(&endpoint) else {
                 return;
@@ -852,7 +973,14 @@ impl Switch {
         info!(uuid = call_uuid, caller, destination, ?decision, "new call");
 
         let media = match &decision {
-            RouteDecision::Echo => self.media.allocate().map(|a| Media::Echo { a }),
+            RouteDecision::Echo
+            | RouteDecision::Playback { .. }
+            | RouteDecision::Tone { .. }
+            | RouteDecision::MusicOnHold => self.media.allocate().map(|a| Media::Single { a }),
+            RouteDecision::Conference { room } => {
+                let id = self.room(room);
+                self.media.allocate_for(id).map(|a| Media::Single { a })
+            }
             RouteDecision::BridgeUser { .. } => self
                 .media
                 .allocate_pair()
@@ -933,6 +1061,14 @@ impl Switch {
             b_final: None,
             a_final: None,
             pending_offer: None,
+            a_offer: None,
+            a_plan: None,
+            b_plan: None,
+            terminated: false,
+            transcoded: false,
+            app: None,
+            recording: None,
+            dtmf_digits: String::new(),
         };
 
         match decision {
@@ -947,14 +1083,26 @@ impl Switch {
                 self.calls.insert(key, call);
                 match answer {
                     Ok(answer) => {
+                        if let Some(c) = self.calls.get_mut(&key) {
+                            c.app = Some(App::Echo);
+                        }
                         self.media.echo(a_endpoint.id);
                         self.answer_a(now, key, answer.to_bytes());
                     }
                     Err(_) => self.fail_unanswered(now, key, 488, "INCOMPATIBLE_DESTINATION"),
                 }
             }
+            RouteDecision::Playback { .. }
+            | RouteDecision::Tone { .. }
+            | RouteDecision::MusicOnHold
+            | RouteDecision::Conference { .. } => {
+                call.callee = destination;
+                self.calls.insert(key, call);
+                self.answer_with_app(now, key, &offer, a_endpoint, decision);
+            }
             RouteDecision::BridgeUser { user } => {
                 call.callee = user.clone();
+                call.a_offer = Some(offer.clone());
                 let contacts: Vec<(String, Peer)> = self
                     .registrar
                     .contacts(&user, now.unix_secs())
@@ -966,8 +1114,17 @@ impl Switch {
                     .endpoint(Side::B(0))
                     .expect("bridged calls have a B endpoint")
                     .clone();
-                let b_offer =
+                let mut b_offer =
                     switchyard_sdp::anchor(&offer, b_endpoint.local, &mut call.b_origin, None);
+                // What we can transcode to goes after the caller's own codecs, so a callee
+                // that shares one with the caller picks it and the call stays a relay.
+                if let Ok(b_offer) = &mut b_offer
+                    && offer
+                        .active_audio()
+                        .is_some_and(|m| m.codecs().iter().any(media_plan::decodable))
+                {
+                    switchyard_sdp::add_codecs(b_offer, &self.settings.transcodable);
+                }
                 self.calls.insert(key, call);
                 if contacts.is_empty() {
                     info!(user, "callee not registered");
@@ -1192,6 +1349,11 @@ impl Switch {
             if let (Ok(early), Media::Bridge { a, b }) =
                 (SessionDescription::parse(msg.body()), &call.media)
                 && early.audio_destination().is_some()
+                // Early media in a codec the caller did not offer would need transcoding
+                // before the answer: the caller gets the ringing without it.
+                && early
+                    .chosen_codec()
+                    .is_some_and(|c| call.a_offer.as_ref().is_some_and(|o| o.offers(&c)))
             {
                 let (a, b) = (a.id, b.id);
                 body = call.reanchor(&self.media, Side::B(fork), Side::A, &early);
@@ -1235,27 +1397,28 @@ impl Switch {
             }
             call.winner = Some(fork);
             call.b_final = Some(status);
-            let Media::Bridge { a, b } = &call.media else {
+            if !matches!(call.media, Media::Bridge { .. }) {
                 return;
-            };
-            let (a, b) = (a.id, b.id);
+            }
+            let uuid = call.uuid.clone();
             let a_sdp = SessionDescription::parse(msg.body())
                 .ok()
-                .and_then(|answer| call.reanchor(&self.media, Side::B(fork), Side::A, &answer));
+                .and_then(|answer| self.connect_answered(key, fork, &answer));
             let Some(a_sdp) = a_sdp else {
-                warn!(
-                    uuid = call.uuid,
-                    "callee answered without a usable SDP answer"
-                );
+                warn!(uuid, "callee answered without a usable SDP answer");
                 self.send_in_dialog(now, key, Side::B(fork), Method::Bye, None);
                 if let Some(c) = self.calls.get_mut(&key) {
                     c.winner = None;
                 }
                 return self.fail_unanswered(now, key, 488, "INCOMPATIBLE_DESTINATION");
             };
-            self.media.bridge(a, b);
             self.cancel_other_forks(now, key, fork);
             self.answer_a(now, key, a_sdp);
+            if self.settings.recording.automatic.is_some()
+                && let Err(error) = self.start_recording(key, None)
+            {
+                warn!(%error, "cannot record the call");
+            }
             return;
         }
 
@@ -1408,7 +1571,31 @@ impl Switch {
                 if call.state != CallState::Answered {
                     return self.respond(now, tx, 491, &[], None, None);
                 }
+                if method == Method::Info
+                    && let Some((digit, duration)) = msg
+                        .content_type()
+                        .and_then(|t| media_plan::parse_dtmf_info(t, msg.body()))
+                {
+                    // Relayed when both legs speak INFO; else we convert it.
+                    let relayed = !call.terminated && call.app.is_none();
+                    if !relayed {
+                        self.respond(now, tx, 200, &[], None, None);
+                        self.deliver_dtmf(now, key, side, digit, duration, DtmfSource::Info);
+                        return;
+                    }
+                    if let Some(c) = self.calls.get_mut(&key) {
+                        c.dtmf_digits.push(digit);
+                    }
+                    let call = self.calls.get_mut(&key).expect("looked up above");
+                    info!(uuid = call.uuid, %digit, via = "info", "DTMF");
+                }
+                let Some(call) = self.calls.get_mut(&key) else {
+                    return;
+                };
                 let carries_offer = matches!(method, Method::Invite | Method::Update);
+                if carries_offer && (call.terminated || call.app.is_some()) {
+                    return self.answer_offer_locally(now, key, side, tx, msg);
+                }
                 if carries_offer && call.pending_offer.is_some() {
                     // RFC 3261 §14.2 glare: one offer at a time.
                     return self.respond(now, tx, 491, &[], None, None);
@@ -1814,7 +2001,7 @@ impl Switch {
         };
         let (a_stats, b_stats) = match &call.media {
             Media::Bridge { a, b } => (self.media.stats(a.id), self.media.stats(b.id)),
-            Media::Echo { a } => (self.media.stats(a.id), None),
+            Media::Single { a } => (self.media.stats(a.id), None),
         };
         match &call.media {
             Media::Bridge { a, b } => {
@@ -1823,7 +2010,24 @@ impl Switch {
                 self.endpoint_calls.remove(&a.id);
                 self.endpoint_calls.remove(&b.id);
             }
-            Media::Echo { a } => {
+            Media::Single { a } => {
+                if let Some(App::Conference(room)) = &call.app
+                    && let Some(r) = self.rooms.get_mut(room)
+                {
+                    let tone = Player::new(
+                        vec![switchyard_media::PlayItem::Tone(Sounds::conference_tone(false))],
+                        self.settings.conference_rate,
+                        false,
+                    )
+                    .ok();
+                    self.media.leave_conference(r.id, a.id, tone);
+                    r.members = r.members.saturating_sub(1);
+                    if r.members == 0 {
+                        self.media.close_conference(r.id);
+                        self.rooms.remove(room);
+                        info!(room, "conference room closed");
+                    }
+                }
                 self.media.release(a.id);
                 self.endpoint_calls.remove(&a.id);
             }
@@ -1885,6 +2089,19 @@ impl Switch {
             rtp_a_out: a_stats.packets_out as i64,
             rtp_b_in: b_stats.packets_in as i64,
             rtp_b_out: b_stats.packets_out as i64,
+            codec_a: a_stats.quality.codec.clone(),
+            codec_b: b_stats.quality.codec.clone(),
+            mos_a: media_plan::mos(&a_stats.quality),
+            mos_b: media_plan::mos(&b_stats.quality),
+            loss_a_pct: received(&a_stats).then_some(a_stats.quality.loss_percent),
+            loss_b_pct: received(&b_stats).then_some(b_stats.quality.loss_percent),
+            jitter_a_ms: received(&a_stats).then_some(a_stats.quality.jitter_ms),
+            jitter_b_ms: received(&b_stats).then_some(b_stats.quality.jitter_ms),
+            rtt_a_ms: a_stats.quality.rtt_ms,
+            rtt_b_ms: b_stats.quality.rtt_ms,
+            transcoded: call.transcoded,
+            recording_path: call.recording.clone(),
+            dtmf_digits: (!call.dtmf_digits.is_empty()).then(|| call.dtmf_digits.clone()),
         };
         info!(
             uuid = call.uuid,
@@ -1929,6 +2146,7 @@ impl Switch {
             rtp_a_out: 0,
             rtp_b_in: 0,
             rtp_b_out: 0,
+            ..Cdr::default()
         });
     }
 
@@ -2034,18 +2252,67 @@ impl Switch {
                 Ok(format!("hung up {count} calls\n"))
             }
             ["kill", uuid] | ["uuid_kill", uuid] => {
-                match self
-                    .calls
-                    .iter()
-                    .find(|(_, c)| c.uuid == *uuid)
-                    .map(|(k, _)| *k)
-                {
+                match self.call_by_uuid(uuid) {
                     Some(key) => {
                         self.hang_up(now, key, "MANAGER_REQUEST", "system");
                         Ok(format!("killed {uuid}\n"))
                     }
                     None => Err(format!("no such call: {uuid}")),
                 }
+            }
+            ["record", action, uuid] => {
+                let Some(key) = self.call_by_uuid(uuid) else {
+                    return Err(format!("no such call: {uuid}"));
+                };
+                let caller = self
+                    .calls
+                    .get(&key)
+                    .and_then(|c| c.media.endpoint(Side::A))
+                    .map(|e| e.id);
+                match (*action, caller) {
+                    ("start" | "stereo", _) => self
+                        .start_recording(key, Some(switchyard_recording::Layout::Stereo))
+                        .map(|path| format!("recording {uuid} to {path}\n")),
+                    ("mono", _) => self
+                        .start_recording(key, Some(switchyard_recording::Layout::Mono))
+                        .map(|path| format!("recording {uuid} to {path}\n")),
+                    ("pause" | "resume", Some(ep)) => {
+                        self.media.pause_recording(ep, *action == "pause");
+                        Ok(format!("recording of {uuid}: {action}d\n"))
+                    }
+                    ("stop", Some(ep)) => {
+                        self.media.stop_recording(ep);
+                        if let Some(c) = self.calls.get_mut(&key) {
+                            c.recording = None;
+                        }
+                        Ok(format!("recording of {uuid} stopped\n"))
+                    }
+                    _ => Err("usage: record start|mono|pause|resume|stop <uuid>".into()),
+                }
+            }
+            ["dtmf", uuid, digits] => {
+                let Some(key) = self.call_by_uuid(uuid) else {
+                    return Err(format!("no such call: {uuid}"));
+                };
+                let endpoint = self
+                    .calls
+                    .get(&key)
+                    .and_then(|c| c.media.endpoint(Side::A))
+                    .map(|e| e.id);
+                match endpoint {
+                    Some(ep) if digits.chars().all(|c| matches!(c, '0'..='9' | '*' | '#' | 'A'..='D')) => {
+                        self.media.send_dtmf(ep, digits, 100, false);
+                        Ok(format!("sending {digits} to the caller of {uuid}\n"))
+                    }
+                    _ => Err("usage: dtmf <uuid> <digits 0-9*#A-D>".into()),
+                }
+            }
+            ["show", "conferences"] => {
+                let mut out = format!("{} conferences\n", self.rooms.len());
+                for (name, room) in &self.rooms {
+                    let _ = writeln!(out, "{name} {} members", room.members);
+                }
+                Ok(out)
             }
             ["shutdown"] => {
                 let calls = self.calls.len();
@@ -2059,6 +2326,13 @@ impl Switch {
         };
         self.drain_transaction_events(now);
         result
+    }
+
+    fn call_by_uuid(&self, uuid: &str) -> Option<CallKey> {
+        self.calls
+            .iter()
+            .find(|(_, c)| c.uuid == uuid)
+            .map(|(k, _)| *k)
     }
 
     fn status_text(&self, now: Now) -> String {
@@ -2135,12 +2409,34 @@ impl Switch {
                     .endpoint(side)
                     .and_then(|ep| self.media.stats(ep.id).map(|s| (ep.local, s)));
                 let media = match stats {
-                    Some((local, s)) => format!(
-                        "rtp {local} <-> {} in {} out {}",
-                        s.remote.map_or("-".to_owned(), |r| r.to_string()),
-                        s.packets_in,
-                        s.packets_out
-                    ),
+                    Some((local, s)) => {
+                        let q = &s.quality;
+                        let mut text = format!(
+                            "rtp {local} <-> {} in {} out {} codec {} {}",
+                            s.remote.map_or("-".to_owned(), |r| r.to_string()),
+                            s.packets_in,
+                            s.packets_out,
+                            q.codec.as_deref().unwrap_or("-"),
+                            if q.terminated { "terminated" } else { "relayed" },
+                        );
+                        if q.packets_received > 0 {
+                            let _ = write!(
+                                text,
+                                " loss {:.1}% jitter {:.1}ms",
+                                q.loss_percent, q.jitter_ms
+                            );
+                            if let Some(rtt) = q.rtt_ms {
+                                let _ = write!(text, " rtt {rtt:.1}ms");
+                            }
+                            if let Some(buffer) = q.jitter_buffer_ms {
+                                let _ = write!(text, " jb {buffer:.0}ms");
+                            }
+                            if let Some(mos) = media_plan::mos(q) {
+                                let _ = write!(text, " mos {mos:.2}");
+                            }
+                        }
+                        text
+                    }
                     None => "no media".to_owned(),
                 };
                 let _ = writeln!(
@@ -2189,9 +2485,17 @@ pub const COMMANDS: &[&str] = &[
     "show registrations",
     "hupall",
     "kill",
+    "record",
+    "dtmf",
+    "show conferences",
     "shutdown",
     "help",
 ];
+
+/// Whether the leg received any RTP: loss and jitter of a silent leg mean nothing.
+fn received(stats: &switchyard_media::EndpointStats) -> bool {
+    stats.quality.packets_received > 0
+}
 
 /// 6xx beats everything, then the most specific 4xx (RFC 3261 §16.7 step 6, simplified).
 fn best_failure(statuses: impl Iterator<Item = u16>) -> u16 {

@@ -12,8 +12,15 @@
 //! atomics that [`MediaEngine::stats`] reads from any thread.
 #![forbid(unsafe_code)]
 
+mod graph;
+mod leg;
 mod reactor;
 pub mod rtp;
+
+pub use leg::{DtmfOptions, LegCodec};
+pub use switchyard_codec::{CodecKind, OpusFmtp};
+pub use switchyard_dsp::play::{PlayItem, Player};
+pub use switchyard_recording::RecordingSink;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -38,6 +45,10 @@ pub enum Error {
     Stopped,
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    #[error("codec: {0}")]
+    Codec(switchyard_codec::Error),
+    #[error("audio processing: {0}")]
+    Dsp(switchyard_dsp::Error),
 }
 
 /// Where and how the relay runs.
@@ -78,6 +89,67 @@ pub enum MediaEvent {
     /// No RTP received on this endpoint for `rtp_timeout` while it was active (bridged or
     /// echoing and not on hold). Reported once; it re-arms when RTP flows again.
     RtpTimeout { endpoint: EndpointId },
+    /// A DTMF digit ended on a terminated (or tapped) leg.
+    Dtmf {
+        endpoint: EndpointId,
+        digit: char,
+        duration_ms: u32,
+        source: DtmfSource,
+    },
+    /// What [`MediaEngine::play`] started has played to its end.
+    PlaybackDone { endpoint: EndpointId },
+}
+
+/// How a DTMF digit travelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DtmfSource {
+    /// RFC 4733 telephone-event packets.
+    Rfc4733,
+    /// Tones in the audio, found by the Goertzel detector.
+    Inband,
+    /// SIP INFO with application/dtmf-relay (signalling; the engine's, never the media's).
+    Info,
+}
+
+impl DtmfSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DtmfSource::Rfc4733 => "rfc4733",
+            DtmfSource::Inband => "inband",
+            DtmfSource::Info => "info",
+        }
+    }
+}
+
+/// Media quality of one leg as we receive it: our statistics of its RTP (RFC 3550 A.3 loss,
+/// A.8 jitter), the round trip from RTCP, the jitter buffer's delay when we terminate it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LegQuality {
+    /// "PCMA", "opus/48000"... when known.
+    pub codec: Option<String>,
+    pub packets_received: u64,
+    pub packets_lost: i64,
+    pub loss_percent: f64,
+    pub jitter_ms: f64,
+    pub rtt_ms: Option<f64>,
+    pub jitter_buffer_ms: Option<f64>,
+    /// The leg's media is decoded and re-encoded here (not a pure relay).
+    pub terminated: bool,
+}
+
+/// A conference room on one media thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConferenceId {
+    thread: u16,
+    key: u32,
+    generation: u32,
+}
+
+impl ConferenceId {
+    /// Endpoints joining must live on this media thread: see [`MediaEngine::allocate_for`].
+    pub fn thread(&self) -> u16 {
+        self.thread
+    }
 }
 
 /// Counters of one endpoint. `packets_in`/`bytes_in` count every datagram received on its RTP
@@ -95,6 +167,8 @@ pub struct EndpointStats {
     pub remote: Option<SocketAddr>,
     /// The remote was learned from received RTP (symmetric RTP, RFC 4961).
     pub latched: bool,
+    /// Published by the media thread a few times a second.
+    pub quality: LegQuality,
 }
 
 /// Per-endpoint counters, written by its media thread only (Relaxed is enough: each is a
@@ -109,6 +183,8 @@ pub(crate) struct Counters {
     latched: AtomicBool,
     /// Written on set_remote and latching only, never per packet.
     remote: Mutex<Option<SocketAddr>>,
+    /// Written by the media thread's housekeeping tick, never per packet.
+    quality: Mutex<LegQuality>,
 }
 
 impl Counters {
@@ -131,6 +207,10 @@ impl Counters {
         self.latched.store(latched, Ordering::Relaxed);
     }
 
+    fn set_quality(&self, quality: LegQuality) {
+        *self.quality.lock().unwrap_or_else(|e| e.into_inner()) = quality;
+    }
+
     fn snapshot(&self) -> EndpointStats {
         EndpointStats {
             packets_in: self.packets_in.load(Ordering::Relaxed),
@@ -140,6 +220,11 @@ impl Counters {
             packets_dropped: self.packets_dropped.load(Ordering::Relaxed),
             remote: *self.remote.lock().unwrap_or_else(|e| e.into_inner()),
             latched: self.latched.load(Ordering::Relaxed),
+            quality: self
+                .quality
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 }
@@ -199,6 +284,8 @@ struct Shared {
     joins: Mutex<Vec<JoinHandle<()>>>,
     next_thread: AtomicUsize,
     next_generation: AtomicU32,
+    /// Conference keys per thread, so each thread's table stays dense.
+    next_conference: AtomicU32,
     /// Index of the next port pair to try, so allocation walks the range instead of hammering
     /// the same recently released ports.
     next_pair: Mutex<usize>,
@@ -277,6 +364,7 @@ impl MediaEngine {
                 joins: Mutex::new(joins),
                 next_thread: AtomicUsize::new(0),
                 next_generation: AtomicU32::new(1),
+                next_conference: AtomicU32::new(0),
                 next_pair: Mutex::new(0),
             }),
         })
@@ -299,6 +387,175 @@ impl MediaEngine {
     /// One endpoint (an echo test, an IVR leg).
     pub fn allocate(&self) -> Result<Endpoint, Error> {
         self.allocate_on(self.pick_thread())
+    }
+
+    /// One endpoint on the media thread of a conference, so it can join it.
+    pub fn allocate_for(&self, conference: ConferenceId) -> Result<Endpoint, Error> {
+        self.allocate_on(usize::from(conference.thread))
+    }
+
+    /// Decodes this leg's media from now on (and encodes what its node sends it). On a relayed
+    /// bridge this only taps it (for a recording); [`connect`](Self::connect),
+    /// [`solo`](Self::solo) and conferences need it first.
+    pub fn terminate(&self, ep: EndpointId, codec: LegCodec, dtmf: DtmfOptions) {
+        let seed = rand_seed(ep);
+        self.send(
+            ep,
+            Command::Terminate {
+                id: ep,
+                codec,
+                dtmf,
+                seed,
+            },
+        );
+    }
+
+    /// For a relayed leg: the RTP clock of its codec (for the jitter statistic) and its name.
+    pub fn describe_relay(&self, ep: EndpointId, clock_rate: u32, label: &str) {
+        self.send(
+            ep,
+            Command::DescribeRelay {
+                id: ep,
+                clock_rate,
+                label: label.to_owned(),
+            },
+        );
+    }
+
+    /// A terminated bridge of two terminated legs of one media thread: each hears the other,
+    /// decoded, resampled when the rates differ and re-encoded (transcoding, DTMF conversion).
+    pub fn connect(&self, a: EndpointId, b: EndpointId) {
+        if a.thread != b.thread {
+            tracing::error!(
+                ?a,
+                ?b,
+                "cannot connect endpoints of different media threads"
+            );
+            return;
+        }
+        self.send(a, Command::Connect(a, b));
+    }
+
+    /// A terminated leg on its own: it hears what is played to it (prompts, tones, music).
+    pub fn solo(&self, ep: EndpointId) {
+        self.send(ep, Command::Solo(ep));
+    }
+
+    /// Plays to a terminated leg, replacing what it would otherwise hear until the player
+    /// ends ([`MediaEvent::PlaybackDone`]).
+    pub fn play(&self, ep: EndpointId, player: Player) {
+        self.send(ep, Command::Play(ep, Box::new(player)));
+    }
+
+    pub fn stop_playback(&self, ep: EndpointId) {
+        self.send(ep, Command::StopPlayback(ep));
+    }
+
+    /// Sends DTMF on a terminated leg: RFC 4733 events if it negotiated telephone-event and
+    /// `inband` is false, else tones in the audio.
+    pub fn send_dtmf(&self, ep: EndpointId, digits: &str, duration_ms: u32, inband: bool) {
+        self.send(
+            ep,
+            Command::SendDtmf {
+                id: ep,
+                digits: digits.to_owned(),
+                duration_ms,
+                inband,
+            },
+        );
+    }
+
+    /// Records the call `caller` is in (its bridge or its solo node) into `sink`, at `rate`.
+    /// A relayed bridge needs both legs [`terminate`](Self::terminate)d first: the packets go
+    /// on untouched and copies are decoded for the file.
+    pub fn record(&self, caller: EndpointId, sink: RecordingSink, rate: u32) {
+        self.send(
+            caller,
+            Command::Record {
+                caller,
+                sink: Box::new(sink),
+                rate,
+            },
+        );
+    }
+
+    /// Pause / resume (silence is written while paused, so the timeline keeps its length).
+    pub fn pause_recording(&self, caller: EndpointId, paused: bool) {
+        self.send(caller, Command::PauseRecording(caller, paused));
+    }
+
+    /// Finishes the recording of the call `caller` is in.
+    pub fn stop_recording(&self, caller: EndpointId) {
+        self.send(caller, Command::StopRecording(caller));
+    }
+
+    /// A new conference room mixing at `rate` (8000, 16000 or 48000), on the next thread.
+    pub fn create_conference(&self, rate: u32) -> ConferenceId {
+        let thread = self.pick_thread();
+        let conference = ConferenceId {
+            thread: thread as u16,
+            key: self.shared.next_conference.fetch_add(1, Ordering::Relaxed) % 65_536,
+            generation: self.shared.next_generation.fetch_add(1, Ordering::Relaxed),
+        };
+        self.send_to(thread, Command::ConferenceCreate { conference, rate });
+        conference
+    }
+
+    /// A terminated leg joins; `tone` (the join tone) is mixed into everyone's audio.
+    pub fn join_conference(
+        &self,
+        conference: ConferenceId,
+        ep: EndpointId,
+        muted: bool,
+        deaf: bool,
+        tone: Option<Player>,
+    ) {
+        self.send(
+            ep,
+            Command::ConferenceJoin {
+                conference,
+                id: ep,
+                muted,
+                deaf,
+                tone: tone.map(Box::new),
+            },
+        );
+    }
+
+    pub fn set_conference_member(
+        &self,
+        conference: ConferenceId,
+        ep: EndpointId,
+        muted: bool,
+        deaf: bool,
+    ) {
+        self.send(
+            ep,
+            Command::ConferenceMember {
+                conference,
+                id: ep,
+                muted,
+                deaf,
+            },
+        );
+    }
+
+    pub fn leave_conference(&self, conference: ConferenceId, ep: EndpointId, tone: Option<Player>) {
+        self.send(
+            ep,
+            Command::ConferenceLeave {
+                conference,
+                id: ep,
+                tone: tone.map(Box::new),
+            },
+        );
+    }
+
+    pub fn close_conference(&self, conference: ConferenceId) {
+        self.send_to(
+            usize::from(conference.thread),
+            Command::ConferenceClose(conference),
+        );
     }
 
     fn pick_thread(&self) -> usize {
@@ -467,7 +724,11 @@ impl MediaEngine {
 
     /// Queues a command for the endpoint's thread and wakes it. False if the thread is gone.
     fn send(&self, ep: EndpointId, command: Command) -> bool {
-        let Some(media) = self.shared.threads.get(usize::from(ep.thread)) else {
+        self.send_to(usize::from(ep.thread), command)
+    }
+
+    fn send_to(&self, thread: usize, command: Command) -> bool {
+        let Some(media) = self.shared.threads.get(thread) else {
             return false;
         };
         if media.commands.send(command).is_err() {
@@ -491,6 +752,16 @@ impl Drop for Shared {
             }
         }
     }
+}
+
+/// A seed for a leg's SSRC, first sequence number and timestamp (RFC 3550 §5.1: random) and its
+/// RTCP timing.
+fn rand_seed(ep: EndpointId) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(ep.key);
+    hasher.write_u32(ep.generation);
+    hasher.finish()
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -12,17 +12,35 @@
 
 use std::io::ErrorKind;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use mio::net::UdpSocket;
+use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
+use switchyard_dsp::play::Player;
+use switchyard_recording::RecordingSink;
+use switchyard_rtp::rtcp::{self as rtcp_codec, RtcpPacket, RttEstimator};
+use switchyard_rtp::stats::ReceiveStats;
+use timerfd::{ClockId, SetTimeFlags, TimerFd, TimerState};
 
+use crate::graph::{BridgeNode, ConferenceNode, Member, Node, RateBridge, RecorderTap, SoloNode};
+use crate::leg::{DtmfOptions, LegCodec, LegMedia, LegNotice};
 use crate::rtp::{RtpHeader, is_rtcp};
-use crate::{Counters, EndpointId, MediaEvent, RelayGuard};
+use crate::{ConferenceId, Counters, EndpointId, LegQuality, MediaEvent, RelayGuard};
 
 pub(crate) const WAKER: Token = Token(usize::MAX);
+/// The 20 ms media clock (a timerfd): terminated legs send, mix and record on it.
+const TICK: Token = Token(usize::MAX - 1);
+
+/// The packet time of everything we generate (RFC 3551 §4.5: 20 ms is the default for the
+/// voice codecs we speak).
+const FRAME: Duration = Duration::from_millis(20);
+
+/// The largest 20 ms frame we handle: 48 kHz.
+const MAX_FRAME: usize = 960;
 
 /// Larger than any RTP packet on an Ethernet path; longer datagrams are truncated and then
 /// relayed truncated, which is what a 1500-byte MTU would have done to them anyway.
@@ -45,6 +63,62 @@ pub(crate) enum Command {
     Echo(EndpointId),
     Hold(EndpointId, bool),
     Release(EndpointId),
+    /// Decode (and be ready to encode) this leg's media: needed for any node.
+    Terminate {
+        id: EndpointId,
+        codec: LegCodec,
+        dtmf: DtmfOptions,
+        seed: u64,
+    },
+    /// The codec's RTP clock of a relayed leg, for its jitter statistic, and its name.
+    DescribeRelay {
+        id: EndpointId,
+        clock_rate: u32,
+        label: String,
+    },
+    /// A terminated bridge: frames cross, resampled and re-encoded.
+    Connect(EndpointId, EndpointId),
+    /// A terminated leg on its own (playback, tones).
+    Solo(EndpointId),
+    Play(EndpointId, Box<Player>),
+    StopPlayback(EndpointId),
+    SendDtmf {
+        id: EndpointId,
+        digits: String,
+        duration_ms: u32,
+        inband: bool,
+    },
+    /// Records the node of `caller` (a bridge, relayed or terminated, or a solo leg).
+    Record {
+        caller: EndpointId,
+        sink: Box<RecordingSink>,
+        rate: u32,
+    },
+    PauseRecording(EndpointId, bool),
+    StopRecording(EndpointId),
+    ConferenceCreate {
+        conference: ConferenceId,
+        rate: u32,
+    },
+    ConferenceJoin {
+        conference: ConferenceId,
+        id: EndpointId,
+        muted: bool,
+        deaf: bool,
+        tone: Option<Box<Player>>,
+    },
+    ConferenceMember {
+        conference: ConferenceId,
+        id: EndpointId,
+        muted: bool,
+        deaf: bool,
+    },
+    ConferenceLeave {
+        conference: ConferenceId,
+        id: EndpointId,
+        tone: Option<Box<Player>>,
+    },
+    ConferenceClose(ConferenceId),
     Shutdown,
 }
 
@@ -53,7 +127,48 @@ enum Mode {
     /// Allocated, not yet connected: packets are counted and dropped, and latch nothing.
     Idle,
     Echo,
+    /// Relayed to the slot with this key.
     Bridged(usize),
+    /// Terminated: packets go to the leg's jitter buffer, and its node decides what is sent.
+    Terminated,
+}
+
+/// What a relayed leg tells us about its quality: our own receive statistics of its RTP, and
+/// the round trip from its RTCP (an SR from the other side passed towards it, and its RR about
+/// that SR came back: RFC 3550 §6.4.1 through the relay).
+struct RelayQuality {
+    stats: ReceiveStats,
+    /// SRs relayed out of this slot towards its far end.
+    rtt: RttEstimator,
+    rtt_ms: Option<f64>,
+    label: Option<String>,
+    packets: bool,
+}
+
+impl RelayQuality {
+    fn new(clock_rate: u32) -> RelayQuality {
+        RelayQuality {
+            stats: ReceiveStats::new(clock_rate),
+            rtt: RttEstimator::new(),
+            rtt_ms: None,
+            label: None,
+            packets: false,
+        }
+    }
+
+    fn snapshot(&self) -> LegQuality {
+        let s = self.stats.snapshot();
+        LegQuality {
+            codec: self.label.clone(),
+            packets_received: s.packets,
+            packets_lost: s.lost,
+            loss_percent: s.loss_fraction_total * 100.0,
+            jitter_ms: s.jitter_ms,
+            rtt_ms: self.rtt_ms,
+            jitter_buffer_ms: None,
+            terminated: false,
+        }
+    }
 }
 
 struct Slot {
@@ -81,6 +196,11 @@ struct Slot {
     heard: bool,
     last_heard: Instant,
     timed_out: bool,
+    /// The decoding/encoding side, once the leg is terminated or tapped.
+    leg: Option<Box<LegMedia>>,
+    /// The graph node this leg belongs to (index in `MediaReactor::nodes`).
+    node: Option<usize>,
+    quality: RelayQuality,
 }
 
 impl Slot {
@@ -151,6 +271,23 @@ pub(crate) struct MediaReactor {
     backlog: Vec<usize>,
     /// The backlog being visited; swapped with `backlog` each round so neither allocates.
     revisit: Vec<usize>,
+    nodes: Vec<Option<Node>>,
+    /// Conference id key -> node index.
+    conferences: Vec<Option<usize>>,
+    ticker: TimerFd,
+    ticking: bool,
+    frames: TickFrames,
+    /// What legs noticed during a round, reported after it.
+    notices: Vec<(EndpointId, LegNotice)>,
+}
+
+/// Scratch buffers of the tick, allocated once.
+struct TickFrames {
+    a: Box<[i16; MAX_FRAME]>,
+    b: Box<[i16; MAX_FRAME]>,
+    out: Box<[i16; MAX_FRAME]>,
+    packet: Box<[u8; BUFFER_SIZE]>,
+    leg_notices: Vec<LegNotice>,
 }
 
 impl MediaReactor {
@@ -179,11 +316,32 @@ impl MediaReactor {
             notify,
             backlog: Vec::new(),
             revisit: Vec::new(),
+            nodes: Vec::new(),
+            conferences: Vec::new(),
+            ticker: TimerFd::new_custom(ClockId::Monotonic, true, true)
+                .expect("a timerfd for the media clock"),
+            ticking: false,
+            frames: TickFrames {
+                a: Box::new([0; MAX_FRAME]),
+                b: Box::new([0; MAX_FRAME]),
+                out: Box::new([0; MAX_FRAME]),
+                packet: Box::new([0; BUFFER_SIZE]),
+                leg_notices: Vec::with_capacity(16),
+            },
+            notices: Vec::with_capacity(16),
         }
     }
 
     pub(crate) fn run(mut self) {
         let mut events = Events::with_capacity(1024);
+        let fd = self.ticker.as_raw_fd();
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut SourceFd(&fd), TICK, Interest::READABLE)
+        {
+            tracing::error!(error = %e, "cannot register the media clock; terminated media will not run");
+        }
         #[allow(clippy::disallowed_methods)] // the reactor owns the clock
         let mut next_tick = Instant::now() + self.tick;
         while self.turn(&mut events, &mut next_tick) {}
@@ -217,18 +375,294 @@ impl MediaReactor {
         if !self.drain_commands() {
             return false;
         }
+        // One clock read per round: the arrival time of every packet read in it.
+        #[allow(clippy::disallowed_methods)]
+        let now = Instant::now();
         std::mem::swap(&mut self.backlog, &mut self.revisit);
+        let mut ticks = 0;
         for event in events.iter() {
-            if event.token() != WAKER {
-                self.receive(event.token().0, false);
+            match event.token() {
+                WAKER => {}
+                TICK => ticks = self.ticker.read(),
+                token => self.receive(token.0, false, now),
             }
         }
         for index in 0..self.revisit.len() {
             let token = self.revisit[index];
-            self.receive(token, true);
+            self.receive(token, true, now);
         }
         self.revisit.clear();
+        if ticks > 0 {
+            // Late by whole frames (a stall): catch up a few so streams keep their rate, and
+            // give up on the rest rather than burst.
+            #[allow(clippy::disallowed_methods)]
+            let wall = SystemTime::now();
+            for _ in 0..ticks.min(3) {
+                self.tick(now, wall);
+            }
+        }
+        self.report_notices();
         true
+    }
+
+    fn report_notices(&mut self) {
+        for (endpoint, notice) in self.notices.drain(..) {
+            let event = match notice {
+                LegNotice::Dtmf {
+                    digit,
+                    duration_ms,
+                    source,
+                } => MediaEvent::Dtmf {
+                    endpoint,
+                    digit,
+                    duration_ms,
+                    source,
+                },
+                LegNotice::PlaybackDone => MediaEvent::PlaybackDone { endpoint },
+            };
+            (self.notify)(event);
+        }
+    }
+
+    fn endpoint_of(&self, key: usize) -> Option<EndpointId> {
+        let slot = self.slots.get(key)?.as_ref()?;
+        Some(EndpointId {
+            thread: self.thread,
+            key: key as u32,
+            generation: slot.generation,
+        })
+    }
+
+    /// Starts or stops the 20 ms clock: it runs while any node exists.
+    fn update_ticker(&mut self) {
+        let wanted = self.nodes.iter().any(Option::is_some);
+        if wanted == self.ticking {
+            return;
+        }
+        let state = if wanted {
+            TimerState::Periodic {
+                current: FRAME,
+                interval: FRAME,
+            }
+        } else {
+            TimerState::Disarmed
+        };
+        self.ticker.set_state(state, SetTimeFlags::Default);
+        self.ticking = wanted;
+    }
+
+    /// One 20 ms step of every node, then RTCP for terminated legs.
+    fn tick(&mut self, now: Instant, wall: SystemTime) {
+        for index in 0..self.nodes.len() {
+            let Some(mut node) = self.nodes[index].take() else {
+                continue;
+            };
+            match &mut node {
+                Node::Bridge(bridge) => self.tick_bridge(bridge, now),
+                Node::Solo(solo) => self.tick_solo(solo, now),
+                Node::Conference(conference) => self.tick_conference(conference, now),
+            }
+            self.nodes[index] = Some(node);
+        }
+        for key in 0..self.slots.len() {
+            let Some(Some(slot)) = self.slots.get_mut(key) else {
+                continue;
+            };
+            if slot.mode != Mode::Terminated {
+                continue;
+            }
+            let (Some(leg), Some(destination)) = (&mut slot.leg, slot.rtcp_remote) else {
+                continue;
+            };
+            if let Some(len) = leg.poll_rtcp(now, wall, &mut self.frames.packet[..]) {
+                send(
+                    &slot.rtcp,
+                    &self.frames.packet[..len],
+                    destination,
+                    &slot.counters,
+                );
+            }
+        }
+    }
+
+    /// Reads the next frame of leg `key` into `out`; returns its length (0 without a leg).
+    fn read_leg(
+        slots: &mut [Option<Slot>],
+        key: usize,
+        now: Instant,
+        out: &mut [i16],
+        notices: &mut Vec<LegNotice>,
+    ) -> usize {
+        let Some(Some(slot)) = slots.get_mut(key) else {
+            return 0;
+        };
+        let Some(leg) = &mut slot.leg else { return 0 };
+        leg.read_frame(now, out, notices);
+        leg.frame_samples()
+    }
+
+    /// Encodes `pcm` for leg `key` and sends it to the far end.
+    fn write_leg(
+        slots: &mut [Option<Slot>],
+        key: usize,
+        pcm: &mut [i16],
+        packet: &mut [u8],
+        notices: &mut Vec<LegNotice>,
+    ) {
+        let Some(Some(slot)) = slots.get_mut(key) else {
+            return;
+        };
+        if slot.held {
+            return;
+        }
+        let Some(leg) = &mut slot.leg else { return };
+        let Some(len) = leg.write_frame(pcm, packet, notices) else {
+            return;
+        };
+        if let Some(destination) = slot.remote {
+            send(&slot.rtp, &packet[..len], destination, &slot.counters);
+        }
+    }
+
+    fn collect_notices(&mut self, key: usize) {
+        if self.frames.leg_notices.is_empty() {
+            return;
+        }
+        if let Some(endpoint) = self.endpoint_of(key) {
+            for notice in self.frames.leg_notices.drain(..) {
+                self.notices.push((endpoint, notice));
+            }
+        }
+        self.frames.leg_notices.clear();
+    }
+
+    fn tick_bridge(&mut self, bridge: &mut BridgeNode, now: Instant) {
+        let f = &mut self.frames;
+        let la = Self::read_leg(
+            &mut self.slots,
+            bridge.a,
+            now,
+            &mut f.a[..],
+            &mut f.leg_notices,
+        );
+        self.collect_notices(bridge.a);
+        let f = &mut self.frames;
+        let lb = Self::read_leg(
+            &mut self.slots,
+            bridge.b,
+            now,
+            &mut f.b[..],
+            &mut f.leg_notices,
+        );
+        self.collect_notices(bridge.b);
+        if la == 0 || lb == 0 {
+            return;
+        }
+        let f = &mut self.frames;
+        if let Some(recorder) = &mut bridge.recorder {
+            recorder.push(&f.a[..la], &f.b[..lb]);
+        }
+        if !bridge.terminated {
+            return;
+        }
+        let to_b = bridge.a_to_b.convert(&f.a[..la]);
+        let n = to_b.len();
+        f.out[..n].copy_from_slice(to_b);
+        Self::write_leg(
+            &mut self.slots,
+            bridge.b,
+            &mut f.out[..n],
+            &mut f.packet[..],
+            &mut f.leg_notices,
+        );
+        self.collect_notices(bridge.b);
+        let f = &mut self.frames;
+        let to_a = bridge.b_to_a.convert(&f.b[..lb]);
+        let n = to_a.len();
+        f.out[..n].copy_from_slice(to_a);
+        Self::write_leg(
+            &mut self.slots,
+            bridge.a,
+            &mut f.out[..n],
+            &mut f.packet[..],
+            &mut f.leg_notices,
+        );
+        self.collect_notices(bridge.a);
+    }
+
+    fn tick_solo(&mut self, solo: &mut SoloNode, now: Instant) {
+        let f = &mut self.frames;
+        let len = Self::read_leg(
+            &mut self.slots,
+            solo.leg,
+            now,
+            &mut f.a[..],
+            &mut f.leg_notices,
+        );
+        self.collect_notices(solo.leg);
+        if len == 0 {
+            return;
+        }
+        let f = &mut self.frames;
+        f.out[..len].fill(0);
+        Self::write_leg(
+            &mut self.slots,
+            solo.leg,
+            &mut f.out[..len],
+            &mut f.packet[..],
+            &mut f.leg_notices,
+        );
+        if let Some(recorder) = &mut solo.recorder {
+            // The caller's words on the left, what we played on the right.
+            recorder.push(&f.a[..len], &f.out[..len]);
+        }
+        self.collect_notices(solo.leg);
+    }
+
+    fn tick_conference(&mut self, conference: &mut ConferenceNode, now: Instant) {
+        let frame = conference.frame();
+        for index in 0..conference.members.len() {
+            let member = &mut conference.members[index];
+            let f = &mut self.frames;
+            let len = Self::read_leg(
+                &mut self.slots,
+                member.leg,
+                now,
+                &mut f.a[..],
+                &mut f.leg_notices,
+            );
+            let input = &mut conference.inputs[index * frame..(index + 1) * frame];
+            if len == 0 {
+                input.fill(0);
+            } else {
+                let converted = member.into_mix.convert(&f.a[..len]);
+                let n = converted.len().min(frame);
+                input[..n].copy_from_slice(&converted[..n]);
+            }
+            let leg = member.leg;
+            self.collect_notices(leg);
+        }
+        conference.mix();
+        for index in 0..conference.members.len() {
+            let f = &mut self.frames;
+            conference.mix_minus(index, &mut f.b[..frame]);
+            let member = &mut conference.members[index];
+            if member.deaf {
+                f.b[..frame].fill(0);
+            }
+            let converted = member.out_of_mix.convert(&f.b[..frame]);
+            let n = converted.len();
+            f.out[..n].copy_from_slice(converted);
+            let leg = member.leg;
+            Self::write_leg(
+                &mut self.slots,
+                leg,
+                &mut f.out[..n],
+                &mut f.packet[..],
+                &mut f.leg_notices,
+            );
+            self.collect_notices(leg);
+        }
     }
 
     /// Applies queued commands; false on Shutdown (or when every handle is gone).
@@ -291,6 +725,9 @@ impl MediaReactor {
                     heard: false,
                     last_heard: now,
                     timed_out: false,
+                    leg: None,
+                    node: None,
+                    quality: RelayQuality::new(8000),
                 });
             }
             Command::SetRemote(id, remote) => {
@@ -313,13 +750,242 @@ impl MediaReactor {
                 if a == b || self.slot_mut(a).is_none() || self.slot_mut(b).is_none() {
                     return;
                 }
-                self.unlink(a.key as usize);
-                self.unlink(b.key as usize);
+                // Re-bridging the same pair (early media, then the answer) keeps its node and
+                // with it a recording.
+                let same = self.slot_mut(a).map(|s| s.mode) == Some(Mode::Bridged(b.key as usize));
+                if !same {
+                    self.unlink(a.key as usize);
+                    self.unlink(b.key as usize);
+                }
                 for (this, peer) in [(a, b), (b, a)] {
                     if let Some(slot) = self.slot_mut(this) {
                         slot.mode = Mode::Bridged(peer.key as usize);
                         slot.arm_timeout(now);
                     }
+                }
+            }
+            Command::Terminate {
+                id,
+                codec,
+                dtmf,
+                seed,
+            } => {
+                let label = codec.label();
+                match LegMedia::new(codec, dtmf, now, seed) {
+                    Ok(leg) => {
+                        if let Some(slot) = self.slot_mut(id) {
+                            slot.leg = Some(Box::new(leg));
+                            slot.quality.label = Some(label);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(endpoint = ?id, error = %e, "cannot terminate the leg's media")
+                    }
+                }
+            }
+            Command::DescribeRelay {
+                id,
+                clock_rate,
+                label,
+            } => {
+                if let Some(slot) = self.slot_mut(id) {
+                    if !slot.quality.packets {
+                        slot.quality.stats = ReceiveStats::new(clock_rate);
+                    }
+                    slot.quality.label = Some(label);
+                }
+            }
+            Command::Connect(a, b) => {
+                let rates = match (self.leg_rate(a), self.leg_rate(b)) {
+                    (Some(ra), Some(rb)) if a != b => (ra, rb),
+                    _ => {
+                        tracing::error!(?a, ?b, "connect needs two distinct terminated legs");
+                        return;
+                    }
+                };
+                let recorder = self.take_recorder(a.key as usize);
+                self.unlink(a.key as usize);
+                self.unlink(b.key as usize);
+                let node = match (
+                    RateBridge::new(rates.0, rates.1),
+                    RateBridge::new(rates.1, rates.0),
+                ) {
+                    (Ok(a_to_b), Ok(b_to_a)) => Node::Bridge(BridgeNode {
+                        a: a.key as usize,
+                        b: b.key as usize,
+                        terminated: true,
+                        a_to_b,
+                        b_to_a,
+                        recorder,
+                    }),
+                    (Err(e), _) | (_, Err(e)) => {
+                        tracing::error!(error = %e, "cannot resample between the legs");
+                        return;
+                    }
+                };
+                let index = self.add_node(node);
+                for id in [a, b] {
+                    if let Some(slot) = self.slot_mut(id) {
+                        slot.mode = Mode::Terminated;
+                        slot.node = Some(index);
+                        slot.arm_timeout(now);
+                    }
+                }
+            }
+            Command::Solo(id) => {
+                if self.leg_rate(id).is_none() {
+                    tracing::error!(endpoint = ?id, "solo needs a terminated leg");
+                    return;
+                }
+                let recorder = self.take_recorder(id.key as usize);
+                self.unlink(id.key as usize);
+                let index = self.add_node(Node::Solo(SoloNode {
+                    leg: id.key as usize,
+                    recorder,
+                }));
+                if let Some(slot) = self.slot_mut(id) {
+                    slot.mode = Mode::Terminated;
+                    slot.node = Some(index);
+                    slot.arm_timeout(now);
+                }
+            }
+            Command::Play(id, player) => {
+                if let Some(leg) = self.slot_mut(id).and_then(|s| s.leg.as_mut()) {
+                    leg.play(*player);
+                }
+            }
+            Command::StopPlayback(id) => {
+                if let Some(leg) = self.slot_mut(id).and_then(|s| s.leg.as_mut()) {
+                    leg.stop_playback();
+                }
+            }
+            Command::SendDtmf {
+                id,
+                digits,
+                duration_ms,
+                inband,
+            } => {
+                if let Some(leg) = self.slot_mut(id).and_then(|s| s.leg.as_mut()) {
+                    leg.send_dtmf(&digits, duration_ms, inband);
+                } else {
+                    tracing::warn!(endpoint = ?id, "DTMF for a leg whose media is relayed, not terminated");
+                }
+            }
+            Command::Record { caller, sink, rate } => self.record(caller, *sink, rate),
+            Command::PauseRecording(id, paused) => {
+                if let Some(tap) = self.recorder_of(id) {
+                    tap.sink.set_paused(paused);
+                }
+            }
+            Command::StopRecording(id) => {
+                let key = id.key as usize;
+                if self.slot_mut(id).is_some() {
+                    // Dropping the sink finishes the file.
+                    drop(self.take_recorder(key));
+                    self.drop_empty_relay_node(key);
+                }
+            }
+            Command::ConferenceCreate { conference, rate } => {
+                let index = self.add_node(Node::Conference(ConferenceNode::new(
+                    conference.generation,
+                    rate,
+                )));
+                let key = conference.key as usize;
+                if self.conferences.len() <= key {
+                    self.conferences.resize(key + 1, None);
+                }
+                self.conferences[key] = Some(index);
+            }
+            Command::ConferenceJoin {
+                conference,
+                id,
+                muted,
+                deaf,
+                tone,
+            } => {
+                let Some(rate) = self.leg_rate(id) else {
+                    tracing::error!(endpoint = ?id, "a conference member needs a terminated leg");
+                    return;
+                };
+                let Some(index) = self.conference_node(conference) else {
+                    return;
+                };
+                self.unlink(id.key as usize);
+                let Some(Some(Node::Conference(node))) = self.nodes.get_mut(index) else {
+                    return;
+                };
+                let (into_mix, out_of_mix) = match (
+                    RateBridge::new(rate, node.rate),
+                    RateBridge::new(node.rate, rate),
+                ) {
+                    (Ok(i), Ok(o)) => (i, o),
+                    (Err(e), _) | (_, Err(e)) => {
+                        tracing::error!(error = %e, "cannot resample into the conference");
+                        return;
+                    }
+                };
+                node.members.push(Member {
+                    leg: id.key as usize,
+                    muted,
+                    deaf,
+                    into_mix,
+                    out_of_mix,
+                });
+                let frame = node.frame();
+                node.inputs.resize(node.members.len() * frame, 0);
+                if let Some(tone) = tone {
+                    node.announcement = Some(*tone);
+                }
+                if let Some(slot) = self.slot_mut(id) {
+                    slot.mode = Mode::Terminated;
+                    slot.node = Some(index);
+                    slot.arm_timeout(now);
+                }
+            }
+            Command::ConferenceMember {
+                conference,
+                id,
+                muted,
+                deaf,
+            } => {
+                let Some(index) = self.conference_node(conference) else {
+                    return;
+                };
+                if let Some(Some(Node::Conference(node))) = self.nodes.get_mut(index)
+                    && let Some(member) = node.members.iter_mut().find(|m| m.leg == id.key as usize)
+                {
+                    member.muted = muted;
+                    member.deaf = deaf;
+                }
+            }
+            Command::ConferenceLeave {
+                conference,
+                id,
+                tone,
+            } => {
+                if self.conference_node(conference).is_some()
+                    && self.slot_mut(id).and_then(|s| s.node) == self.conference_node(conference)
+                {
+                    self.unlink(id.key as usize);
+                    if let Some(index) = self.conference_node(conference)
+                        && let Some(Some(Node::Conference(node))) = self.nodes.get_mut(index)
+                        && let Some(tone) = tone
+                    {
+                        node.announcement = Some(*tone);
+                    }
+                }
+            }
+            Command::ConferenceClose(conference) => {
+                if let Some(index) = self.conference_node(conference) {
+                    let members: Vec<usize> = self.nodes[index]
+                        .as_ref()
+                        .map(|n| n.legs().collect())
+                        .unwrap_or_default();
+                    for key in members {
+                        self.unlink(key);
+                    }
+                    self.nodes[index] = None;
+                    self.conferences[conference.key as usize] = None;
                 }
             }
             Command::Echo(id) => {
@@ -345,6 +1011,7 @@ impl MediaReactor {
                     return;
                 }
                 let key = id.key as usize;
+                drop(self.take_recorder(key));
                 self.unlink(key);
                 // Commands run between rounds, when `revisit` is empty.
                 self.backlog.retain(|token| token / 2 != key);
@@ -357,6 +1024,156 @@ impl MediaReactor {
             }
             Command::Shutdown => {}
         }
+        self.update_ticker();
+    }
+
+    fn leg_rate(&mut self, id: EndpointId) -> Option<u32> {
+        self.slot_mut(id)?.leg.as_ref().map(|leg| leg.sample_rate())
+    }
+
+    fn add_node(&mut self, node: Node) -> usize {
+        match self.nodes.iter().position(Option::is_none) {
+            Some(index) => {
+                self.nodes[index] = Some(node);
+                index
+            }
+            None => {
+                self.nodes.push(Some(node));
+                self.nodes.len() - 1
+            }
+        }
+    }
+
+    fn conference_node(&self, conference: ConferenceId) -> Option<usize> {
+        let index = (*self.conferences.get(conference.key as usize)?)?;
+        match self.nodes.get(index)? {
+            Some(Node::Conference(node)) if node.generation == conference.generation => Some(index),
+            _ => None,
+        }
+    }
+
+    fn recorder_of(&mut self, id: EndpointId) -> Option<&mut RecorderTap> {
+        let index = self.slot_mut(id)?.node?;
+        match self.nodes.get_mut(index)?.as_mut()? {
+            Node::Bridge(bridge) => bridge.recorder.as_mut(),
+            Node::Solo(solo) => solo.recorder.as_mut(),
+            Node::Conference(_) => None,
+        }
+    }
+
+    fn take_recorder(&mut self, key: usize) -> Option<RecorderTap> {
+        let index = self.slots.get(key)?.as_ref()?.node?;
+        match self.nodes.get_mut(index)?.as_mut()? {
+            Node::Bridge(bridge) => bridge.recorder.take(),
+            Node::Solo(solo) => solo.recorder.take(),
+            Node::Conference(_) => None,
+        }
+    }
+
+    /// A relayed bridge's node exists only to feed its recorder: without one it goes.
+    fn drop_empty_relay_node(&mut self, key: usize) {
+        let Some(index) = self
+            .slots
+            .get(key)
+            .and_then(|s| s.as_ref())
+            .and_then(|s| s.node)
+        else {
+            return;
+        };
+        if let Some(Some(Node::Bridge(bridge))) = self.nodes.get(index)
+            && !bridge.terminated
+            && bridge.recorder.is_none()
+        {
+            let (a, b) = (bridge.a, bridge.b);
+            self.nodes[index] = None;
+            for key in [a, b] {
+                if let Some(Some(slot)) = self.slots.get_mut(key) {
+                    slot.node = None;
+                }
+            }
+        }
+    }
+
+    /// Attaches a recorder to the node of `caller`: its terminated bridge or solo node, or a
+    /// relayed bridge (then both legs must have been terminated for decoding: the relay goes on
+    /// forwarding packets untouched and the node decodes copies).
+    fn record(&mut self, caller: EndpointId, sink: RecordingSink, rate: u32) {
+        let key = caller.key as usize;
+        let Some(slot) = self.slot_mut(caller) else {
+            return;
+        };
+        let (mode, node) = (slot.mode, slot.node);
+        let (node, callee_key) = match (node, mode) {
+            (Some(index), _) => (index, None),
+            (None, Mode::Bridged(peer)) => (usize::MAX, Some(peer)),
+            _ => {
+                tracing::warn!(endpoint = ?caller, "nothing to record: the leg is not connected");
+                return;
+            }
+        };
+        let rate_of = |slots: &[Option<Slot>], key: usize| {
+            slots
+                .get(key)
+                .and_then(|s| s.as_ref())
+                .and_then(|s| s.leg.as_ref())
+                .map(|l| l.sample_rate())
+        };
+        let index = if let Some(peer) = callee_key {
+            let (Some(ra), Some(rb)) = (rate_of(&self.slots, key), rate_of(&self.slots, peer))
+            else {
+                tracing::warn!(endpoint = ?caller, "recording a relayed call needs both legs decoded");
+                return;
+            };
+            let (Ok(a_to_b), Ok(b_to_a)) = (RateBridge::new(ra, rb), RateBridge::new(rb, ra))
+            else {
+                return;
+            };
+            let index = self.add_node(Node::Bridge(BridgeNode {
+                a: key,
+                b: peer,
+                terminated: false,
+                a_to_b,
+                b_to_a,
+                recorder: None,
+            }));
+            for k in [key, peer] {
+                if let Some(Some(slot)) = self.slots.get_mut(k) {
+                    slot.node = Some(index);
+                }
+            }
+            index
+        } else {
+            node
+        };
+        let (caller_key, callee_key) = match self.nodes.get(index).and_then(|n| n.as_ref()) {
+            Some(Node::Bridge(b)) => (b.a, Some(b.b)),
+            Some(Node::Solo(s)) => (s.leg, None),
+            _ => {
+                tracing::warn!(endpoint = ?caller, "conferences are not recorded per call");
+                return;
+            }
+        };
+        let caller_rate = rate_of(&self.slots, caller_key).unwrap_or(rate);
+        let callee_rate = callee_key
+            .and_then(|k| rate_of(&self.slots, k))
+            .unwrap_or(caller_rate);
+        let (Ok(a), Ok(b)) = (
+            RateBridge::new(caller_rate, rate),
+            RateBridge::new(callee_rate, rate),
+        ) else {
+            tracing::warn!(rate, "cannot resample to the recording rate");
+            return;
+        };
+        let tap = RecorderTap {
+            sink,
+            caller: a,
+            callee: b,
+        };
+        match self.nodes.get_mut(index).and_then(|n| n.as_mut()) {
+            Some(Node::Bridge(b)) => b.recorder = Some(tap),
+            Some(Node::Solo(s)) => s.recorder = Some(tap),
+            _ => {}
+        }
     }
 
     fn slot_mut(&mut self, id: EndpointId) -> Option<&mut Slot> {
@@ -366,22 +1183,48 @@ impl MediaReactor {
             .filter(|s| s.generation == id.generation)
     }
 
-    /// Takes the endpoint out of any bridge or echo; its former peer goes idle.
+    /// Takes the endpoint out of any bridge, echo or node; a former bridge peer goes idle, a
+    /// conference goes on without it.
     fn unlink(&mut self, key: usize) {
         let Some(Some(slot)) = self.slots.get_mut(key) else {
             return;
         };
         let old = std::mem::replace(&mut slot.mode, Mode::Idle);
+        let node = slot.node.take();
         if let Mode::Bridged(peer) = old
             && let Some(Some(peer)) = self.slots.get_mut(peer)
         {
             peer.mode = Mode::Idle;
         }
+        let Some(index) = node else { return };
+        let remove = match self.nodes.get_mut(index).and_then(|n| n.as_mut()) {
+            Some(Node::Conference(conference)) => {
+                if let Some(position) = conference.members.iter().position(|m| m.leg == key) {
+                    conference.members.remove(position);
+                    let frame = conference.frame();
+                    // Keep each remaining member's input where its index says.
+                    conference.inputs.truncate(conference.members.len() * frame);
+                }
+                false
+            }
+            Some(_) => true,
+            None => false,
+        };
+        if remove && let Some(Some(node)) = self.nodes.get_mut(index).map(Option::take) {
+            for other in node.legs() {
+                if let Some(Some(slot)) = self.slots.get_mut(other) {
+                    slot.node = None;
+                    if slot.mode == Mode::Terminated {
+                        slot.mode = Mode::Idle;
+                    }
+                }
+            }
+        }
     }
 
     /// Reads the socket behind `token` until it would block (mio is edge-triggered), or up to
     /// its budget, when it goes on the backlog. `revisit`: the token comes off the backlog.
-    fn receive(&mut self, token: usize, revisit: bool) {
+    fn receive(&mut self, token: usize, revisit: bool, now: Instant) {
         let key = token / 2;
         let port = token % 2;
         let is_rtcp_port = port == 1;
@@ -413,7 +1256,12 @@ impl MediaReactor {
                 &self.buffer[..len],
                 source,
                 &self.guard,
+                now,
+                &mut self.frames.leg_notices,
             );
+            if !self.frames.leg_notices.is_empty() {
+                self.collect_notices(key);
+            }
         }
         if let Some(Some(slot)) = self.slots.get_mut(key)
             && !slot.backlog[port]
@@ -427,6 +1275,15 @@ impl MediaReactor {
     fn check_timeouts(&mut self, now: Instant) {
         for (key, slot) in self.slots.iter_mut().enumerate() {
             let Some(slot) = slot else { continue };
+            // Publish quality for `show channels` and the CDR (a lock per slot per tick, never
+            // per packet).
+            if slot.mode != Mode::Idle {
+                let quality = match (&slot.leg, slot.mode) {
+                    (Some(leg), Mode::Terminated) => leg.quality(),
+                    _ => slot.quality.snapshot(),
+                };
+                slot.counters.set_quality(quality);
+            }
             if slot.heard {
                 slot.arm_timeout(now);
                 continue;
@@ -448,8 +1305,10 @@ impl MediaReactor {
     }
 }
 
-/// The packet path: validate, latch, forward. No allocation, no lock, no clock (latching
-/// takes the stats lock, once per change of source).
+/// The packet path: validate, latch, then forward (relay, echo) or hand to the terminated
+/// leg. No allocation, no lock, no clock read (`now` is the round's; latching takes the stats
+/// lock, once per change of source).
+#[allow(clippy::too_many_arguments)]
 fn relay(
     slots: &mut [Option<Slot>],
     key: usize,
@@ -457,6 +1316,8 @@ fn relay(
     packet: &[u8],
     source: SocketAddr,
     guard: &RelayGuard,
+    now: Instant,
+    notices: &mut Vec<LegNotice>,
 ) {
     let Some(Some(slot)) = slots.get_mut(key) else {
         return;
@@ -482,11 +1343,32 @@ fn relay(
         slot.counters.dropped();
         return;
     }
-    if !is_rtcp_port {
+    if is_rtcp_port {
+        observe_rtcp(slots, key, packet, now);
+    } else {
+        let Some(Some(slot)) = slots.get_mut(key) else {
+            return;
+        };
         slot.heard = true;
+        if let Some(header) = RtpHeader::parse(packet) {
+            slot.quality.packets = true;
+            slot.quality
+                .stats
+                .on_packet(now, &header.to_full(packet.len()));
+        }
+        // A relayed leg feeds its decoder only while a node (a recorder) reads it.
+        if (slot.mode == Mode::Terminated || slot.node.is_some())
+            && let Some(leg) = &mut slot.leg
+        {
+            leg.on_rtp(now, packet, notices);
+        }
     }
+    let Some(Some(slot)) = slots.get_mut(key) else {
+        return;
+    };
     match slot.mode {
-        Mode::Idle => {} // dropped above
+        Mode::Idle => {}       // dropped above
+        Mode::Terminated => {} // the node sends on the tick
         Mode::Echo => {
             let socket = if is_rtcp_port { &slot.rtcp } else { &slot.rtp };
             send(socket, packet, source, &slot.counters);
@@ -509,6 +1391,53 @@ fn relay(
                 }
             }
         }
+    }
+}
+
+/// RTCP arriving on slot `key`: a terminated leg reads it; for a relayed one we learn the
+/// round trip to its far end through the relay, and note SRs passing to the other side.
+fn observe_rtcp(slots: &mut [Option<Slot>], key: usize, packet: &[u8], now: Instant) {
+    let Some(Some(slot)) = slots.get_mut(key) else {
+        return;
+    };
+    if slot.mode == Mode::Terminated {
+        if let Some(leg) = &mut slot.leg {
+            leg.on_rtcp(now, packet);
+        }
+        return;
+    }
+    let Mode::Bridged(peer) = slot.mode else {
+        return;
+    };
+    let mut sr_passed = None;
+    let mut rtt = None;
+    let estimator = &mut slot.quality.rtt;
+    let _ = rtcp_codec::parse_compound(packet, |p| {
+        let reports = match &p {
+            RtcpPacket::SenderReport {
+                ssrc,
+                info,
+                reports,
+            } => {
+                sr_passed = Some((*ssrc, rtcp_codec::ntp_middle(info.ntp)));
+                reports
+            }
+            RtcpPacket::ReceiverReport { reports, .. } => reports,
+            _ => return,
+        };
+        for block in reports.clone() {
+            if let Some(r) = estimator.rtt_from_block(&block, now) {
+                rtt = Some(r);
+            }
+        }
+    });
+    if let Some(rtt) = rtt {
+        slot.quality.rtt_ms = Some(rtt.as_secs_f64() * 1000.0);
+    }
+    if let Some((ssrc, ntp_middle)) = sr_passed
+        && let Some(Some(peer)) = slots.get_mut(peer)
+    {
+        peer.quality.rtt.sr_passed(ssrc, ntp_middle, now);
     }
 }
 

@@ -44,6 +44,21 @@ impl RtpHeader {
     }
 }
 
+impl RtpHeader {
+    /// The full header of the RTP crate, for statistics; `len` is the whole packet's length.
+    pub fn to_full(&self, len: usize) -> switchyard_rtp::packet::RtpHeader {
+        switchyard_rtp::packet::RtpHeader {
+            marker: self.marker,
+            payload_type: self.payload_type,
+            sequence: self.sequence,
+            timestamp: self.timestamp,
+            ssrc: self.ssrc,
+            payload_offset: self.header_len,
+            payload_len: len.saturating_sub(self.header_len),
+        }
+    }
+}
+
 /// Whether `packet` looks like RTCP (RFC 3550 §6.4): version 2, at least a header and a
 /// sender SSRC, and a first packet type in 192..=223 (RFC 5761 §4 keeps that range for RTCP).
 pub fn is_rtcp(packet: &[u8]) -> bool {

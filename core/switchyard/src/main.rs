@@ -43,6 +43,31 @@ enum Command {
         #[command(subcommand)]
         action: UserAction,
     },
+    /// Call recordings: decrypt, make a master key.
+    Recording {
+        #[command(subcommand)]
+        action: RecordingAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum RecordingAction {
+    /// Writes the WAV of an encrypted recording (.wav.enc); refuses a tampered or truncated
+    /// file, or the wrong key, and then writes nothing.
+    Decrypt {
+        input: PathBuf,
+        /// Where to write the WAV (default: the input without ".enc").
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// The master key file (64 hex characters, mode 0600).
+        #[arg(long, default_value = "conf/recording.key")]
+        key_file: PathBuf,
+    },
+    /// Creates a new master key file (mode 0600) for `[recording] encrypt = true`.
+    Keygen {
+        #[arg(long, default_value = "conf/recording.key")]
+        key_file: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -120,7 +145,48 @@ fn main() -> ExitCode {
             }
             Err(error) => fail(&error),
         },
+        Command::Recording {
+            action:
+                RecordingAction::Decrypt {
+                    input,
+                    output,
+                    key_file,
+                },
+        } => {
+            let output = output.unwrap_or_else(|| input.with_extension(""));
+            let outcome = switchyard_recording::MasterKey::load(&key_file)
+                .and_then(|key| switchyard_recording::decrypt(&input, &key, &output));
+            match outcome {
+                Ok(()) => {
+                    println!("decrypted {} to {}", input.display(), output.display());
+                    ExitCode::SUCCESS
+                }
+                Err(error) => fail(&error),
+            }
+        }
+        Command::Recording {
+            action: RecordingAction::Keygen { key_file },
+        } => match write_key_file(&key_file, &switchyard_recording::MasterKey::generate()) {
+            Ok(()) => {
+                println!("master key written to {} (mode 0600): back it up", key_file.display());
+                ExitCode::SUCCESS
+            }
+            Err(error) => fail(&error),
+        },
     }
+}
+
+/// A new key file, readable by its owner only; an existing one is never overwritten (its
+/// recordings would become unreadable).
+fn write_key_file(path: &std::path::Path, key: &switchyard_recording::MasterKey) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    writeln!(file, "{}", key.to_hex())
 }
 
 fn fail(error: &dyn std::fmt::Display) -> ExitCode {
