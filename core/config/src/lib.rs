@@ -143,7 +143,7 @@ impl Default for MediaSection {
             rtp_port_max: 32767,
             rtp_timeout_secs: 60,
             threads: 0,
-            codecs: vec!["PCMU".into(), "PCMA".into(), "opus".into()],
+            codecs: vec!["PCMU".into(), "PCMA".into(), "G722".into(), "opus".into()],
             conference_rate: 16000,
             sounds_dir: PathBuf::from("sounds"),
             tone_country: "us".into(),

@@ -2,7 +2,7 @@ use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use switchyard_config::{Error, RouteAction, add_user, load};
+use switchyard_config::{DtmfMode, Error, RouteAction, add_user, load};
 
 fn repo_dir(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -68,13 +68,24 @@ fn test_basic_conf_loads() {
     assert_eq!((c.media.rtp_port_min, c.media.rtp_port_max), (20000, 20999));
     assert_eq!(c.media.rtp_timeout_secs, 10);
     assert_eq!(c.calls.no_answer_timeout_secs, 30);
-    assert_eq!(c.directory.users.len(), 10);
-    for i in 1000..1010 {
+    assert_eq!(c.directory.users.len(), 12);
+    for i in 1000..1012 {
         let u = c.directory.get(&i.to_string()).unwrap();
         assert_eq!(u.password, format!("pass{i}"));
         assert!(u.enabled);
     }
+    assert_eq!(c.directory.get("1000").unwrap().dtmf, DtmfMode::Auto);
+    assert_eq!(c.directory.get("1010").unwrap().dtmf, DtmfMode::Info);
+    assert_eq!(c.directory.get("1011").unwrap().dtmf, DtmfMode::Inband);
     assert_eq!(c.routes[0].action, RouteAction::Echo);
+    assert!(c.routes.iter().any(|r| r.action
+        == RouteAction::Playback {
+            prompts: vec!["welcome".into(), "please-hold".into()],
+            lang: "zh".into()
+        }));
+    assert!(c.routes.iter().any(|r| r.action == RouteAction::Conference { room: "3000".into() }));
+    assert!(c.routes.iter().any(|r| r.action == RouteAction::MusicOnHold));
+    assert!(c.routes.iter().any(|r| r.action == RouteAction::Tone { tone: "ringback".into() }));
 }
 
 #[test]
@@ -274,6 +285,26 @@ fn route_actions_and_errors() {
         (
             "[[route]]\nextension = \"1\"\naction = \"echo\"\n[[route]]\nextension = \"1\"\naction = \"echo\"\n",
             "already routed (line 1)",
+        ),
+        (
+            "[[route]]\nextension = \"1\"\naction = \"playback\"\n",
+            "needs prompts",
+        ),
+        (
+            "[[route]]\nextension = \"1\"\naction = \"playback\"\nprompts = [\"../../etc/passwd\"]\n",
+            "prompt name",
+        ),
+        (
+            "[[route]]\nextension = \"1\"\naction = \"tone\"\n",
+            "needs tone",
+        ),
+        (
+            "[[route]]\nextension = \"1\"\naction = \"conference\"\n",
+            "needs room",
+        ),
+        (
+            "[[route]]\nextension = \"1\"\naction = \"echo\"\nroom = \"2\"\n",
+            "takes none of",
         ),
     ] {
         let e = err_of(&[main, ("routes.toml", text)]);

@@ -1085,6 +1085,12 @@ impl Switch {
                     Ok(answer) => {
                         if let Some(c) = self.calls.get_mut(&key) {
                             c.app = Some(App::Echo);
+                            // The echo relays whatever the caller sends: a re-INVITE is
+                            // answered in the same codec.
+                            c.a_plan = answer.chosen_codec().map(|codec| LegPlan {
+                                dtmf: LegDtmf::Rfc4733,
+                                codec: codec.name,
+                            });
                         }
                         self.media.echo(a_endpoint.id);
                         self.answer_a(now, key, answer.to_bytes());

@@ -12,6 +12,7 @@ use switchyard_config::Config;
 use switchyard_media::{MediaConfig, MediaEngine};
 use switchyard_sip::auth::authorization_for;
 use switchyard_sip::transaction::{Peer, TransportKind};
+use switchyard_sdp::SessionDescription;
 use switchyard_sip::{Message, Method};
 use switchyard_store::{Cdr, Store, StoreThread};
 
@@ -103,6 +104,8 @@ impl Harness {
                 store: store.clone(),
                 registrar: Registrar::default(),
                 nonce_secret: [7; 32],
+                recorder: None,
+                recordings_dir: dir.path().join("recordings"),
             },
             now,
         );
@@ -252,6 +255,19 @@ impl Harness {
 
     /// A phone's answer to an INVITE the switch sent it.
     fn answer(&mut self, phone: Phone, invite: &Message, status: u16, to_tag: &str) {
+        let sdp = "v=0\no=- 2 2 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio 31000 RTP/AVP 0\na=rtpmap:0 PCMU/8000\n";
+        self.answer_with_sdp(phone, invite, status, to_tag, sdp);
+    }
+
+    /// As [`Harness::answer`], with this SDP in a 200.
+    fn answer_with_sdp(
+        &mut self,
+        phone: Phone,
+        invite: &Message,
+        status: u16,
+        to_tag: &str,
+        sdp: &str,
+    ) {
         let mut text = format!("SIP/2.0 {status} Whatever\n");
         for via in invite.headers("Via") {
             text.push_str(&format!("Via: {via}\n"));
@@ -266,7 +282,6 @@ impl Harness {
             phone.addr
         ));
         if status == 200 {
-            let sdp = "v=0\no=- 2 2 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio 31000 RTP/AVP 0\na=rtpmap:0 PCMU/8000\n";
             text.push_str(&format!(
                 "Content-Type: application/sdp\nContent-Length: {}\n\n{sdp}",
                 sdp.replace('\n', "\r\n").len()
@@ -405,6 +420,60 @@ fn a_call_forks_to_every_contact_and_the_first_answer_wins() {
         "RFC 3261 §9.1: same branch"
     );
     assert_eq!(h.active_calls(), 1);
+}
+
+/// The callee is offered what we can transcode after the caller's own codecs; answering with
+/// one of ours makes the switch answer the caller in the caller's codec and transcode, and
+/// answering with the caller's keeps the call a relay with the callee's SDP.
+#[test]
+fn a_callee_choosing_a_codec_the_caller_lacks_is_transcoded() {
+    for (answer_codec, transcoded) in [("8 PCMA", true), ("0 PCMU", false)] {
+        let mut h = Harness::new(40000, |_| {});
+        h.register(ALICE);
+        h.register(BOB_DESK);
+        let (_, sent) = h.call(ALICE, "1001");
+        let invite = requests_to(&sent, BOB_DESK, Method::Invite).pop().unwrap();
+        let offer = SessionDescription::parse(invite.body()).unwrap();
+        let offered: Vec<String> = offer
+            .active_audio()
+            .unwrap()
+            .codecs()
+            .iter()
+            .map(|c| c.name.clone())
+            .collect();
+        assert_eq!(
+            offered,
+            ["PCMU", "telephone-event", "PCMA", "G722", "opus"],
+            "the caller's codecs first, then what we transcode to"
+        );
+        let (pt, name) = answer_codec.split_once(' ').unwrap();
+        let sdp = format!(
+            "v=0\no=- 2 2 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio 31000 RTP/AVP {pt}\na=rtpmap:{pt} {name}/8000\n"
+        );
+        h.answer_with_sdp(BOB_DESK, &invite, 200, "desk", &sdp);
+        let ok = h
+            .sent()
+            .into_iter()
+            .find(|(to, m)| *to == ALICE.peer().addr && m.status() == Some(200))
+            .map(|(_, m)| m)
+            .expect("the caller is answered");
+        let answer = SessionDescription::parse(ok.body()).unwrap();
+        assert_eq!(
+            answer.chosen_codec().unwrap().name,
+            "PCMU",
+            "the caller always hears a codec it offered"
+        );
+        assert_eq!(
+            answer.telephone_event(8000).is_some(),
+            transcoded,
+            "our own answer keeps the caller's telephone-event; a relayed one is the callee's"
+        );
+        let bye = caller_request(&ok, "BYE", 3);
+        h.send(ALICE, bye);
+        let cdrs = h.cdrs();
+        assert_eq!(cdrs.len(), 1);
+        assert_eq!(cdrs[0].transcoded, transcoded, "{answer_codec}");
+    }
 }
 
 #[test]
