@@ -40,9 +40,10 @@ fn shipped_default_conf_loads() {
     assert_eq!(c.auth.max_register_expires, 3600);
     // No user with a guessable password ships.
     assert!(c.directory.users.is_empty());
-    assert_eq!(c.routes.len(), 1);
     assert_eq!(c.routes[0].extension, "9196");
     assert_eq!(c.routes[0].action, RouteAction::Echo);
+    let extensions: Vec<&str> = c.routes.iter().map(|r| r.extension.as_str()).collect();
+    assert_eq!(extensions, ["9196", "9664", "9197", "9198", "3000"]);
     assert_eq!(c.conf_dir, dir);
 }
 
@@ -57,6 +58,7 @@ fn shipped_default_conf_matches_builtin_defaults() {
     assert_eq!(shipped.calls, builtin.calls);
     assert_eq!(shipped.auth, builtin.auth);
     assert_eq!(shipped.console, builtin.console);
+    assert_eq!(shipped.recording, builtin.recording);
 }
 
 #[test]
