@@ -2,8 +2,9 @@
 //!
 //! ARCHITECTURE.md, "One writer to the database": a storage thread owns the SQLite connection and
 //! everyone else sends it requests over a channel. Nothing on the signalling or media path ever
-//! waits for the disk: CDR inserts and registration updates are fire-and-forget; only startup
-//! (`load_bindings`), the console (`recent_cdrs`) and tests (`flush`) block for a reply.
+//! waits for the disk: CDR and recording inserts and registration updates are fire-and-forget;
+//! only startup (`load_bindings`), the console (`recent_cdrs`, `recent_recordings`,
+//! `recordings_for_call`) and tests (`flush`) block for a reply.
 //!
 //! Durability. The database runs in WAL mode with `synchronous=NORMAL`. A commit then appends the
 //! transaction to the `-wal` file with `write(2)` before `COMMIT` returns; the fsync is deferred
@@ -13,6 +14,9 @@
 //! would close at the cost of an fsync per call). Each CDR is its own transaction, committed
 //! before the thread looks at any other request, so the window between "call ended" and "CDR is
 //! crash-safe" is one channel hop and one `write(2)`.
+//!
+//! Recording metadata (one row per recording file, see `switchyard-recording`) is written like a
+//! CDR: its own transaction, committed before anything else.
 //!
 //! Registrations are written in batches: when several binding updates are queued (a burst of
 //! REGISTER refreshes after a restart) they share one transaction.
@@ -55,7 +59,9 @@ pub enum Error {
 }
 
 /// A call detail record: one per call, written when the call ends.
-#[derive(Clone, Debug, PartialEq)]
+///
+/// Fields are only ever added: build one with `..Cdr::default()` for what you do not know.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Cdr {
     pub uuid: String,
     pub caller: String,
@@ -88,6 +94,53 @@ pub struct Cdr {
     /// RTP packets the relay received from the callee (b-leg) and sent to it.
     pub rtp_b_in: i64,
     pub rtp_b_out: i64,
+    /// The codec negotiated on each leg, as "encoding name" or "name/clock rate"
+    /// ("PCMA", "opus/48000").
+    pub codec_a: Option<String>,
+    pub codec_b: Option<String>,
+    /// Estimated MOS of each leg (ITU-T G.107 E-model R factor mapped per G.107 Annex B).
+    pub mos_a: Option<f64>,
+    pub mos_b: Option<f64>,
+    /// Packet loss we measured receiving from each leg, in percent.
+    pub loss_a_pct: Option<f64>,
+    pub loss_b_pct: Option<f64>,
+    /// Interarrival jitter of what we received from each leg (RFC 3550 §6.4.1), in ms.
+    pub jitter_a_ms: Option<f64>,
+    pub jitter_b_ms: Option<f64>,
+    /// Round-trip time to each leg from RTCP (RFC 3550 §6.4.1 LSR/DLSR), in ms.
+    pub rtt_a_ms: Option<f64>,
+    pub rtt_b_ms: Option<f64>,
+    /// True if media was decoded and re-encoded between the legs (not relayed as is).
+    pub transcoded: bool,
+    /// The call's recording file, if it was recorded.
+    pub recording_path: Option<String>,
+    /// DTMF digits seen on the call, in order (RFC 4733 events or in-band), for audit.
+    pub dtmf_digits: Option<String>,
+}
+
+/// One recording file of a call (written when the recording is finalized).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Recording {
+    /// The recorded call's uuid (the CDR's `uuid`); a call may have several recordings.
+    pub call_uuid: String,
+    /// Full path of the file; unique.
+    pub path: String,
+    /// "mono" or "stereo" (caller left, callee right).
+    pub layout: String,
+    pub sample_rate: u32,
+    pub duration_ms: i64,
+    /// Size of the file.
+    pub bytes: i64,
+    /// The file is in the encrypted format (".wav.enc").
+    pub encrypted: bool,
+    /// Time paused (written as silence; PCI-DSS).
+    pub paused_ms: i64,
+    /// Frames lost because the recorder fell behind (written as silence).
+    pub frames_dropped: i64,
+    /// Unix time in milliseconds when the recording was finalized.
+    pub created_ms: i64,
+    /// Why the file is missing or incomplete, if it is.
+    pub error: Option<String>,
 }
 
 /// A registration binding (RFC 3261 §10.3): one Contact of one address-of-record.
@@ -114,6 +167,9 @@ enum Request {
     RemoveExpiredBindings { now_unix: i64 },
     LoadBindings(Sender<Result<Vec<Binding>, Error>>),
     RecentCdrs(usize, Sender<Result<Vec<Cdr>, Error>>),
+    InsertRecording(Box<Recording>),
+    RecordingsForCall(String, Sender<Result<Vec<Recording>, Error>>),
+    RecentRecordings(usize, Sender<Result<Vec<Recording>, Error>>),
     Flush(Sender<Result<(), Error>>),
     Shutdown,
 }
@@ -157,8 +213,11 @@ impl StoreThread {
     }
 }
 
-/// Schema migrations; entry i takes `user_version` from i to i+1.
-const MIGRATIONS: &[&str] = &["
+/// Schema migrations; entry i takes `user_version` from i to i+1. Each runs in one transaction
+/// with its version bump, so a database is always at exactly one version. Never edit an entry
+/// that has shipped: add one.
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE cdr (
         id            INTEGER PRIMARY KEY,
         uuid          TEXT NOT NULL UNIQUE,
@@ -194,7 +253,39 @@ const MIGRATIONS: &[&str] = &["
         PRIMARY KEY (user, contact)
     ) WITHOUT ROWID;
     CREATE INDEX registration_expires ON registration(expires_unix);
-"];
+",
+    "
+    ALTER TABLE cdr ADD COLUMN codec_a TEXT;
+    ALTER TABLE cdr ADD COLUMN codec_b TEXT;
+    ALTER TABLE cdr ADD COLUMN mos_a REAL;
+    ALTER TABLE cdr ADD COLUMN mos_b REAL;
+    ALTER TABLE cdr ADD COLUMN loss_a_pct REAL;
+    ALTER TABLE cdr ADD COLUMN loss_b_pct REAL;
+    ALTER TABLE cdr ADD COLUMN jitter_a_ms REAL;
+    ALTER TABLE cdr ADD COLUMN jitter_b_ms REAL;
+    ALTER TABLE cdr ADD COLUMN rtt_a_ms REAL;
+    ALTER TABLE cdr ADD COLUMN rtt_b_ms REAL;
+    ALTER TABLE cdr ADD COLUMN transcoded INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE cdr ADD COLUMN recording_path TEXT;
+    ALTER TABLE cdr ADD COLUMN dtmf_digits TEXT;
+    CREATE TABLE recording (
+        id              INTEGER PRIMARY KEY,
+        call_uuid       TEXT NOT NULL,
+        path            TEXT NOT NULL UNIQUE,
+        layout          TEXT NOT NULL,
+        sample_rate     INTEGER NOT NULL,
+        duration_ms     INTEGER NOT NULL,
+        bytes           INTEGER NOT NULL,
+        encrypted       INTEGER NOT NULL,
+        paused_ms       INTEGER NOT NULL DEFAULT 0,
+        frames_dropped  INTEGER NOT NULL DEFAULT 0,
+        created_ms      INTEGER NOT NULL,
+        error           TEXT
+    );
+    CREATE INDEX recording_call_uuid ON recording(call_uuid);
+    CREATE INDEX recording_created_ms ON recording(created_ms);
+",
+];
 
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -260,6 +351,22 @@ impl Store {
     /// anything else. Errors are logged there.
     pub fn insert_cdr(&self, cdr: Cdr) {
         self.send(Request::InsertCdr(Box::new(cdr)));
+    }
+
+    /// Queues a recording's metadata; committed in its own transaction, like a CDR. A second
+    /// row for the same `path` is refused (and logged).
+    pub fn insert_recording(&self, recording: Recording) {
+        self.send(Request::InsertRecording(Box::new(recording)));
+    }
+
+    /// Every recording of one call, oldest first. Blocks.
+    pub fn recordings_for_call(&self, call_uuid: &str) -> Result<Vec<Recording>, Error> {
+        self.ask(|reply| Request::RecordingsForCall(call_uuid.to_owned(), reply))
+    }
+
+    /// The `limit` most recent recordings, newest (by `created_ms`) first. Blocks.
+    pub fn recent_recordings(&self, limit: usize) -> Result<Vec<Recording>, Error> {
+        self.ask(|reply| Request::RecentRecordings(limit, reply))
     }
 
     /// Inserts or replaces the binding keyed by (user, contact).
@@ -339,6 +446,17 @@ impl StorageThread {
                         tracing::error!(uuid = %cdr.uuid, error = %e, "CDR insert failed");
                     }
                 }
+                Request::InsertRecording(rec) => {
+                    if let Err(e) = self.insert_recording(&rec) {
+                        tracing::error!(uuid = %rec.call_uuid, path = %rec.path, error = %e, "recording insert failed");
+                    }
+                }
+                Request::RecordingsForCall(uuid, reply) => {
+                    let _ = reply.send(self.recordings_for_call(&uuid));
+                }
+                Request::RecentRecordings(limit, reply) => {
+                    let _ = reply.send(self.recent_recordings(limit));
+                }
                 Request::LoadBindings(reply) => {
                     let _ = reply.send(self.load_bindings());
                 }
@@ -405,9 +523,11 @@ impl StorageThread {
         let mut stmt = self.conn.prepare_cached(
             "INSERT INTO cdr (uuid, caller, callee, destination, start_ms, answer_ms, end_ms,
                 duration_s, billsec_s, hangup_cause, a_sip_code, b_sip_code, a_call_id, b_call_id,
-                hangup_side, rtp_a_in, rtp_a_out, rtp_b_in, rtp_b_out)
+                hangup_side, rtp_a_in, rtp_a_out, rtp_b_in, rtp_b_out, codec_a, codec_b, mos_a,
+                mos_b, loss_a_pct, loss_b_pct, jitter_a_ms, jitter_b_ms, rtt_a_ms, rtt_b_ms,
+                transcoded, recording_path, dtmf_digits)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                ?18, ?19)",
+                ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32)",
         )?;
         stmt.execute(params![
             c.uuid,
@@ -429,8 +549,62 @@ impl StorageThread {
             c.rtp_a_out,
             c.rtp_b_in,
             c.rtp_b_out,
+            c.codec_a,
+            c.codec_b,
+            c.mos_a,
+            c.mos_b,
+            c.loss_a_pct,
+            c.loss_b_pct,
+            c.jitter_a_ms,
+            c.jitter_b_ms,
+            c.rtt_a_ms,
+            c.rtt_b_ms,
+            c.transcoded,
+            c.recording_path,
+            c.dtmf_digits,
         ])?;
         Ok(())
+    }
+
+    fn insert_recording(&self, r: &Recording) -> Result<(), rusqlite::Error> {
+        // Autocommit, as for a CDR: in the WAL when execute returns.
+        self.conn
+            .prepare_cached(
+                "INSERT INTO recording (call_uuid, path, layout, sample_rate, duration_ms, bytes,
+                    encrypted, paused_ms, frames_dropped, created_ms, error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?
+            .execute(params![
+                r.call_uuid,
+                r.path,
+                r.layout,
+                r.sample_rate,
+                r.duration_ms,
+                r.bytes,
+                r.encrypted,
+                r.paused_ms,
+                r.frames_dropped,
+                r.created_ms,
+                r.error,
+            ])?;
+        Ok(())
+    }
+
+    fn recordings_for_call(&self, call_uuid: &str) -> Result<Vec<Recording>, Error> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {RECORDING_COLUMNS} FROM recording WHERE call_uuid = ?1 ORDER BY created_ms, id"
+        ))?;
+        let rows = stmt.query_map([call_uuid], recording_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn recent_recordings(&self, limit: usize) -> Result<Vec<Recording>, Error> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {RECORDING_COLUMNS} FROM recording ORDER BY created_ms DESC, id DESC LIMIT ?1"
+        ))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt.query_map([limit], recording_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn load_bindings(&self) -> Result<Vec<Binding>, Error> {
@@ -446,7 +620,9 @@ impl StorageThread {
         let mut stmt = self.conn.prepare_cached(
             "SELECT uuid, caller, callee, destination, start_ms, answer_ms, end_ms, duration_s,
                 billsec_s, hangup_cause, a_sip_code, b_sip_code, a_call_id, b_call_id, hangup_side,
-                rtp_a_in, rtp_a_out, rtp_b_in, rtp_b_out
+                rtp_a_in, rtp_a_out, rtp_b_in, rtp_b_out, codec_a, codec_b, mos_a, mos_b,
+                loss_a_pct, loss_b_pct, jitter_a_ms, jitter_b_ms, rtt_a_ms, rtt_b_ms, transcoded,
+                recording_path, dtmf_digits
              FROM cdr ORDER BY end_ms DESC, id DESC LIMIT ?1",
         )?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -528,5 +704,38 @@ fn cdr_from_row(r: &Row<'_>) -> rusqlite::Result<Cdr> {
         rtp_a_out: r.get(16)?,
         rtp_b_in: r.get(17)?,
         rtp_b_out: r.get(18)?,
+        codec_a: r.get(19)?,
+        codec_b: r.get(20)?,
+        mos_a: r.get(21)?,
+        mos_b: r.get(22)?,
+        loss_a_pct: r.get(23)?,
+        loss_b_pct: r.get(24)?,
+        jitter_a_ms: r.get(25)?,
+        jitter_b_ms: r.get(26)?,
+        rtt_a_ms: r.get(27)?,
+        rtt_b_ms: r.get(28)?,
+        transcoded: r.get(29)?,
+        recording_path: r.get(30)?,
+        dtmf_digits: r.get(31)?,
+    })
+}
+
+const RECORDING_COLUMNS: &str =
+    "call_uuid, path, layout, sample_rate, duration_ms, bytes, encrypted,
+    paused_ms, frames_dropped, created_ms, error";
+
+fn recording_from_row(r: &Row<'_>) -> rusqlite::Result<Recording> {
+    Ok(Recording {
+        call_uuid: r.get(0)?,
+        path: r.get(1)?,
+        layout: r.get(2)?,
+        sample_rate: r.get(3)?,
+        duration_ms: r.get(4)?,
+        bytes: r.get(5)?,
+        encrypted: r.get(6)?,
+        paused_ms: r.get(7)?,
+        frames_dropped: r.get(8)?,
+        created_ms: r.get(9)?,
+        error: r.get(10)?,
     })
 }

@@ -2,7 +2,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use switchyard_store::{Binding, Cdr, Error, Store};
+use switchyard_store::{Binding, Cdr, Error, Recording, Store};
 
 fn cdr(uuid: &str, end_ms: i64) -> Cdr {
     Cdr {
@@ -25,6 +25,43 @@ fn cdr(uuid: &str, end_ms: i64) -> Cdr {
         rtp_a_out: 498,
         rtp_b_in: 499,
         rtp_b_out: 501,
+        ..Cdr::default()
+    }
+}
+
+/// A CDR with every media-quality and audit field known.
+fn full_cdr(uuid: &str, end_ms: i64) -> Cdr {
+    Cdr {
+        codec_a: Some("PCMA".into()),
+        codec_b: Some("opus/48000".into()),
+        mos_a: Some(4.41),
+        mos_b: Some(3.0625),
+        loss_a_pct: Some(0.0),
+        loss_b_pct: Some(2.5),
+        jitter_a_ms: Some(1.125),
+        jitter_b_ms: Some(17.75),
+        rtt_a_ms: Some(42.0),
+        rtt_b_ms: Some(180.5),
+        transcoded: true,
+        recording_path: Some(format!("/var/lib/switchyard/recordings/{uuid}.wav.enc")),
+        dtmf_digits: Some("1234#*0".into()),
+        ..cdr(uuid, end_ms)
+    }
+}
+
+fn recording(call_uuid: &str, path: &str, created_ms: i64) -> Recording {
+    Recording {
+        call_uuid: call_uuid.into(),
+        path: path.into(),
+        layout: "stereo".into(),
+        sample_rate: 8000,
+        duration_ms: 61_240,
+        bytes: 1_959_771,
+        encrypted: true,
+        paused_ms: 12_000,
+        frames_dropped: 3,
+        created_ms,
+        error: None,
     }
 }
 
@@ -63,7 +100,7 @@ fn cdr_round_trip_newest_first() {
     let (store, thread) = Store::open(&dir.path().join("s.db")).unwrap();
     let a = cdr("uuid-a", 1_700_000_000_000);
     let b = unanswered("uuid-b", 1_700_000_100_000);
-    let c = cdr("uuid-c", 1_700_000_050_000);
+    let c = full_cdr("uuid-c", 1_700_000_050_000);
     store.insert_cdr(a.clone());
     store.insert_cdr(b.clone());
     store.insert_cdr(c.clone());
@@ -72,6 +109,225 @@ fn cdr_round_trip_newest_first() {
     assert_eq!(store.recent_cdrs(1).unwrap(), vec![b]);
     assert_eq!(store.recent_cdrs(0).unwrap(), vec![]);
     store.shutdown();
+    assert!(thread.join());
+}
+
+#[test]
+fn every_quality_and_audit_field_round_trips_and_unknown_is_null() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let (store, thread) = Store::open(&path).unwrap();
+    let full = full_cdr("full", 2000);
+    let bare = cdr("bare", 1000);
+    assert_eq!(bare.mos_a, None);
+    assert!(!bare.transcoded);
+    store.insert_cdr(full.clone());
+    store.insert_cdr(bare.clone());
+    assert_eq!(store.recent_cdrs(10).unwrap(), vec![full, bare]);
+    assert!(thread.join());
+    // NULL in the database, not 0 or "": "unknown" stays distinguishable from "measured zero".
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let (codec, mos, loss, transcoded, digits): (
+        Option<String>,
+        Option<f64>,
+        Option<f64>,
+        i64,
+        Option<String>,
+    ) = conn
+        .query_row(
+            "SELECT codec_a, mos_b, loss_a_pct, transcoded, dtmf_digits FROM cdr WHERE uuid = 'bare'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (codec, mos, loss, transcoded, digits),
+        (None, None, None, 0, None)
+    );
+    let loss: Option<f64> = conn
+        .query_row("SELECT loss_a_pct FROM cdr WHERE uuid = 'full'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(loss, Some(0.0));
+}
+
+#[test]
+fn recordings_by_call_and_recent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    {
+        let (store, thread) = Store::open(&path).unwrap();
+        let a1 = recording("call-a", "/r/a1.wav.enc", 1000);
+        let b = Recording {
+            layout: "mono".into(),
+            sample_rate: 16000,
+            encrypted: false,
+            paused_ms: 0,
+            frames_dropped: 0,
+            error: Some("disk full".into()),
+            ..recording("call-b", "/r/b.wav", 2000)
+        };
+        let a2 = recording("call-a", "/r/a2.wav.enc", 3000);
+        store.insert_recording(a2.clone());
+        store.insert_recording(a1.clone());
+        store.insert_recording(b.clone());
+        // The same file twice is refused; the thread carries on.
+        store.insert_recording(recording("call-c", "/r/a1.wav.enc", 9000));
+        assert_eq!(
+            store.recordings_for_call("call-a").unwrap(),
+            vec![a1.clone(), a2.clone()]
+        );
+        assert_eq!(
+            store.recordings_for_call("call-b").unwrap(),
+            vec![b.clone()]
+        );
+        assert_eq!(store.recordings_for_call("call-c").unwrap(), vec![]);
+        assert_eq!(
+            store.recent_recordings(10).unwrap(),
+            vec![a2.clone(), b, a1]
+        );
+        assert_eq!(store.recent_recordings(1).unwrap(), vec![a2]);
+        assert_eq!(store.recent_recordings(0).unwrap(), vec![]);
+        assert!(thread.join());
+        assert!(matches!(store.recent_recordings(1), Err(Error::Closed)));
+    }
+    let (store, thread) = Store::open(&path).unwrap();
+    assert_eq!(store.recent_recordings(10).unwrap().len(), 3);
+    assert!(thread.join());
+}
+
+/// The schema of the first release (user_version 1), kept verbatim as a fixture.
+const SCHEMA_V1: &str = "
+    CREATE TABLE cdr (
+        id            INTEGER PRIMARY KEY,
+        uuid          TEXT NOT NULL UNIQUE,
+        caller        TEXT NOT NULL,
+        callee        TEXT NOT NULL,
+        destination   TEXT NOT NULL,
+        start_ms      INTEGER NOT NULL,
+        answer_ms     INTEGER,
+        end_ms        INTEGER NOT NULL,
+        duration_s    INTEGER NOT NULL,
+        billsec_s     INTEGER NOT NULL,
+        hangup_cause  TEXT NOT NULL,
+        a_sip_code    INTEGER,
+        b_sip_code    INTEGER,
+        a_call_id     TEXT NOT NULL,
+        b_call_id     TEXT,
+        hangup_side   TEXT NOT NULL,
+        rtp_a_in      INTEGER NOT NULL DEFAULT 0,
+        rtp_a_out     INTEGER NOT NULL DEFAULT 0,
+        rtp_b_in      INTEGER NOT NULL DEFAULT 0,
+        rtp_b_out     INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX cdr_end_ms ON cdr(end_ms);
+    CREATE TABLE registration (
+        user          TEXT NOT NULL,
+        contact       TEXT NOT NULL,
+        source        TEXT NOT NULL,
+        expires_unix  INTEGER NOT NULL,
+        call_id       TEXT NOT NULL,
+        cseq          INTEGER NOT NULL,
+        user_agent    TEXT,
+        q             REAL,
+        PRIMARY KEY (user, contact)
+    ) WITHOUT ROWID;
+    CREATE INDEX registration_expires ON registration(expires_unix);
+    PRAGMA user_version = 1;
+";
+
+#[test]
+fn a_database_of_the_previous_version_gains_the_new_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(SCHEMA_V1).unwrap();
+        conn.execute(
+            "INSERT INTO cdr (uuid, caller, callee, destination, start_ms, answer_ms, end_ms,
+                duration_s, billsec_s, hangup_cause, a_sip_code, b_sip_code, a_call_id, b_call_id,
+                hangup_side, rtp_a_in, rtp_a_out, rtp_b_in, rtp_b_out)
+             VALUES ('old', '1000', '1001', '1001', 1000, 2000, 12000, 11, 10, 'NORMAL_CLEARING',
+                200, 200, 'a-old', 'b-old', 'callee', 5, 6, 7, 8)",
+            [],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO registration VALUES ('1000', 'sip:1000@h', 'udp:h:5060', 99, 'c', 3, NULL, NULL)",
+            [],
+        )
+        .unwrap();
+    }
+    let (store, thread) = Store::open(&path).unwrap();
+    let old = Cdr {
+        uuid: "old".into(),
+        caller: "1000".into(),
+        callee: "1001".into(),
+        destination: "1001".into(),
+        start_ms: 1000,
+        answer_ms: Some(2000),
+        end_ms: 12000,
+        duration_s: 11,
+        billsec_s: 10,
+        hangup_cause: "NORMAL_CLEARING".into(),
+        a_sip_code: Some(200),
+        b_sip_code: Some(200),
+        a_call_id: "a-old".into(),
+        b_call_id: Some("b-old".into()),
+        hangup_side: "callee".into(),
+        rtp_a_in: 5,
+        rtp_a_out: 6,
+        rtp_b_in: 7,
+        rtp_b_out: 8,
+        ..Cdr::default()
+    };
+    // The old row reads back with every new field unknown.
+    assert_eq!(store.recent_cdrs(10).unwrap(), vec![old.clone()]);
+    assert_eq!(store.load_bindings().unwrap().len(), 1);
+    // And the new columns and table take writes.
+    store.insert_cdr(full_cdr("new", 20000));
+    store.insert_recording(recording("new", "/r/new.wav.enc", 20000));
+    assert_eq!(
+        store.recent_cdrs(10).unwrap(),
+        vec![full_cdr("new", 20000), old]
+    );
+    assert_eq!(store.recordings_for_call("new").unwrap().len(), 1);
+    assert!(thread.join());
+
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+    let columns: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('cdr')")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for name in [
+        "codec_a",
+        "codec_b",
+        "mos_a",
+        "mos_b",
+        "loss_a_pct",
+        "loss_b_pct",
+        "jitter_a_ms",
+        "jitter_b_ms",
+        "rtt_a_ms",
+        "rtt_b_ms",
+        "transcoded",
+        "recording_path",
+        "dtmf_digits",
+    ] {
+        assert!(columns.iter().any(|c| c == name), "missing column {name}");
+    }
+    drop(conn);
+    // Opening again is a no-op: the migration does not run twice.
+    let (store, thread) = Store::open(&path).unwrap();
+    assert_eq!(store.recent_cdrs(10).unwrap().len(), 2);
     assert!(thread.join());
 }
 
@@ -225,7 +481,8 @@ fn cdr_survives_kill_9() {
     if let Ok(db) = std::env::var(CHILD_ENV) {
         let (store, _thread) = Store::open(std::path::Path::new(&db)).unwrap();
         store.upsert_binding(binding("1000", "sip:1000@h", 77));
-        store.insert_cdr(cdr("killed", 4242));
+        store.insert_cdr(full_cdr("killed", 4242));
+        store.insert_recording(recording("killed", "/r/killed.wav.enc", 4242));
         store.flush().unwrap();
         println!("committed");
         use std::io::Write;
@@ -283,7 +540,14 @@ fn cdr_survives_kill_9() {
     assert!(dir.path().join("k.db-wal").exists());
 
     let (store, thread) = Store::open(&db).unwrap();
-    assert_eq!(store.recent_cdrs(10).unwrap(), vec![cdr("killed", 4242)]);
+    assert_eq!(
+        store.recent_cdrs(10).unwrap(),
+        vec![full_cdr("killed", 4242)]
+    );
+    assert_eq!(
+        store.recordings_for_call("killed").unwrap(),
+        vec![recording("killed", "/r/killed.wav.enc", 4242)]
+    );
     assert_eq!(
         store.load_bindings().unwrap(),
         vec![binding("1000", "sip:1000@h", 77)]
