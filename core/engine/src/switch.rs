@@ -222,6 +222,8 @@ struct Call {
     app: Option<App>,
     recording: Option<String>,
     dtmf_digits: String,
+    /// In a conference: (muted, deaf).
+    member: (bool, bool),
 }
 
 impl Call {
@@ -1069,6 +1071,7 @@ impl Switch {
             app: None,
             recording: None,
             dtmf_digits: String::new(),
+            member: (false, false),
         };
 
         match decision {
@@ -2313,10 +2316,24 @@ impl Switch {
                     _ => Err("usage: dtmf <uuid> <digits 0-9*#A-D>".into()),
                 }
             }
+            ["conference", room, action, uuid] => self.conference_command(room, action, uuid),
             ["show", "conferences"] => {
                 let mut out = format!("{} conferences\n", self.rooms.len());
                 for (name, room) in &self.rooms {
                     let _ = writeln!(out, "{name} {} members", room.members);
+                    for call in self.calls.values() {
+                        if call.app.as_ref() == Some(&App::Conference(name.clone())) {
+                            let (muted, deaf) = call.member;
+                            let _ = writeln!(
+                                out,
+                                "  {} {}{}{}",
+                                call.uuid,
+                                call.caller,
+                                if muted { " muted" } else { "" },
+                                if deaf { " deaf" } else { "" }
+                            );
+                        }
+                    }
                 }
                 Ok(out)
             }
@@ -2332,6 +2349,33 @@ impl Switch {
         };
         self.drain_transaction_events(now);
         result
+    }
+
+    /// `conference ROOM mute|unmute|deaf|undeaf UUID`.
+    fn conference_command(&mut self, room: &str, action: &str, uuid: &str) -> Result<String, String> {
+        let Some(id) = self.rooms.get(room).map(|r| r.id) else {
+            return Err(format!("no such conference: {room}"));
+        };
+        let key = self
+            .call_by_uuid(uuid)
+            .ok_or_else(|| format!("no such call: {uuid}"))?;
+        let call = self.calls.get_mut(&key).expect("found above");
+        if call.app != Some(App::Conference(room.to_owned())) {
+            return Err(format!("{uuid} is not in conference {room}"));
+        }
+        let (muted, deaf) = &mut call.member;
+        match action {
+            "mute" => *muted = true,
+            "unmute" => *muted = false,
+            "deaf" => *deaf = true,
+            "undeaf" => *deaf = false,
+            _ => return Err("usage: conference ROOM mute|unmute|deaf|undeaf UUID".into()),
+        }
+        let (muted, deaf) = call.member;
+        if let Some(a) = call.media.endpoint(Side::A) {
+            self.media.set_conference_member(id, a.id, muted, deaf);
+        }
+        Ok(format!("{uuid} in {room}: muted {muted}, deaf {deaf}\n"))
     }
 
     fn call_by_uuid(&self, uuid: &str) -> Option<CallKey> {
@@ -2494,6 +2538,7 @@ pub const COMMANDS: &[&str] = &[
     "record",
     "dtmf",
     "show conferences",
+    "conference",
     "shutdown",
     "help",
 ];
