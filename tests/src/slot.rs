@@ -39,6 +39,8 @@ pub mod offset {
     pub const BARESIP_B: u16 = 60;
     /// Free for test-specific sockets.
     pub const SCRATCH: u16 = 80;
+    /// Baresip instance C, in SCRATCH's block: only for tests that use no SCRATCH socket.
+    pub const BARESIP_C: u16 = 80;
 }
 
 #[derive(Debug)]
