@@ -42,6 +42,8 @@ const SDP: &str = "application/sdp";
 /// caller offers first among these works.
 const ECHO_CODECS: &[&str] = &["PCMU", "PCMA", "G722", "opus", "telephone-event"];
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
+/// How long a phone may hold our last packets in its jitter buffer before playing them.
+const PLAYOUT_DRAIN: Duration = Duration::from_millis(300);
 
 /// The clock as the reactor read it: monotonic for timers, wall time for CDRs and nonces.
 #[derive(Clone, Copy, Debug)]
@@ -303,6 +305,8 @@ enum ClientRole {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
     NoAnswer(CallKey),
+    /// The prompts of a playback call have been sent: hang up once the phone has played them.
+    PlaybackOver(CallKey),
     Sweep,
     ShutdownDeadline,
 }
@@ -537,8 +541,12 @@ impl Switch {
                     .get(&key)
                     .is_some_and(|c| c.app == Some(App::Playback))
                 {
-                    info!(call = key, "playback finished: hanging up");
-                    self.hang_up(now, key, "NORMAL_CLEARING", "system");
+                    // The last packets are still in the phone's jitter buffer: a BYE now
+                    // would cut the end of the last prompt.
+                    self.timers.push(Reverse((
+                        now.mono + PLAYOUT_DRAIN,
+                        Timer::PlaybackOver(key),
+                    )));
                 }
                 return;
             }
@@ -576,6 +584,12 @@ impl Switch {
                     {
                         info!(call = key, "no answer within the timeout");
                         self.fail_unanswered(now, key, 480, "NO_ANSWER");
+                    }
+                }
+                Timer::PlaybackOver(key) => {
+                    if self.calls.contains_key(&key) {
+                        info!(call = key, "playback finished: hanging up");
+                        self.hang_up(now, key, "NORMAL_CLEARING", "system");
                     }
                 }
                 Timer::Sweep => {
