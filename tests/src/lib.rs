@@ -11,6 +11,7 @@
 pub mod audio;
 pub mod baresip;
 pub mod daemon;
+pub mod dtmf;
 pub mod media;
 pub mod sip;
 pub mod sipp;
