@@ -204,6 +204,14 @@ fn inband_caller_reaches_an_rfc4733_callee_as_telephone_events() {
     a.hangup();
     a.wait_event("CALL_CLOSED", T);
     b.wait_event("CALL_CLOSED", T);
+    // The tones were converted, not doubled: the switch silences a detected tone, so what
+    // the callee heard holds no digit a tone receiver would accept.
+    let heard = b.heard_wav().expect("the callee's recording");
+    assert_eq!(
+        detect_dtmf_wav(&heard),
+        "",
+        "no tones reach the callee besides the events"
+    );
     let (uuid, digits) = only_cdr_digits(&d);
     assert_eq!(digits.as_deref(), Some("2580"), "{}", d.log_tail());
     let lines = dtmf_log_lines(&d.log());

@@ -1606,11 +1606,16 @@ impl Switch {
                         self.deliver_dtmf(now, key, side, digit, duration, DtmfSource::Info);
                         return;
                     }
-                    if let Some(c) = self.calls.get_mut(&key) {
-                        c.dtmf_digits.push(digit);
-                    }
                     let call = self.calls.get_mut(&key).expect("looked up above");
-                    info!(uuid = call.uuid, %digit, via = "info", "DTMF");
+                    call.dtmf_digits.push(digit);
+                    info!(
+                        uuid = call.uuid,
+                        leg = if side == Side::A { "caller" } else { "callee" },
+                        %digit,
+                        duration_ms = duration,
+                        via = "info",
+                        "DTMF (relayed)"
+                    );
                 }
                 let Some(call) = self.calls.get_mut(&key) else {
                     return;

@@ -98,6 +98,8 @@ impl Switch {
             codec,
             DtmfOptions {
                 detect_inband: dtmf == LegDtmf::Inband,
+                // Nobody else hears this leg's tones.
+                mute_detected: false,
             },
         );
         let Some(call) = self.calls.get_mut(&key) else {
@@ -427,12 +429,17 @@ fn terminate_pair(
     a_dtmf: LegDtmf,
     b_dtmf: LegDtmf,
 ) {
-    for (ep, codec, dtmf) in [(a, a_codec, a_dtmf), (b, b_codec, b_dtmf)] {
+    for (ep, codec, dtmf, other) in [
+        (a, a_codec, a_dtmf, b_dtmf),
+        (b, b_codec, b_dtmf, a_dtmf),
+    ] {
         media.terminate(
             ep.id,
             codec,
             DtmfOptions {
                 detect_inband: dtmf == LegDtmf::Inband,
+                // Tones converted to events or INFO for the other leg must not reach it twice.
+                mute_detected: dtmf == LegDtmf::Inband && other != LegDtmf::Inband,
             },
         );
     }

@@ -54,6 +54,10 @@ pub struct DtmfOptions {
     /// Run the in-band (Goertzel) detector on what the leg sends us: PSTN legs and phones that
     /// play tones instead of sending events.
     pub detect_inband: bool,
+    /// Silence the audio of a detected tone, so it does not reach the other leg as well as
+    /// the events or INFO it is converted to (a phone listening for both would count twice).
+    /// The first ~36 ms of each tone pass, too short for a receiver to accept as a digit.
+    pub mute_detected: bool,
 }
 
 /// Something a leg noticed while processing, for the reactor to report.
@@ -126,6 +130,9 @@ pub(crate) struct LegMedia {
     events_in: Option<EventReceiver>,
     events_out: Option<EventSender>,
     inband_detector: Option<DtmfDetector>,
+    /// A detected tone is sounding (between its Start and End).
+    inband_sounding: bool,
+    mute_detected: bool,
     inband_generator: DtmfGenerator,
     player: Option<Player>,
     /// True once something was received: before that, frames are silence without concealment.
@@ -186,6 +193,8 @@ impl LegMedia {
             events_in,
             events_out,
             inband_detector: dtmf.detect_inband.then(|| DtmfDetector::new(rate)),
+            inband_sounding: false,
+            mute_detected: dtmf.mute_detected,
             inband_generator: DtmfGenerator::new(rate),
             player: None,
             started: false,
@@ -336,8 +345,12 @@ impl LegMedia {
         let got = self.fifo.take(out);
         out[got..].fill(0);
         if let Some(detector) = &mut self.inband_detector {
-            detector.process(out, &mut |event| {
-                if let InbandEvent::End { digit, duration_ms } = event {
+            let was_sounding = self.inband_sounding;
+            let sounding = &mut self.inband_sounding;
+            detector.process(out, &mut |event| match event {
+                InbandEvent::Start { .. } => *sounding = true,
+                InbandEvent::End { digit, duration_ms } => {
+                    *sounding = false;
                     push_notice(
                         notices,
                         LegNotice::Dtmf {
@@ -348,6 +361,10 @@ impl LegMedia {
                     );
                 }
             });
+            // The frame in which a tone ended still holds its tail.
+            if self.mute_detected && (was_sounding || self.inband_sounding) {
+                out.fill(0);
+            }
         }
         self.started
     }
