@@ -153,6 +153,9 @@ impl ConferenceNode {
     }
 }
 
+// A node lives in the thread's node table for a whole call and is visited every 20 ms:
+// keeping it inline saves a pointer chase per tick for a few hundred bytes of table.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Node {
     Bridge(BridgeNode),
     Solo(SoloNode),

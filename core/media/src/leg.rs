@@ -36,9 +36,13 @@ pub struct LegCodec {
 impl LegCodec {
     /// "PCMA", "opus/48000": how CDRs and `show channels` name it.
     pub fn label(&self) -> String {
+        self.label_str().to_owned()
+    }
+
+    fn label_str(&self) -> &'static str {
         match self.kind {
-            CodecKind::Opus => "opus/48000".to_owned(),
-            kind => kind.encoding_name().to_owned(),
+            CodecKind::Opus => "opus/48000",
+            kind => kind.encoding_name(),
         }
     }
 
@@ -313,6 +317,12 @@ impl LegMedia {
                 }
             }
         }
+        if !self.started {
+            // Nothing received yet (a prompt played to a phone that has not spoken): silence,
+            // without running concealment over an empty buffer every frame.
+            out.fill(0);
+            return false;
+        }
         // The buffer hands out whole packets until the frame is covered (see its contract).
         for _ in 0..64 {
             match self.jitter.pop(now, self.frame_units) {
@@ -474,7 +484,7 @@ impl LegMedia {
             return None;
         }
         let ntp = rtcp::ntp_from_system_time(wall);
-        let sender = (self.packets_sent > 0).then(|| rtcp::SenderInfo {
+        let sender = (self.packets_sent > 0).then_some(rtcp::SenderInfo {
             ntp,
             rtp_ts: self.timestamp,
             packets: self.packets_sent,
@@ -496,10 +506,12 @@ impl LegMedia {
         ))
     }
 
-    pub(crate) fn quality(&self) -> LegQuality {
+    /// Writes this leg's quality over `quality` (the published one), keeping its codec label:
+    /// the housekeeping tick that publishes it must not allocate.
+    pub(crate) fn quality(&self, quality: &mut LegQuality) {
         let snapshot = self.stats.snapshot();
-        LegQuality {
-            codec: Some(self.codec.label()),
+        *quality = LegQuality {
+            codec: crate::reuse_label(quality.codec.take(), self.codec.label_str()),
             packets_received: snapshot.packets,
             packets_lost: snapshot.lost,
             loss_percent: snapshot.loss_fraction_total * 100.0,
@@ -507,7 +519,7 @@ impl LegMedia {
             rtt_ms: self.rtt_ms,
             jitter_buffer_ms: Some(self.jitter.target_delay().as_secs_f64() * 1000.0),
             terminated: true,
-        }
+        };
     }
 }
 

@@ -207,8 +207,10 @@ impl Counters {
         self.latched.store(latched, Ordering::Relaxed);
     }
 
-    fn set_quality(&self, quality: LegQuality) {
-        *self.quality.lock().unwrap_or_else(|e| e.into_inner()) = quality;
+    /// Updates the published quality in place, so its codec label is reused rather than
+    /// allocated anew on every housekeeping tick.
+    fn update_quality(&self, update: impl FnOnce(&mut LegQuality)) {
+        update(&mut self.quality.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
     fn snapshot(&self) -> EndpointStats {
@@ -762,6 +764,14 @@ fn rand_seed(ep: EndpointId) -> u64 {
     hasher.write_u32(ep.key);
     hasher.write_u32(ep.generation);
     hasher.finish()
+}
+
+/// `previous` when it already says `label` (no allocation), else `label` copied.
+pub(crate) fn reuse_label(previous: Option<String>, label: &str) -> Option<String> {
+    match previous {
+        Some(previous) if previous == label => Some(previous),
+        _ => Some(label.to_owned()),
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -156,10 +156,16 @@ impl RelayQuality {
         }
     }
 
-    fn snapshot(&self) -> LegQuality {
+    /// Writes the relayed leg's quality over `quality` (the published one), keeping its codec
+    /// label: the housekeeping tick that publishes it must not allocate.
+    fn snapshot(&self, quality: &mut LegQuality) {
         let s = self.stats.snapshot();
-        LegQuality {
-            codec: self.label.clone(),
+        let codec = match &self.label {
+            Some(label) => crate::reuse_label(quality.codec.take(), label),
+            None => None,
+        };
+        *quality = LegQuality {
+            codec,
             packets_received: s.packets,
             packets_lost: s.lost,
             loss_percent: s.loss_fraction_total * 100.0,
@@ -167,7 +173,7 @@ impl RelayQuality {
             rtt_ms: self.rtt_ms,
             jitter_buffer_ms: None,
             terminated: false,
-        }
+        };
     }
 }
 
@@ -1278,11 +1284,11 @@ impl MediaReactor {
             // Publish quality for `show channels` and the CDR (a lock per slot per tick, never
             // per packet).
             if slot.mode != Mode::Idle {
-                let quality = match (&slot.leg, slot.mode) {
-                    (Some(leg), Mode::Terminated) => leg.quality(),
-                    _ => slot.quality.snapshot(),
-                };
-                slot.counters.set_quality(quality);
+                slot.counters
+                    .update_quality(|quality| match (&slot.leg, slot.mode) {
+                        (Some(leg), Mode::Terminated) => leg.quality(quality),
+                        _ => slot.quality.snapshot(quality),
+                    });
             }
             if slot.heard {
                 slot.arm_timeout(now);
