@@ -133,6 +133,8 @@ pub struct MediaSection {
     pub sounds_dir: PathBuf,
     /// The country whose call-progress tones we play (cn, us...).
     pub tone_country: String,
+    /// SCHED_FIFO priority of the media threads (1-99); 0 = normal scheduling.
+    pub realtime_priority: u8,
 }
 
 impl Default for MediaSection {
@@ -147,6 +149,7 @@ impl Default for MediaSection {
             conference_rate: 16000,
             sounds_dir: PathBuf::from("sounds"),
             tone_country: "us".into(),
+            realtime_priority: 0,
         }
     }
 }

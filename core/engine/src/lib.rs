@@ -119,6 +119,8 @@ pub fn run(options: RunOptions) -> Result<(), Error> {
             } else {
                 config.media.threads
             },
+            realtime_priority: (config.media.realtime_priority > 0)
+                .then_some(config.media.realtime_priority),
         },
         Box::new(move |event| media_handle.send(Input::Media(event))),
     )?;

@@ -254,9 +254,10 @@ impl Switch {
             let rate = media_plan::natural_rate(&b_codec);
             let codec = media_plan::leg_codec(&b_codec, b_te, rate);
             let record = self.settings.recording.automatic.is_some();
-            if a_dtmf != b_dtmf && codec.is_some() {
+            if a_dtmf != b_dtmf
+                && let Some(codec) = codec
+            {
                 // Same codec, different DTMF: terminate to convert.
-                let codec = codec.expect("checked");
                 terminate_pair(&self.media, &a, &b, codec.clone(), codec, a_dtmf, b_dtmf);
                 call.terminated = true;
                 self.media.connect(a.id, b.id);

@@ -82,6 +82,7 @@ impl Harness {
                 port_max: rtp_base + 39,
                 rtp_timeout: Duration::from_secs(60),
                 threads: 1,
+                realtime_priority: None,
             },
             Box::new(|_| {}),
         )

@@ -121,6 +121,7 @@ fn main() {
             port_max: 24999,
             rtp_timeout: Duration::from_secs(600),
             threads: 1,
+            realtime_priority: None,
         },
         Box::new(|event| eprintln!("unexpected media event: {event:?}")),
     )

@@ -63,6 +63,11 @@ pub struct MediaConfig {
     pub rtp_timeout: Duration,
     /// Media reactor threads (at least 1).
     pub threads: usize,
+    /// Run the media threads at this SCHED_FIFO priority (1–99), like FreeSWITCH's `-rp`:
+    /// generated streams then leave on time even when other work competes for the cores.
+    /// Needs CAP_SYS_NICE (or an RLIMIT_RTPRIO); without it the threads run normally and a
+    /// warning says why.
+    pub realtime_priority: Option<u8>,
 }
 
 /// A handle to one endpoint: which media thread, its slot there, and a generation so a stale
@@ -331,6 +336,7 @@ impl MediaEngine {
             ));
         }
         let guard = RelayGuard::new(&config);
+        let realtime_priority = config.realtime_priority;
         let notify: Arc<dyn Fn(MediaEvent) + Send + Sync> = Arc::from(notify);
         let mut threads = Vec::with_capacity(config.threads);
         let mut joins = Vec::with_capacity(config.threads);
@@ -350,7 +356,12 @@ impl MediaEngine {
             );
             let join = std::thread::Builder::new()
                 .name(format!("media-{index}"))
-                .spawn(move || reactor.run())?;
+                .spawn(move || {
+                    if let Some(priority) = realtime_priority {
+                        raise_priority(priority);
+                    }
+                    reactor.run()
+                })?;
             threads.push(MediaThread {
                 commands,
                 waker,
@@ -753,6 +764,28 @@ impl Drop for Shared {
                 let _ = media.waker.wake();
             }
         }
+    }
+}
+
+/// Puts the calling media thread under SCHED_FIFO at `priority`.
+fn raise_priority(priority: u8) {
+    use thread_priority::{
+        RealtimeThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
+        set_thread_priority_and_policy, thread_native_id,
+    };
+    let value = priority.clamp(1, 99).try_into().expect("1-99 is a valid priority");
+    let outcome = set_thread_priority_and_policy(
+        thread_native_id(),
+        ThreadPriority::Crossplatform(value),
+        ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::Fifo),
+    );
+    match outcome {
+        Ok(()) => tracing::info!(priority, "media thread at realtime priority (SCHED_FIFO)"),
+        Err(error) => tracing::warn!(
+            priority,
+            ?error,
+            "cannot raise the media thread to realtime priority (needs CAP_SYS_NICE or LimitRTPRIO); running at normal priority"
+        ),
     }
 }
 

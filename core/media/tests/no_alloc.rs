@@ -107,6 +107,7 @@ fn relaying_a_packet_allocates_nothing() {
             // Long enough that no timeout event (which logs) fires during the test.
             rtp_timeout: Duration::from_secs(60),
             threads: 1,
+            realtime_priority: None,
         },
         Box::new(|_| {}),
     )

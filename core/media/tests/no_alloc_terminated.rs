@@ -136,6 +136,7 @@ fn a_transcoding_bridge_allocates_nothing_in_steady_state() {
             // No RTP timeout fires: the phones never stop.
             rtp_timeout: Duration::from_secs(60),
             threads: 1,
+            realtime_priority: None,
         },
         Box::new(|_| {}),
     )

@@ -36,6 +36,7 @@ fn start_engine_on(
             port_max,
             rtp_timeout,
             threads,
+            realtime_priority: None,
         },
         Box::new(move |event| {
             let _ = tx.lock().unwrap().send(event);

@@ -60,6 +60,7 @@ fn start_engine(port_min: u16) -> (MediaEngine, mpsc::Receiver<MediaEvent>) {
             // phone that only listens times out, which the tests ignore.
             rtp_timeout: Duration::from_millis(200),
             threads: 1,
+            realtime_priority: None,
         },
         Box::new(move |event| {
             let _ = tx.send(event);
