@@ -65,9 +65,8 @@ impl ToneReport {
     }
 }
 
-/// Analyses the middle of a WAV (skipping the first and last 20 %, where call setup and
-/// teardown sit), over at most 2 s of samples (first channel).
-pub fn analyze_wav(path: &Path) -> ToneReport {
+/// The first channel of a WAV as samples in [-1, 1], and its sample rate.
+pub fn read_first_channel(path: &Path) -> (Vec<f64>, u32) {
     let mut r =
         hound::WavReader::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
     let spec = r.spec();
@@ -86,8 +85,14 @@ pub fn analyze_wav(path: &Path) -> ToneReport {
             .map(f64::from)
             .collect(),
     };
-    let mono: Vec<f64> = all.iter().step_by(ch).copied().collect();
-    let rate = f64::from(spec.sample_rate);
+    (all.iter().step_by(ch).copied().collect(), spec.sample_rate)
+}
+
+/// Analyses the middle of a WAV (skipping the first and last 20 %, where call setup and
+/// teardown sit), over at most 2 s of samples (first channel).
+pub fn analyze_wav(path: &Path) -> ToneReport {
+    let (mono, rate) = read_first_channel(path);
+    let rate = f64::from(rate);
     let n = mono.len();
     let (start, end) = (n / 5, n - n / 5);
     let end = end.min(start + (2.0 * rate) as usize);

@@ -20,28 +20,8 @@ pub struct Heard {
 impl Heard {
     /// Reads a complete WAV (one baresip closed: the header holds the data length).
     pub fn read(path: &Path) -> Heard {
-        let mut r =
-            hound::WavReader::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
-        let spec = r.spec();
-        let ch = usize::from(spec.channels.max(1));
-        let all: Vec<f64> = match spec.sample_format {
-            hound::SampleFormat::Int => {
-                let scale = f64::from(1u32 << (spec.bits_per_sample - 1));
-                r.samples::<i32>()
-                    .filter_map(Result::ok)
-                    .map(|s| f64::from(s) / scale)
-                    .collect()
-            }
-            hound::SampleFormat::Float => r
-                .samples::<f32>()
-                .filter_map(Result::ok)
-                .map(f64::from)
-                .collect(),
-        };
-        Heard {
-            samples: all.iter().step_by(ch).copied().collect(),
-            rate: spec.sample_rate,
-        }
+        let (samples, rate) = crate::audio::read_first_channel(path);
+        Heard { samples, rate }
     }
 
     pub fn seconds(&self) -> f64 {

@@ -237,20 +237,7 @@ impl LegMedia {
             if let Some(receiver) = &mut self.events_in {
                 // One packet can end one event and start the next: drain both.
                 let first = receiver.on_packet(now, &header, payload);
-                let mut next = first;
-                while let Some(event) = next {
-                    if let EventDtmf::End { digit, duration_ms } = event {
-                        push_notice(
-                            notices,
-                            LegNotice::Dtmf {
-                                digit,
-                                duration_ms,
-                                source: DtmfSource::Rfc4733,
-                            },
-                        );
-                    }
-                    next = receiver.poll_timeout(now);
-                }
+                report_events(receiver, first, now, notices);
             }
             return;
         }
@@ -304,18 +291,9 @@ impl LegMedia {
         let frame = self.frame_samples();
         let out = &mut out[..frame];
         if let Some(receiver) = &mut self.events_in {
-            while let Some(event) = receiver.poll_timeout(now) {
-                if let EventDtmf::End { digit, duration_ms } = event {
-                    push_notice(
-                        notices,
-                        LegNotice::Dtmf {
-                            digit,
-                            duration_ms,
-                            source: DtmfSource::Rfc4733,
-                        },
-                    );
-                }
-            }
+            // Ends of digits whose end packets were all lost.
+            let first = receiver.poll_timeout(now);
+            report_events(receiver, first, now, notices);
         }
         if !self.started {
             // Nothing received yet (a prompt played to a phone that has not spoken): silence,
@@ -520,6 +498,30 @@ impl LegMedia {
             jitter_buffer_ms: Some(self.jitter.target_delay().as_secs_f64() * 1000.0),
             terminated: true,
         };
+    }
+}
+
+/// Reports `first` and whatever else the receiver has ready (the drain rule of
+/// `EventReceiver`): each ended digit becomes a notice.
+fn report_events(
+    receiver: &mut EventReceiver,
+    first: Option<EventDtmf>,
+    now: Instant,
+    notices: &mut Vec<LegNotice>,
+) {
+    let mut next = first;
+    while let Some(event) = next {
+        if let EventDtmf::End { digit, duration_ms } = event {
+            push_notice(
+                notices,
+                LegNotice::Dtmf {
+                    digit,
+                    duration_ms,
+                    source: DtmfSource::Rfc4733,
+                },
+            );
+        }
+        next = receiver.poll_timeout(now);
     }
 }
 
