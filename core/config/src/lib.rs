@@ -520,6 +520,51 @@ fn validate_main(path: &Path, text: &str, m: &MainFile) -> Result<(), Error> {
     }
 
     let media = &m.media;
+    const CODECS: [&str; 4] = ["PCMU", "PCMA", "G722", "opus"];
+    if media.codecs.is_empty() {
+        return Err(invalid("codecs", "[media] codecs must name at least one codec".into()));
+    }
+    if let Some(bad) = media
+        .codecs
+        .iter()
+        .find(|c| !CODECS.iter().any(|k| k.eq_ignore_ascii_case(c)))
+    {
+        return Err(invalid(
+            "codecs",
+            format!("[media] codecs: unknown codec {bad:?}: use PCMU, PCMA, G722 or opus"),
+        ));
+    }
+    if ![8000, 16000, 48000].contains(&media.conference_rate) {
+        return Err(invalid(
+            "conference_rate",
+            format!(
+                "[media] conference_rate {} is not 8000, 16000 or 48000",
+                media.conference_rate
+            ),
+        ));
+    }
+    if media.realtime_priority > 99 {
+        return Err(invalid(
+            "realtime_priority",
+            "[media] realtime_priority is 0 (off) or 1-99".into(),
+        ));
+    }
+    let recording = &m.recording;
+    if !["off", "mono", "stereo"].contains(&recording.mode.as_str()) {
+        return Err(invalid(
+            "mode",
+            format!(
+                "[recording] mode {:?} is not \"off\", \"mono\" or \"stereo\"",
+                recording.mode
+            ),
+        ));
+    }
+    if ![8000, 16000].contains(&recording.sample_rate) {
+        return Err(invalid(
+            "sample_rate",
+            format!("[recording] sample_rate {} is not 8000 or 16000", recording.sample_rate),
+        ));
+    }
     if media.rtp_ip.is_unspecified() {
         return Err(invalid(
             "rtp_ip",

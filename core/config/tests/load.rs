@@ -119,6 +119,17 @@ fn typo_key_is_reported_with_file_line_and_column() {
     assert!(e.contains("switchyard.toml:5:1:"), "{e}");
     assert!(e.contains("rtp_port_mn"), "{e}");
 
+    for (text, needle) in [
+        ("[media]\ncodecs = [\"G729\"]\n", "unknown codec \"G729\""),
+        ("[media]\nconference_rate = 44100\n", "conference_rate 44100"),
+        ("[recording]\nmode = \"Stereo\"\n", "mode \"Stereo\""),
+        ("[recording]\nsample_rate = 4000\n", "sample_rate 4000"),
+    ] {
+        let e = err_of(&[("switchyard.toml", text)]);
+        assert!(e.contains("switchyard.toml:"), "{text}: {e}");
+        assert!(e.contains(needle), "{text}: {e}");
+    }
+
     let e = err_of(&[("switchyard.toml", "[sipp]\n")]);
     assert!(e.contains("switchyard.toml:1:"), "{e}");
     assert!(e.contains("sipp"), "{e}");
