@@ -47,7 +47,29 @@ pub(crate) fn transcodable_offers(names: &[String]) -> Vec<CodecOffer<'static>> 
             static_payload_type: kind.static_payload_type(),
             fmtp: (kind == CodecKind::Opus).then_some("useinbandfec=1"),
         })
+        .chain(
+            // DTMF events at both clock rates our codecs use (RFC 4733 §2.1: the rate of the
+            // audio codec), so a callee answering Opus or G.711 can keep its events.
+            [8000, 48000].map(|clock_rate| CodecOffer {
+                name: "telephone-event",
+                clock_rate,
+                channels: None,
+                static_payload_type: None,
+                fmtp: Some("0-16"),
+            }),
+        )
         .collect()
+}
+
+/// Whether the active audio stream is plain RTP: SRTP (SAVP) is relayed untouched, never
+/// decoded, transcoded or recorded here.
+pub(crate) fn plain_rtp(sdp: &switchyard_sdp::SessionDescription) -> bool {
+    sdp.active_audio().is_some_and(|m| {
+        matches!(
+            m.proto.to_ascii_uppercase().as_str(),
+            "RTP/AVP" | "RTP/AVPF"
+        )
+    })
 }
 
 /// Whether we can decode this SDP codec.

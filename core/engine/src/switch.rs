@@ -42,6 +42,8 @@ const SDP: &str = "application/sdp";
 /// caller offers first among these works.
 const ECHO_CODECS: &[&str] = &["PCMU", "PCMA", "G722", "opus", "telephone-event"];
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
+/// Digits kept per call in the CDR's dtmf_digits.
+const MAX_CDR_DIGITS: usize = 128;
 /// How long a phone may hold our last packets in its jitter buffer before playing them.
 const PLAYOUT_DRAIN: Duration = Duration::from_millis(300);
 
@@ -179,9 +181,14 @@ impl BLeg {
 }
 
 enum Media {
-    Bridge { a: Endpoint, b: Endpoint },
+    Bridge {
+        a: Endpoint,
+        b: Endpoint,
+    },
     /// One leg we answer ourselves: echo, playback, tones, music, a conference.
-    Single { a: Endpoint },
+    Single {
+        a: Endpoint,
+    },
 }
 
 impl Media {
@@ -226,6 +233,12 @@ struct Call {
     dtmf_digits: String,
     /// In a conference: (muted, deaf).
     member: (bool, bool),
+    /// A relayed call's codec, to tap its legs when a recording starts.
+    relay_codec: Option<switchyard_media::LegCodec>,
+    /// Both legs of a relayed call are decoded for a recorder.
+    tapped: bool,
+    recording_active: bool,
+    recordings_made: u32,
 }
 
 impl Call {
@@ -256,13 +269,31 @@ impl Call {
             Side::A => &mut self.a.origin,
             Side::B(_) => &mut self.b_origin,
         };
-        let bytes = switchyard_sdp::anchor(sdp, dest_address, origin, None)
+        // RFC 3264 §6: what the caller gets may list only formats it offered; a callee's
+        // answer can also hold the codecs we added to its offer for transcoding.
+        let caller_formats: Option<Vec<String>> = match (dest, &self.a_offer) {
+            (Side::A, Some(offer)) => offer
+                .active_audio()
+                .map(|m| m.codecs().into_iter().map(|c| c.name).collect()),
+            _ => None,
+        };
+        let allowed: Option<Vec<&str>> = caller_formats
+            .as_ref()
+            .map(|names| names.iter().map(String::as_str).collect());
+        let bytes = switchyard_sdp::anchor(sdp, dest_address, origin, allowed.as_deref())
             .ok()?
             .to_bytes();
         if dest == Side::A {
             self.a.last_sdp = Some(bytes.clone());
         }
         Some(bytes)
+    }
+
+    /// Keeps a digit for the CDR, up to a bound: a peer flooding DTMF cannot grow the row.
+    fn keep_digit(&mut self, digit: char) {
+        if self.dtmf_digits.len() < MAX_CDR_DIGITS {
+            self.dtmf_digits.push(digit);
+        }
     }
 
     fn other(&self, side: Side) -> Option<Side> {
@@ -1022,6 +1053,12 @@ impl Switch {
         let media = match media {
             Ok(media) => media,
             Err(error) => {
+                if let RouteDecision::Conference { room } = &decision
+                    && self.rooms.get(room).is_some_and(|r| r.members == 0)
+                    && let Some(r) = self.rooms.remove(room)
+                {
+                    self.media.close_conference(r.id);
+                }
                 warn!(%error, "no media ports for a new call");
                 self.respond(now, tx, 503, &[], Some(&a_dialog.local_tag), None);
                 self.write_unconnected_cdr(
@@ -1086,6 +1123,10 @@ impl Switch {
             recording: None,
             dtmf_digits: String::new(),
             member: (false, false),
+            relay_codec: None,
+            tapped: false,
+            recording_active: false,
+            recordings_made: 0,
         };
 
         match decision {
@@ -1142,6 +1183,7 @@ impl Switch {
                 // What we can transcode to goes after the caller's own codecs, so a callee
                 // that shares one with the caller picks it and the call stays a relay.
                 if let Ok(b_offer) = &mut b_offer
+                    && media_plan::plain_rtp(&offer)
                     && offer
                         .active_audio()
                         .is_some_and(|m| m.codecs().iter().any(media_plan::decodable))
@@ -1391,6 +1433,13 @@ impl Switch {
             } else {
                 reason
             };
+            // A 183 whose media we cannot pass on would leave the caller in silence: most
+            // phones play their own ringback on a 180.
+            let (status, reason) = if status == 183 && body.is_none() {
+                (180, default_reason(180).to_owned())
+            } else {
+                (status, reason)
+            };
             let body_ref = body.as_deref().map(|b| (SDP, b));
             self.respond_with_reason(
                 now,
@@ -1607,7 +1656,7 @@ impl Switch {
                         return;
                     }
                     let call = self.calls.get_mut(&key).expect("looked up above");
-                    call.dtmf_digits.push(digit);
+                    call.keep_digit(digit);
                     info!(
                         uuid = call.uuid,
                         leg = if side == Side::A { "caller" } else { "callee" },
@@ -1622,7 +1671,18 @@ impl Switch {
                 };
                 let carries_offer = matches!(method, Method::Invite | Method::Update);
                 if carries_offer && (call.terminated || call.app.is_some()) {
+                    if let Some(dialog) = call.dialog_mut(side) {
+                        dialog.refresh_target(msg);
+                    }
                     return self.answer_offer_locally(now, key, side, tx, msg);
+                }
+                if matches!(call.media, Media::Single { .. }) {
+                    // Nobody to relay to: we are the other end.
+                    let status = match method {
+                        Method::Options | Method::Info => 200,
+                        _ => 501,
+                    };
+                    return self.respond(now, tx, status, &[], None, None);
                 }
                 if carries_offer && call.pending_offer.is_some() {
                     // RFC 3261 §14.2 glare: one offer at a time.
@@ -2043,7 +2103,9 @@ impl Switch {
                     && let Some(r) = self.rooms.get_mut(room)
                 {
                     let tone = Player::new(
-                        vec![switchyard_media::PlayItem::Tone(Sounds::conference_tone(false))],
+                        vec![switchyard_media::PlayItem::Tone(Sounds::conference_tone(
+                            false,
+                        ))],
                         self.settings.conference_rate,
                         false,
                     )
@@ -2279,15 +2341,13 @@ impl Switch {
                 let count = self.hang_up_all(now, "MANAGER_REQUEST");
                 Ok(format!("hung up {count} calls\n"))
             }
-            ["kill", uuid] | ["uuid_kill", uuid] => {
-                match self.call_by_uuid(uuid) {
-                    Some(key) => {
-                        self.hang_up(now, key, "MANAGER_REQUEST", "system");
-                        Ok(format!("killed {uuid}\n"))
-                    }
-                    None => Err(format!("no such call: {uuid}")),
+            ["kill", uuid] | ["uuid_kill", uuid] => match self.call_by_uuid(uuid) {
+                Some(key) => {
+                    self.hang_up(now, key, "MANAGER_REQUEST", "system");
+                    Ok(format!("killed {uuid}\n"))
                 }
-            }
+                None => Err(format!("no such call: {uuid}")),
+            },
             ["record", action, uuid] => {
                 let Some(key) = self.call_by_uuid(uuid) else {
                     return Err(format!("no such call: {uuid}"));
@@ -2304,6 +2364,11 @@ impl Switch {
                     ("mono", _) => self
                         .start_recording(key, Some(switchyard_recording::Layout::Mono))
                         .map(|path| format!("recording {uuid} to {path}\n")),
+                    ("pause" | "resume" | "stop", _)
+                        if !self.calls.get(&key).is_some_and(|c| c.recording_active) =>
+                    {
+                        Err(format!("{uuid} is not being recorded"))
+                    }
                     ("pause" | "resume", Some(ep)) => {
                         self.media.pause_recording(ep, *action == "pause");
                         Ok(format!("recording of {uuid}: {action}d\n"))
@@ -2311,7 +2376,8 @@ impl Switch {
                     ("stop", Some(ep)) => {
                         self.media.stop_recording(ep);
                         if let Some(c) = self.calls.get_mut(&key) {
-                            c.recording = None;
+                            // The file stays in the CDR: it exists.
+                            c.recording_active = false;
                         }
                         Ok(format!("recording of {uuid} stopped\n"))
                     }
@@ -2327,13 +2393,46 @@ impl Switch {
                     .get(&key)
                     .and_then(|c| c.media.endpoint(Side::A))
                     .map(|e| e.id);
-                match endpoint {
-                    Some(ep) if digits.chars().all(|c| matches!(c, '0'..='9' | '*' | '#' | 'A'..='D')) => {
-                        self.media.send_dtmf(ep, digits, 100, false);
-                        Ok(format!("sending {digits} to the caller of {uuid}\n"))
-                    }
-                    _ => Err("usage: dtmf <uuid> <digits 0-9*#A-D>".into()),
+                let Some(call) = self.calls.get(&key) else {
+                    return Err(format!("no such call: {uuid}"));
+                };
+                if !digits
+                    .chars()
+                    .all(|c| matches!(c, '0'..='9' | '*' | '#' | 'A'..='D'))
+                {
+                    return Err("usage: dtmf <uuid> <digits 0-9*#A-D>".into());
                 }
+                let own_media = call.terminated
+                    || matches!(
+                        call.app,
+                        Some(App::Playback | App::Endless | App::Conference(_))
+                    );
+                if call.state != CallState::Answered || !own_media {
+                    return Err(format!(
+                        "{uuid}: its media is relayed, not terminated here; DTMF goes only into terminated calls"
+                    ));
+                }
+                let mode = call.a_plan.as_ref().map_or(LegDtmf::Rfc4733, |p| p.dtmf);
+                match (mode, endpoint) {
+                    (LegDtmf::Info, _) => {
+                        for digit in digits.chars() {
+                            let body = media_plan::dtmf_info_body(digit, 100);
+                            self.send_in_dialog(
+                                now,
+                                key,
+                                Side::A,
+                                Method::Info,
+                                Some(("application/dtmf-relay", body.as_bytes())),
+                            );
+                        }
+                    }
+                    (mode, Some(ep)) => {
+                        self.media
+                            .send_dtmf(ep, digits, 100, mode == LegDtmf::Inband)
+                    }
+                    (_, None) => return Err(format!("{uuid} has no media")),
+                }
+                Ok(format!("sending {digits} to the caller of {uuid}\n"))
             }
             ["conference", room, action, uuid] => self.conference_command(room, action, uuid),
             ["show", "conferences"] => {
@@ -2371,7 +2470,12 @@ impl Switch {
     }
 
     /// `conference ROOM mute|unmute|deaf|undeaf UUID`.
-    fn conference_command(&mut self, room: &str, action: &str, uuid: &str) -> Result<String, String> {
+    fn conference_command(
+        &mut self,
+        room: &str,
+        action: &str,
+        uuid: &str,
+    ) -> Result<String, String> {
         let Some(id) = self.rooms.get(room).map(|r| r.id) else {
             return Err(format!("no such conference: {room}"));
         };
@@ -2486,7 +2590,11 @@ impl Switch {
                             s.packets_in,
                             s.packets_out,
                             q.codec.as_deref().unwrap_or("-"),
-                            if q.terminated { "terminated" } else { "relayed" },
+                            if q.terminated {
+                                "terminated"
+                            } else {
+                                "relayed"
+                            },
                         );
                         if q.packets_received > 0 {
                             let _ = write!(

@@ -163,17 +163,20 @@ impl Switch {
         };
         let contact = contact_value(dialog.peer.transport, dialog.local_addr);
         let Ok(offer) = SessionDescription::parse(msg.body()) else {
-            // A refresh without an offer: our last SDP to the caller, or a refusal.
-            return match call.a.last_sdp.clone() {
-                Some(sdp) if side == Side::A && msg.method() == Some(&Method::Invite) => self
-                    .respond(
-                        now,
-                        tx,
-                        200,
-                        &[("Contact", contact)],
-                        None,
-                        Some((SDP, &sdp)),
-                    ),
+            // A session refresh without an offer (RFC 4028): an UPDATE gets a bare 200, a
+            // re-INVITE from the caller our last SDP to it.
+            return match (msg.method(), call.a.last_sdp.clone()) {
+                (Some(&Method::Update), _) => {
+                    self.respond(now, tx, 200, &[("Contact", contact)], None, None)
+                }
+                (Some(&Method::Invite), Some(sdp)) if side == Side::A => self.respond(
+                    now,
+                    tx,
+                    200,
+                    &[("Contact", contact)],
+                    None,
+                    Some((SDP, &sdp)),
+                ),
                 _ => self.respond(now, tx, 488, &[], None, None),
             };
         };
@@ -190,8 +193,12 @@ impl Switch {
         ) else {
             return self.respond(now, tx, 488, &[], None, None);
         };
-        let held =
-            offer.audio_direction() != Direction::SendRecv || offer.audio_destination().is_none();
+        // RFC 3264 §8.4: a sendonly or inactive offer puts us on hold (we stop sending); a
+        // recvonly one only stops what we receive.
+        let held = matches!(
+            offer.audio_direction(),
+            Direction::SendOnly | Direction::Inactive
+        ) || offer.audio_destination().is_none();
         if let Some(remote) = offer.audio_destination() {
             self.media.set_remote(endpoint.id, remote);
         }
@@ -252,7 +259,10 @@ impl Switch {
                 codec: b_codec.name.clone(),
             });
             let rate = media_plan::natural_rate(&b_codec);
-            let codec = media_plan::leg_codec(&b_codec, b_te, rate);
+            // SRTP passes through untouched: never decoded here.
+            let codec = media_plan::leg_codec(&b_codec, b_te, rate)
+                .filter(|_| media_plan::plain_rtp(&offer) && media_plan::plain_rtp(b_answer));
+            call.relay_codec = codec.clone();
             let record = self.settings.recording.automatic.is_some();
             if a_dtmf != b_dtmf
                 && let Some(codec) = codec
@@ -276,6 +286,7 @@ impl Switch {
                 if record && let Some(codec) = codec {
                     // Decode copies for the recorder; the packets are still relayed untouched.
                     terminate_pair(&self.media, &a, &b, codec.clone(), codec, a_dtmf, b_dtmf);
+                    call.tapped = true;
                 }
             }
             return Some(a_sdp);
@@ -323,7 +334,8 @@ impl Switch {
         Some(bytes)
     }
 
-    /// Starts recording an answered call, if a layout is asked for (or configured).
+    /// Starts recording an answered call, if a layout is asked for (or configured). A relayed
+    /// call has its legs tapped first (decoded copies; the packets still pass untouched).
     pub(super) fn start_recording(
         &mut self,
         key: CallKey,
@@ -338,12 +350,40 @@ impl Switch {
         let Some(call) = self.calls.get_mut(&key) else {
             return Err("no such call".into());
         };
-        if call.recording.is_some() {
+        if call.state != CallState::Answered {
+            return Err("the call is not answered yet".into());
+        }
+        if call.recording_active {
             return Err("already recording".into());
         }
+        let caller = match (&call.media, &call.app) {
+            (_, Some(App::Conference(_))) => {
+                return Err("conference members are not recorded one by one".into());
+            }
+            (_, Some(App::Echo)) => return Err("the echo test is not recorded".into()),
+            (Media::Bridge { a, b }, _) => {
+                if !call.terminated && !call.tapped {
+                    let Some(codec) = call.relay_codec.clone() else {
+                        return Err("the call's codec is not one we decode, or it is SRTP".into());
+                    };
+                    let dtmf =
+                        |plan: &Option<LegPlan>| plan.as_ref().map_or(LegDtmf::Rfc4733, |p| p.dtmf);
+                    let (a_dtmf, b_dtmf) = (dtmf(&call.a_plan), dtmf(&call.b_plan));
+                    terminate_pair(&self.media, a, b, codec.clone(), codec, a_dtmf, b_dtmf);
+                    call.tapped = true;
+                }
+                a.id
+            }
+            (Media::Single { a }, _) => a.id,
+        };
         let policy = &self.settings.recording;
         let extension = if policy.encrypt { "wav.enc" } else { "wav" };
-        let path = policy.dir.join(format!("{}.{extension}", call.uuid));
+        // A second recording of the same call (after `record stop`) gets its own file.
+        let name = match call.recordings_made {
+            0 => format!("{}.{extension}", call.uuid),
+            n => format!("{}-{}.{extension}", call.uuid, n + 1),
+        };
+        let path = policy.dir.join(name);
         let spec = RecordingSpec {
             call_uuid: call.uuid.clone(),
             layout,
@@ -352,13 +392,12 @@ impl Switch {
             encrypt: policy.encrypt,
         };
         let sink = recorder.open(spec).map_err(|e| e.to_string())?;
-        let caller = match &call.media {
-            Media::Bridge { a, .. } | Media::Single { a } => a.id,
-        };
         self.media.record(caller, sink, policy.sample_rate);
         let shown = path.display().to_string();
         info!(uuid = call.uuid, path = shown, "recording");
         call.recording = Some(shown.clone());
+        call.recording_active = true;
+        call.recordings_made += 1;
         Ok(shown)
     }
 
@@ -376,7 +415,7 @@ impl Switch {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        call.dtmf_digits.push(digit);
+        call.keep_digit(digit);
         info!(
             uuid = call.uuid,
             leg = if from == Side::A { "caller" } else { "callee" },
@@ -430,10 +469,7 @@ fn terminate_pair(
     a_dtmf: LegDtmf,
     b_dtmf: LegDtmf,
 ) {
-    for (ep, codec, dtmf, other) in [
-        (a, a_codec, a_dtmf, b_dtmf),
-        (b, b_codec, b_dtmf, a_dtmf),
-    ] {
+    for (ep, codec, dtmf, other) in [(a, a_codec, a_dtmf, b_dtmf), (b, b_codec, b_dtmf, a_dtmf)] {
         media.terminate(
             ep.id,
             codec,

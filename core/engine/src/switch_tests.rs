@@ -444,7 +444,7 @@ fn a_callee_choosing_a_codec_the_caller_lacks_is_transcoded() {
             .collect();
         assert_eq!(
             offered,
-            ["PCMU", "telephone-event", "PCMA", "G722", "opus"],
+            ["PCMU", "telephone-event", "PCMA", "G722", "opus", "telephone-event"],
             "the caller's codecs first, then what we transcode to"
         );
         let (pt, name) = answer_codec.split_once(' ').unwrap();
@@ -475,6 +475,32 @@ fn a_callee_choosing_a_codec_the_caller_lacks_is_transcoded() {
         assert_eq!(cdrs.len(), 1);
         assert_eq!(cdrs[0].transcoded, transcoded, "{answer_codec}");
     }
+}
+
+/// RFC 3264 §6: the caller's answer lists only formats it offered, even when the callee's
+/// answer also names codecs we added to its offer.
+#[test]
+fn the_callers_answer_holds_only_what_the_caller_offered() {
+    let mut h = Harness::new(40000, |_| {});
+    h.register(ALICE);
+    h.register(BOB_DESK);
+    let (_, sent) = h.call(ALICE, "1001");
+    let invite = requests_to(&sent, BOB_DESK, Method::Invite).pop().unwrap();
+    let sdp = "v=0\no=- 2 2 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio 31000 RTP/AVP 0 8\na=rtpmap:0 PCMU/8000\na=rtpmap:8 PCMA/8000\n";
+    h.answer_with_sdp(BOB_DESK, &invite, 200, "desk", sdp);
+    let ok = h
+        .sent()
+        .into_iter()
+        .find(|(to, m)| *to == ALICE.peer().addr && m.status() == Some(200))
+        .map(|(_, m)| m)
+        .expect("the caller is answered");
+    let answer = SessionDescription::parse(ok.body()).unwrap();
+    assert_eq!(answer.active_audio().unwrap().formats, ["0"]);
+    let offer = SessionDescription::parse(
+        b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 30000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n",
+    )
+    .unwrap();
+    switchyard_sdp::check_answer(&offer, &answer).expect("a valid RFC 3264 answer");
 }
 
 #[test]
