@@ -281,7 +281,12 @@ impl Switch {
                 self.media.bridge(a.id, b.id);
                 let label = codec.as_ref().map_or(b_codec.name.clone(), LegCodec::label);
                 for ep in [&a, &b] {
-                    self.media.describe_relay(ep.id, b_codec.clock_rate, &label);
+                    self.media.describe_relay(
+                        ep.id,
+                        b_codec.clock_rate,
+                        b_codec.payload_type,
+                        &label,
+                    );
                 }
                 if record && let Some(codec) = codec {
                     // Decode copies for the recorder; the packets are still relayed untouched.

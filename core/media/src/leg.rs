@@ -233,6 +233,11 @@ impl LegMedia {
             return;
         };
         let payload = header.payload(packet);
+        if header.payload_type != self.codec.payload_type {
+            // Events and comfort noise share the stream's sequence numbers: without them
+            // every digit would count as lost packets.
+            self.stats.on_packet_untimed(now, &header);
+        }
         if Some(header.payload_type) == self.codec.telephone_event {
             if let Some(receiver) = &mut self.events_in {
                 // One packet can end one event and start the next: drain both.
@@ -393,7 +398,14 @@ impl LegMedia {
         notices: &mut Vec<LegNotice>,
     ) -> Option<usize> {
         let frame = self.frame_samples();
-        let pcm = &mut pcm[..frame];
+        let Some(pcm) = pcm.get_mut(..frame) else {
+            tracing::error!(
+                frame,
+                got = pcm.len(),
+                "a frame shorter than the leg's: not sent"
+            );
+            return None;
+        };
         if let Some(player) = &mut self.player
             && !player.next_frame(pcm)
         {
@@ -486,6 +498,12 @@ impl LegMedia {
 
     /// Writes this leg's quality over `quality` (the published one), keeping its codec label:
     /// the housekeeping tick that publishes it must not allocate.
+    /// While the far end holds the call we send nothing, but time goes on: the next packet
+    /// starts a talkspurt (RFC 3551 §4.1 marker).
+    pub(crate) fn mark_talkspurt(&mut self) {
+        self.first_packet = true;
+    }
+
     pub(crate) fn quality(&self, quality: &mut LegQuality) {
         let snapshot = self.stats.snapshot();
         *quality = LegQuality {
@@ -495,7 +513,7 @@ impl LegMedia {
             loss_percent: snapshot.loss_fraction_total * 100.0,
             jitter_ms: snapshot.jitter_ms,
             rtt_ms: self.rtt_ms,
-            jitter_buffer_ms: Some(self.jitter.target_delay().as_secs_f64() * 1000.0),
+            jitter_buffer_ms: Some(self.jitter.stats().current_delay_ms),
             terminated: true,
         };
     }

@@ -424,12 +424,13 @@ impl MediaEngine {
     }
 
     /// For a relayed leg: the RTP clock of its codec (for the jitter statistic) and its name.
-    pub fn describe_relay(&self, ep: EndpointId, clock_rate: u32, label: &str) {
+    pub fn describe_relay(&self, ep: EndpointId, clock_rate: u32, payload_type: u8, label: &str) {
         self.send(
             ep,
             Command::DescribeRelay {
                 id: ep,
                 clock_rate,
+                payload_type,
                 label: label.to_owned(),
             },
         );
@@ -507,7 +508,8 @@ impl MediaEngine {
         let thread = self.pick_thread();
         let conference = ConferenceId {
             thread: thread as u16,
-            key: self.shared.next_conference.fetch_add(1, Ordering::Relaxed) % 65_536,
+            // Never reused within a daemon's life (u32): a stale id cannot reach a newer room.
+            key: self.shared.next_conference.fetch_add(1, Ordering::Relaxed),
             generation: self.shared.next_generation.fetch_add(1, Ordering::Relaxed),
         };
         self.send_to(thread, Command::ConferenceCreate { conference, rate });
@@ -691,16 +693,17 @@ impl MediaEngine {
         let Some(media) = self.shared.threads.get(usize::from(ep.thread)) else {
             return;
         };
-        {
-            let mut endpoints = lock(&media.endpoints);
-            match endpoints.get(&ep.key) {
-                Some((generation, _)) if *generation == ep.generation => {
-                    endpoints.remove(&ep.key);
-                }
-                _ => return,
+        // The Release is queued before the key can be handed out again, so the media thread
+        // never sees the new endpoint's Add ahead of the old one's Release.
+        let mut endpoints = lock(&media.endpoints);
+        match endpoints.get(&ep.key) {
+            Some((generation, _)) if *generation == ep.generation => {
+                endpoints.remove(&ep.key);
             }
+            _ => return,
         }
         self.send(ep, Command::Release(ep));
+        drop(endpoints);
     }
 
     /// The endpoint's counters, None if it was released.
@@ -773,7 +776,10 @@ fn raise_priority(priority: u8) {
         RealtimeThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
         set_thread_priority_and_policy, thread_native_id,
     };
-    let value = priority.clamp(1, 99).try_into().expect("1-99 is a valid priority");
+    let value = priority
+        .clamp(1, 99)
+        .try_into()
+        .expect("1-99 is a valid priority");
     let outcome = set_thread_priority_and_policy(
         thread_native_id(),
         ThreadPriority::Crossplatform(value),

@@ -74,6 +74,7 @@ pub(crate) enum Command {
     DescribeRelay {
         id: EndpointId,
         clock_rate: u32,
+        payload_type: u8,
         label: String,
     },
     /// A terminated bridge: frames cross, resampled and re-encoded.
@@ -143,6 +144,9 @@ struct RelayQuality {
     rtt_ms: Option<f64>,
     label: Option<String>,
     packets: bool,
+    /// The voice codec's payload type: other packets (RFC 4733 events, comfort noise) count
+    /// for loss but not for jitter.
+    voice_payload_type: Option<u8>,
 }
 
 impl RelayQuality {
@@ -153,6 +157,7 @@ impl RelayQuality {
             rtt_ms: None,
             label: None,
             packets: false,
+            voice_payload_type: None,
         }
     }
 
@@ -279,7 +284,7 @@ pub(crate) struct MediaReactor {
     revisit: Vec<usize>,
     nodes: Vec<Option<Node>>,
     /// Conference id key -> node index.
-    conferences: Vec<Option<usize>>,
+    conferences: std::collections::HashMap<u32, usize>,
     ticker: TimerFd,
     ticking: bool,
     frames: TickFrames,
@@ -323,7 +328,7 @@ impl MediaReactor {
             backlog: Vec::new(),
             revisit: Vec::new(),
             nodes: Vec::new(),
-            conferences: Vec::new(),
+            conferences: std::collections::HashMap::new(),
             ticker: TimerFd::new_custom(ClockId::Monotonic, true, true)
                 .expect("a timerfd for the media clock"),
             ticking: false,
@@ -518,13 +523,15 @@ impl MediaReactor {
         let Some(Some(slot)) = slots.get_mut(key) else {
             return;
         };
-        if slot.held {
-            return;
-        }
         let Some(leg) = &mut slot.leg else { return };
+        // Held: the stream's clock, prompts and queued digits go on, nothing is sent.
         let Some(len) = leg.write_frame(pcm, packet, notices) else {
             return;
         };
+        if slot.held {
+            leg.mark_talkspurt();
+            return;
+        }
         if let Some(destination) = slot.remote {
             send(&slot.rtp, &packet[..len], destination, &slot.counters);
         }
@@ -779,6 +786,16 @@ impl MediaReactor {
                 let label = codec.label();
                 match LegMedia::new(codec, dtmf, now, seed) {
                     Ok(leg) => {
+                        // A node's converters were built for the old leg's rate: a new codec
+                        // takes the leg out of its node (the caller connects it again).
+                        if self
+                            .slot_mut(id)
+                            .is_some_and(|s| s.leg.is_some() && s.node.is_some())
+                        {
+                            tracing::warn!(endpoint = ?id, "leg re-terminated: taken out of its node");
+                            drop(self.take_recorder(id.key as usize));
+                            self.unlink(id.key as usize);
+                        }
                         if let Some(slot) = self.slot_mut(id) {
                             slot.leg = Some(Box::new(leg));
                             slot.quality.label = Some(label);
@@ -792,12 +809,14 @@ impl MediaReactor {
             Command::DescribeRelay {
                 id,
                 clock_rate,
+                payload_type,
                 label,
             } => {
                 if let Some(slot) = self.slot_mut(id) {
                     if !slot.quality.packets {
                         slot.quality.stats = ReceiveStats::new(clock_rate);
                     }
+                    slot.quality.voice_payload_type = Some(payload_type);
                     slot.quality.label = Some(label);
                 }
             }
@@ -896,11 +915,7 @@ impl MediaReactor {
                     conference.generation,
                     rate,
                 )));
-                let key = conference.key as usize;
-                if self.conferences.len() <= key {
-                    self.conferences.resize(key + 1, None);
-                }
-                self.conferences[key] = Some(index);
+                self.conferences.insert(conference.key, index);
             }
             Command::ConferenceJoin {
                 conference,
@@ -957,6 +972,9 @@ impl MediaReactor {
                 let Some(index) = self.conference_node(conference) else {
                     return;
                 };
+                if self.slot_mut(id).and_then(|s| s.node) != Some(index) {
+                    return;
+                }
                 if let Some(Some(Node::Conference(node))) = self.nodes.get_mut(index)
                     && let Some(member) = node.members.iter_mut().find(|m| m.leg == id.key as usize)
                 {
@@ -991,7 +1009,7 @@ impl MediaReactor {
                         self.unlink(key);
                     }
                     self.nodes[index] = None;
-                    self.conferences[conference.key as usize] = None;
+                    self.conferences.remove(&conference.key);
                 }
             }
             Command::Echo(id) => {
@@ -1051,7 +1069,7 @@ impl MediaReactor {
     }
 
     fn conference_node(&self, conference: ConferenceId) -> Option<usize> {
-        let index = (*self.conferences.get(conference.key as usize)?)?;
+        let index = *self.conferences.get(&conference.key)?;
         match self.nodes.get(index)? {
             Some(Node::Conference(node)) if node.generation == conference.generation => Some(index),
             _ => None,
@@ -1358,9 +1376,13 @@ fn relay(
         slot.heard = true;
         if let Some(header) = RtpHeader::parse(packet) {
             slot.quality.packets = true;
-            slot.quality
-                .stats
-                .on_packet(now, &header.to_full(packet.len()));
+            let full = header.to_full(packet.len());
+            match slot.quality.voice_payload_type {
+                Some(pt) if pt != header.payload_type => {
+                    slot.quality.stats.on_packet_untimed(now, &full)
+                }
+                _ => slot.quality.stats.on_packet(now, &full),
+            }
         }
         // A relayed leg feeds its decoder only while a node (a recorder) reads it.
         if (slot.mode == Mode::Terminated || slot.node.is_some())

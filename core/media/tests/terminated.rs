@@ -905,6 +905,9 @@ fn dtmf_events_and_tones_both_ways() {
         "B hears the engine's tones, then A's through the bridge"
     );
     phone_a.hang_up();
+    // Events share the stream's sequence numbers with the audio: they are not lost packets.
+    let quality = wait_stats(&engine, a.id, |s| s.quality.packets_received >= 100).quality;
+    assert_eq!(quality.packets_lost, 0, "{quality:?}");
     engine.shutdown();
 }
 

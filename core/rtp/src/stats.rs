@@ -143,6 +143,18 @@ impl ReceiveStats {
 
     /// Accounts for one received packet.
     pub fn on_packet(&mut self, now: Instant, header: &RtpHeader) {
+        self.record(now, header, true);
+    }
+
+    /// A packet of the stream whose timestamp does not follow the media clock: RFC 4733
+    /// events keep the timestamp of the digit's start (§2.5.1.2), comfort noise may skip. It
+    /// counts for sequence and loss (A.1, A.3) but not for the interarrival jitter, which A.8
+    /// defines on packets sampled at their timestamp.
+    pub fn on_packet_untimed(&mut self, now: Instant, header: &RtpHeader) {
+        self.record(now, header, false);
+    }
+
+    fn record(&mut self, now: Instant, header: &RtpHeader, timed: bool) {
         if self.ssrc != Some(header.ssrc) {
             let clock_rate = self.clock_rate;
             *self = ReceiveStats::new(clock_rate);
@@ -152,7 +164,7 @@ impl ReceiveStats {
             self.max_seq = header.sequence.wrapping_sub(1);
             self.probation = MIN_SEQUENTIAL;
         }
-        if !self.update_seq(header.sequence) {
+        if !self.update_seq(header.sequence) || !timed {
             return;
         }
         let epoch = *self.epoch.get_or_insert(now);
