@@ -86,6 +86,8 @@ fn a_shared_codec_stays_a_pure_relay() {
     );
     a.hangup();
     a.wait_event("CALL_CLOSED", T);
+    // The callee's WAV header gets its sizes when its call closes.
+    b.wait_event("CALL_CLOSED", T);
     analyze_wav(&b_rec).assert_tone(1000.0, "the callee hears the caller");
     let cdrs = d.wait_cdrs(1, T);
     let quality = d.cdr_quality(&cdrs[0].uuid);
