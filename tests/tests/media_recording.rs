@@ -219,3 +219,46 @@ fn an_encrypted_recording_decrypts_to_the_tones_and_a_tampered_one_is_refused() 
     );
     assert!(!refused_out.exists(), "no partial output");
 }
+
+/// With automatic recording off, `record start <uuid>` on a relayed call taps its legs and
+/// records it from then on; `record stop` ends the file, which stays in the CDR.
+#[test]
+fn the_console_records_a_relayed_call_on_demand() {
+    let d = Daemon::builder("basic")
+        .set("auth.digest_algorithms", r#"["MD5"]"#)
+        .start();
+    let (mut a, mut b) = phones(&d);
+    a.dial(&format!("sip:1001@127.0.0.1:{}", d.sip_port()));
+    a.wait_event("CALL_ESTABLISHED", T);
+    b.wait_event("CALL_ESTABLISHED", T);
+    let heard = b.wait_new_recording(&[], 1, T);
+    let uuid = d
+        .ctl_ok("show calls")
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .expect("the call's uuid")
+        .to_owned();
+    assert!(
+        d.ctl(&format!("record pause {uuid}")).is_err(),
+        "nothing to pause before a recording starts"
+    );
+    let started = d.ctl_ok(&format!("record start {uuid}"));
+    assert!(started.contains(".wav"), "{started}");
+    wait_audio_seconds(&heard, 6.0);
+    d.ctl_ok(&format!("record stop {uuid}"));
+    a.hangup();
+    a.wait_event("CALL_CLOSED", T);
+    b.wait_event("CALL_CLOSED", T);
+    let (path, _) = wait_recording_row(&d);
+    assert_channel_tone(&path, 0, 1000.0, 1500.0, "left: the caller's 1 kHz");
+    assert_channel_tone(&path, 1, 1500.0, 1000.0, "right: the callee's 1.5 kHz");
+    let cdrs = d.wait_cdrs(1, T);
+    let quality = d.cdr_quality(&cdrs[0].uuid);
+    assert_eq!(
+        quality.recording_path.as_deref(),
+        Some(path.display().to_string().as_str()),
+        "the stopped recording stays in the CDR"
+    );
+    assert_eq!(quality.transcoded, Some(false), "still a relay");
+}
