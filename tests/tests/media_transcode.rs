@@ -15,23 +15,29 @@ fn daemon() -> Daemon {
         .start()
 }
 
-#[test]
-fn opus_caller_and_pcma_callee_hear_each_other() {
-    let d = daemon();
+/// 1000 (1 kHz, `caller_codecs`) calls 1001 (1.5 kHz, `callee_codecs`, answers by itself).
+fn call(d: &Daemon, caller_codecs: &str, callee_codecs: &str) -> (Baresip, Baresip) {
+    let port = |off| d.slot().port(off);
     let mut a = Baresip::start(
-        BaresipConfig::new("1000", d.sip_port(), d.slot().port(offset::BARESIP_A), 1000.0, false)
-            .codecs("opus/48000/2"),
+        BaresipConfig::new("1000", d.sip_port(), port(offset::BARESIP_A), 1000.0, false)
+            .codecs(caller_codecs),
     );
     let mut b = Baresip::start(
-        BaresipConfig::new("1001", d.sip_port(), d.slot().port(offset::BARESIP_B), 1500.0, true)
-            .codecs("pcma"),
+        BaresipConfig::new("1001", d.sip_port(), port(offset::BARESIP_B), 1500.0, true)
+            .codecs(callee_codecs),
     );
     d.wait_registered("1000", 1, T);
     d.wait_registered("1001", 1, T);
-
     a.dial(&format!("sip:1001@127.0.0.1:{}", d.sip_port()));
     a.wait_event("CALL_ESTABLISHED", T);
     b.wait_event("CALL_ESTABLISHED", T);
+    (a, b)
+}
+
+#[test]
+fn opus_caller_and_pcma_callee_hear_each_other() {
+    let d = daemon();
+    let (mut a, mut b) = call(&d, "opus/48000/2", "pcma");
     let b_rec = b.wait_new_recording(&[], 3, T);
     let a_rec = a.wait_new_recording(&[], 3, T);
     // The media threads publish quality a few times a second; 3 s of audio is plenty.
@@ -65,19 +71,7 @@ fn opus_caller_and_pcma_callee_hear_each_other() {
 #[test]
 fn a_shared_codec_stays_a_pure_relay() {
     let d = daemon();
-    let mut a = Baresip::start(
-        BaresipConfig::new("1000", d.sip_port(), d.slot().port(offset::BARESIP_A), 1000.0, false)
-            .codecs("opus/48000/2,pcma"),
-    );
-    let mut b = Baresip::start(
-        BaresipConfig::new("1001", d.sip_port(), d.slot().port(offset::BARESIP_B), 1500.0, true)
-            .codecs("pcma"),
-    );
-    d.wait_registered("1000", 1, T);
-    d.wait_registered("1001", 1, T);
-    a.dial(&format!("sip:1001@127.0.0.1:{}", d.sip_port()));
-    a.wait_event("CALL_ESTABLISHED", T);
-    b.wait_event("CALL_ESTABLISHED", T);
+    let (mut a, mut b) = call(&d, "opus/48000/2,pcma", "pcma");
     let b_rec = b.wait_new_recording(&[], 3, T);
     let channels = d.ctl_ok("show channels");
     assert!(

@@ -319,6 +319,15 @@ impl Harness {
         );
     }
 
+    /// The 200 the switch just sent `phone` (the caller being answered).
+    fn ok_to(&mut self, phone: Phone) -> Message {
+        self.sent()
+            .into_iter()
+            .find(|(to, m)| *to == phone.peer().addr && m.status() == Some(200))
+            .map(|(_, m)| m)
+            .expect("the caller is answered")
+    }
+
     /// The number of calls up, as `show calls` reports it.
     fn active_calls(&mut self) -> usize {
         let listing = self.switch.execute(self.now, "show calls").unwrap();
@@ -452,12 +461,7 @@ fn a_callee_choosing_a_codec_the_caller_lacks_is_transcoded() {
             "v=0\no=- 2 2 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio 31000 RTP/AVP {pt}\na=rtpmap:{pt} {name}/8000\n"
         );
         h.answer_with_sdp(BOB_DESK, &invite, 200, "desk", &sdp);
-        let ok = h
-            .sent()
-            .into_iter()
-            .find(|(to, m)| *to == ALICE.peer().addr && m.status() == Some(200))
-            .map(|(_, m)| m)
-            .expect("the caller is answered");
+        let ok = h.ok_to(ALICE);
         let answer = SessionDescription::parse(ok.body()).unwrap();
         assert_eq!(
             answer.chosen_codec().unwrap().name,
@@ -488,12 +492,7 @@ fn the_callers_answer_holds_only_what_the_caller_offered() {
     let invite = requests_to(&sent, BOB_DESK, Method::Invite).pop().unwrap();
     let sdp = "v=0\no=- 2 2 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio 31000 RTP/AVP 0 8\na=rtpmap:0 PCMU/8000\na=rtpmap:8 PCMA/8000\n";
     h.answer_with_sdp(BOB_DESK, &invite, 200, "desk", sdp);
-    let ok = h
-        .sent()
-        .into_iter()
-        .find(|(to, m)| *to == ALICE.peer().addr && m.status() == Some(200))
-        .map(|(_, m)| m)
-        .expect("the caller is answered");
+    let ok = h.ok_to(ALICE);
     let answer = SessionDescription::parse(ok.body()).unwrap();
     assert_eq!(answer.active_audio().unwrap().formats, ["0"]);
     let offer = SessionDescription::parse(
