@@ -9,6 +9,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+pub mod ir;
+pub mod matcher;
+pub mod pattern;
+pub mod timespec;
+pub mod vars;
+pub mod xml;
+
 /// What the engine should do with a new call.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
