@@ -109,6 +109,7 @@ pub(crate) fn leg_codec(
         sample_rate,
         opus,
         telephone_event,
+        also_receives: None,
     })
 }
 

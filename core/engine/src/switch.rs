@@ -222,6 +222,8 @@ struct Call {
     pending_offer: Option<ServerTxId>,
     /// The caller's offer, kept to answer it ourselves when we transcode.
     a_offer: Option<SessionDescription>,
+    /// The offer we sent the callee: its payload numbers are what the callee sends us.
+    b_offer: Option<SessionDescription>,
     a_plan: Option<LegPlan>,
     b_plan: Option<LegPlan>,
     /// Both legs' media are terminated here (transcoding or DTMF conversion): re-INVITEs are
@@ -1115,6 +1117,7 @@ impl Switch {
             a_final: None,
             pending_offer: None,
             a_offer: None,
+            b_offer: None,
             a_plan: None,
             b_plan: None,
             terminated: false,
@@ -1190,6 +1193,7 @@ impl Switch {
                 {
                     switchyard_sdp::add_codecs(b_offer, &self.settings.transcodable);
                 }
+                call.b_offer = b_offer.as_ref().ok().cloned();
                 self.calls.insert(key, call);
                 if contacts.is_empty() {
                     info!(user, "callee not registered");

@@ -313,7 +313,19 @@ impl Switch {
         let a_rate = media_plan::natural_rate(&a_codec);
         let b_rate = media_plan::natural_rate(&b_codec);
         let a_leg = media_plan::leg_codec(&a_codec, a_te, b_rate)?;
-        let b_leg = media_plan::leg_codec(&b_codec, b_te, a_rate.min(a_leg.sample_rate))?;
+        let mut b_leg = media_plan::leg_codec(&b_codec, b_te, a_rate.min(a_leg.sample_rate))?;
+        // A callee that numbered the codec its own way still sends it with our number.
+        let ours = call
+            .b_offer
+            .as_ref()
+            .and_then(SessionDescription::active_audio)
+            .and_then(|m| {
+                m.codecs().into_iter().find(|c| {
+                    c.name.eq_ignore_ascii_case(&b_codec.name) && c.clock_rate == b_codec.clock_rate
+                })
+            })
+            .map(|c| c.payload_type);
+        b_leg.also_receives = ours.filter(|pt| *pt != b_leg.payload_type);
         let a_dtmf = LegDtmf::resolve(caller_mode, a_te.is_some());
         let b_dtmf = LegDtmf::resolve(callee_mode, b_te.is_some());
         call.a_plan = Some(LegPlan {

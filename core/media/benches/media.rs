@@ -810,6 +810,7 @@ fn pcma_leg() -> LegCodec {
         sample_rate: 8000,
         opus: OpusFmtp::default(),
         telephone_event: Some(TELEPHONE_EVENT_PT),
+        also_receives: None,
     }
 }
 
@@ -821,6 +822,7 @@ fn opus_leg() -> LegCodec {
         sample_rate: 8000,
         opus: OpusFmtp::default(),
         telephone_event: Some(TELEPHONE_EVENT_PT),
+        also_receives: None,
     }
 }
 

@@ -31,6 +31,10 @@ pub struct LegCodec {
     pub opus: OpusFmtp,
     /// The RFC 4733 telephone-event payload type, when the leg negotiated one.
     pub telephone_event: Option<u8>,
+    /// Another number the far end may send the voice codec with: the one in OUR SDP, when its
+    /// own SDP numbered the codec differently (RFC 3264 §6.1: each side receives on the
+    /// numbers it listed, so a peer that renumbers sends with ours and receives on its own).
+    pub also_receives: Option<u8>,
 }
 
 impl LegCodec {
@@ -233,7 +237,9 @@ impl LegMedia {
             return;
         };
         let payload = header.payload(packet);
-        if header.payload_type != self.codec.payload_type {
+        let voice = header.payload_type == self.codec.payload_type
+            || Some(header.payload_type) == self.codec.also_receives;
+        if !voice {
             // Events and comfort noise share the stream's sequence numbers: without them
             // every digit would count as lost packets.
             self.stats.on_packet_untimed(now, &header);
@@ -246,7 +252,7 @@ impl LegMedia {
             }
             return;
         }
-        if header.payload_type != self.codec.payload_type {
+        if !voice {
             // Comfort noise or a codec we did not negotiate: nothing we can decode.
             return;
         }

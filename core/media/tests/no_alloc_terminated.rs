@@ -45,6 +45,7 @@ fn leg(kind: CodecKind, payload_type: u8) -> LegCodec {
         sample_rate: 8000,
         opus: OpusFmtp::default(),
         telephone_event: None,
+        also_receives: None,
     }
 }
 

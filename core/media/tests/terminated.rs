@@ -77,6 +77,7 @@ fn leg(kind: CodecKind, payload_type: u8, sample_rate: u32, event: Option<u8>) -
         sample_rate,
         opus: OpusFmtp::default(),
         telephone_event: event,
+        also_receives: None,
     }
 }
 
@@ -537,6 +538,39 @@ fn transcodes_between_pcma_and_opus() {
     let heard_a = decode(to_a, CodecKind::Pcma, 8000, PT_PCMA);
     let end = heard_a.len();
     assert_hears(&span(&heard_a, SETTLE, end), 8000, &[600.0], &[1000.0], "A");
+    engine.shutdown();
+}
+
+/// A phone that numbered Opus its own way in its SDP (here 96) receives on that number but
+/// sends with ours (111, RFC 3264 §6.1): the leg takes both.
+#[test]
+fn a_leg_hears_its_codec_under_both_numbers() {
+    let (engine, _events) = start_engine(23900);
+    let (a, b) = engine.allocate_pair().unwrap();
+    engine.terminate(
+        a.id,
+        leg(CodecKind::Pcma, PT_PCMA, 8000, None),
+        DtmfOptions::default(),
+    );
+    let mut opus = leg(CodecKind::Opus, 96, 8000, None);
+    opus.also_receives = Some(PT_OPUS);
+    engine.terminate(b.id, opus, DtmfOptions::default());
+    let (mut phone_a, mut phone_b) = (Phone::bind(), Phone::bind());
+    engine.set_remote(a.id, phone_a.addr);
+    engine.set_remote(b.id, phone_b.addr);
+    engine.connect(a.id, b.id);
+    phone_a.start(a.local, silent());
+    phone_b.start(
+        b.local,
+        Speaker::new(CodecKind::Opus, PT_OPUS, 48000, 0xb).saying(600.0),
+    );
+    phone_a.wait_packets(75);
+    let to_b = phone_b.hang_up();
+    assert_generated_stream(to_b, 96, 960, "B gets its own number");
+    let to_a = phone_a.hang_up();
+    let heard_a = decode(to_a, CodecKind::Pcma, 8000, PT_PCMA);
+    let end = heard_a.len();
+    assert_hears(&span(&heard_a, SETTLE, end), 8000, &[600.0], &[], "A");
     engine.shutdown();
 }
 
