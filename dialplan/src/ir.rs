@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::timespec::{CivilTime, Holidays, TimeSpec, is_time_attribute};
+
 /// Where an element was written: file, 1-based line and column.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Location {
@@ -64,10 +66,88 @@ pub enum ConditionTest {
         variable: String,
         regex: regex::Regex,
     },
-    /// The caller-supplied civil time falls within every term.
-    Time(TimeSpec),
+    /// The caller-supplied local time satisfies `spec` and, when `holiday` is given, falls on
+    /// a day of the holiday calendar (`Some(true)`) or off it (`Some(false)`).
+    Time {
+        spec: TimeSpec,
+        holiday: Option<bool>,
+    },
     /// A bare `<condition>`.
     Always,
+}
+
+/// The condition attribute that tests the holiday calendar (`holiday="yes"` / `"no"`).
+pub const HOLIDAY_ATTRIBUTE: &str = "holiday";
+
+/// FreeSWITCH's `switch_true()` / `switch_false()` spellings of a flag.
+pub fn parse_flag(value: &str) -> Option<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" | "enabled" | "active" | "allow" => Some(true),
+        "false" | "no" | "off" | "0" | "disabled" | "inactive" | "disallow" => Some(false),
+        _ => None,
+    }
+}
+
+impl ConditionTest {
+    /// A time test from `(attribute, value)` pairs: the time attributes of
+    /// [`crate::timespec::TIME_ATTRIBUTES`] plus [`HOLIDAY_ATTRIBUTE`]. Every front end builds
+    /// its time conditions here, so XML and TOML accept exactly the same spellings. The error
+    /// names the attribute and ends with `(hint: ...)`.
+    pub fn time(pairs: &[(&str, &str)]) -> Result<ConditionTest, String> {
+        let mut holiday = None;
+        let mut times = Vec::with_capacity(pairs.len());
+        for &(attribute, value) in pairs {
+            if attribute != HOLIDAY_ATTRIBUTE {
+                times.push((attribute, value));
+                continue;
+            }
+            if holiday.is_some() {
+                return Err(format!(
+                    "{attribute}=\"{value}\": given twice (hint: test the holiday calendar once per condition)"
+                ));
+            }
+            holiday = Some(parse_flag(value).ok_or_else(|| {
+                format!(
+                    "{attribute}=\"{value}\": not yes or no (hint: holiday=\"yes\" matches on a day of the holiday calendar, holiday=\"no\" on any other day)"
+                )
+            })?);
+        }
+        let spec = TimeSpec::parse(&times).map_err(|e| e.to_string())?;
+        Ok(ConditionTest::Time { spec, holiday })
+    }
+
+    /// Whether `name` is an attribute [`ConditionTest::time`] accepts.
+    pub fn is_time_attribute(name: &str) -> bool {
+        name == HOLIDAY_ATTRIBUTE || is_time_attribute(name)
+    }
+}
+
+/// What a time condition is checked against: the local time and the holiday calendar. Both
+/// are parameters (no clock is read), so a hunt is reproducible.
+#[derive(Clone, Copy, Debug)]
+pub struct HuntEnv<'a> {
+    pub now: CivilTime,
+    pub holidays: &'a Holidays,
+}
+
+static NO_HOLIDAYS: Holidays = Holidays::new();
+
+impl HuntEnv<'static> {
+    /// At `now`, with an empty holiday calendar (`holiday="yes"` never holds).
+    pub fn at(now: CivilTime) -> HuntEnv<'static> {
+        HuntEnv {
+            now,
+            holidays: &NO_HOLIDAYS,
+        }
+    }
+}
+
+impl HuntEnv<'_> {
+    /// Whether a time test holds in this environment.
+    pub fn time_holds(&self, spec: &TimeSpec, holiday: Option<bool>) -> bool {
+        spec.matches(&self.now)
+            && holiday.is_none_or(|want| self.holidays.is_holiday(&self.now).is_some() == want)
+    }
 }
 
 /// When a condition stops the evaluation of its extension (FreeSWITCH `break=`).
@@ -92,184 +172,6 @@ pub struct Action {
     /// Runs during hunting, so later conditions see its effect (FreeSWITCH `inline="true"`).
     pub inline: bool,
     pub location: Location,
-}
-
-/// The wall-clock facts a time condition looks at, supplied by the caller (no clock is read
-/// here). `wday` counts as FreeSWITCH does: 1 = Sunday … 7 = Saturday.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CivilTime {
-    pub year: u32,
-    /// 1..=12
-    pub month: u32,
-    /// 1..=31
-    pub mday: u32,
-    /// 1 (Sunday)..=7 (Saturday)
-    pub wday: u32,
-    pub hour: u32,
-    pub minute: u32,
-    pub second: u32,
-}
-
-/// A time condition: true when every term holds.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TimeSpec {
-    pub terms: Vec<TimeTerm>,
-}
-
-impl TimeSpec {
-    pub fn matches(&self, now: &CivilTime) -> bool {
-        self.terms.iter().all(|term| term.matches(now))
-    }
-}
-
-/// One attribute of a time condition, such as `wday="2-6"`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TimeTerm {
-    pub field: TimeField,
-    /// True when any span holds.
-    pub spans: Vec<Span>,
-}
-
-impl TimeTerm {
-    pub fn matches(&self, now: &CivilTime) -> bool {
-        let value = self.field.value(now);
-        self.spans.iter().any(|span| span.contains(value))
-    }
-}
-
-/// An inclusive range of values; `first > last` wraps around (`hour="22-6"`, `wday="7-1"`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Span {
-    pub first: u32,
-    pub last: u32,
-}
-
-impl Span {
-    pub fn contains(&self, value: u32) -> bool {
-        if self.first <= self.last {
-            (self.first..=self.last).contains(&value)
-        } else {
-            value >= self.first || value <= self.last
-        }
-    }
-}
-
-/// The time attributes FreeSWITCH's `<condition>` accepts that this IR models.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TimeField {
-    Year,
-    Month,
-    MonthDay,
-    WeekDay,
-    Hour,
-    Minute,
-    /// 1..=1440; 00:00 is minute 1, as in FreeSWITCH.
-    MinuteOfDay,
-}
-
-const WEEKDAYS: [&str; 7] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
-const MONTHS: [&str; 12] = [
-    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
-];
-
-impl TimeField {
-    pub const ALL: [TimeField; 7] = [
-        TimeField::Year,
-        TimeField::Month,
-        TimeField::MonthDay,
-        TimeField::WeekDay,
-        TimeField::Hour,
-        TimeField::Minute,
-        TimeField::MinuteOfDay,
-    ];
-
-    /// The XML attribute name.
-    pub fn attribute(self) -> &'static str {
-        match self {
-            TimeField::Year => "year",
-            TimeField::Month => "mon",
-            TimeField::MonthDay => "mday",
-            TimeField::WeekDay => "wday",
-            TimeField::Hour => "hour",
-            TimeField::Minute => "minute",
-            TimeField::MinuteOfDay => "minute-of-day",
-        }
-    }
-
-    pub fn from_attribute(name: &str) -> Option<TimeField> {
-        TimeField::ALL.into_iter().find(|f| f.attribute() == name)
-    }
-
-    /// The values the field can take.
-    pub fn bounds(self) -> (u32, u32) {
-        match self {
-            TimeField::Year => (1970, 9999),
-            TimeField::Month => (1, 12),
-            TimeField::MonthDay => (1, 31),
-            TimeField::WeekDay => (1, 7),
-            TimeField::Hour => (0, 23),
-            TimeField::Minute => (0, 59),
-            TimeField::MinuteOfDay => (1, 1440),
-        }
-    }
-
-    pub fn value(self, now: &CivilTime) -> u32 {
-        match self {
-            TimeField::Year => now.year,
-            TimeField::Month => now.month,
-            TimeField::MonthDay => now.mday,
-            TimeField::WeekDay => now.wday,
-            TimeField::Hour => now.hour,
-            TimeField::Minute => now.minute,
-            TimeField::MinuteOfDay => now.hour * 60 + now.minute + 1,
-        }
-    }
-
-    fn names(self) -> &'static [&'static str] {
-        match self {
-            TimeField::WeekDay => &WEEKDAYS,
-            TimeField::Month => &MONTHS,
-            _ => &[],
-        }
-    }
-
-    /// Parses a FreeSWITCH value list: `2-6`, `1,3,5-7`, and for `wday`/`mon` also the
-    /// English names (`mon-fri`, `jan`). The error text says what was wrong.
-    pub fn parse_spans(self, text: &str) -> Result<Vec<Span>, String> {
-        let mut spans = Vec::new();
-        for item in text.split(',') {
-            let item = item.trim();
-            let (first, last) = match item.split_once('-') {
-                Some((a, b)) => (self.parse_value(a)?, self.parse_value(b)?),
-                None => {
-                    let v = self.parse_value(item)?;
-                    (v, v)
-                }
-            };
-            spans.push(Span { first, last });
-        }
-        Ok(spans)
-    }
-
-    fn parse_value(self, text: &str) -> Result<u32, String> {
-        let text = text.trim();
-        let lower = text.to_ascii_lowercase();
-        if let Some(index) = self.names().iter().position(|n| *n == lower) {
-            return Ok(index as u32 + 1);
-        }
-        let (min, max) = self.bounds();
-        match text.parse::<u32>() {
-            Ok(v) if (min..=max).contains(&v) => Ok(v),
-            Ok(v) => Err(format!(
-                "{} {v} is out of range {min}-{max}",
-                self.attribute()
-            )),
-            Err(_) => Err(format!(
-                "{} value {text:?} is not a number",
-                self.attribute()
-            )),
-        }
-    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -312,77 +214,68 @@ pub struct Compiled {
 mod tests {
     use super::*;
 
-    fn at(hour: u32, minute: u32, wday: u32) -> CivilTime {
-        CivilTime {
-            year: 2026,
-            month: 11,
-            mday: 24,
-            wday,
-            hour,
-            minute,
-            second: 0,
+    fn at(year: i32, month: u8, mday: u8, hour: u8, minute: u8) -> CivilTime {
+        CivilTime::from_civil(year, month, mday, hour, minute, 0).unwrap()
+    }
+
+    fn holds(test: &ConditionTest, env: &HuntEnv) -> bool {
+        match test {
+            ConditionTest::Time { spec, holiday } => env.time_holds(spec, *holiday),
+            other => panic!("expected a time test, got {other:?}"),
         }
     }
 
     #[test]
-    fn spans_parse_lists_ranges_and_names() {
-        assert_eq!(
-            TimeField::WeekDay.parse_spans("mon-fri").unwrap(),
-            vec![Span { first: 2, last: 6 }]
-        );
-        assert_eq!(
-            TimeField::Hour.parse_spans("1, 3-5").unwrap(),
-            vec![Span { first: 1, last: 1 }, Span { first: 3, last: 5 }]
-        );
-        assert_eq!(
-            TimeField::Month.parse_spans("Dec").unwrap(),
-            vec![Span {
-                first: 12,
-                last: 12
-            }]
-        );
-        assert_eq!(
-            TimeField::Hour.parse_spans("9-24").unwrap_err(),
-            "hour 24 is out of range 0-23"
-        );
-        assert!(TimeField::WeekDay.parse_spans("funday").is_err());
-        assert!(TimeField::Hour.parse_spans("").is_err());
+    fn time_tests_combine_the_spec_and_the_calendar() {
+        let calendar =
+            Holidays::parse("[[holiday]]\nname = \"Christmas\"\ndate = \"12-25\"\n").unwrap();
+        let workday = ConditionTest::time(&[("wday", "mon-fri"), ("holiday", "no")]).unwrap();
+        let closed = ConditionTest::time(&[("holiday", "Yes")]).unwrap();
+        let christmas_friday = HuntEnv {
+            now: at(2026, 12, 25, 10, 0),
+            holidays: &calendar,
+        };
+        let thursday = HuntEnv {
+            now: at(2026, 12, 24, 10, 0),
+            holidays: &calendar,
+        };
+        assert!(!holds(&workday, &christmas_friday));
+        assert!(holds(&closed, &christmas_friday));
+        assert!(holds(&workday, &thursday));
+        assert!(!holds(&closed, &thursday));
+        // Without a calendar no day is a holiday.
+        assert!(holds(&workday, &HuntEnv::at(at(2026, 12, 25, 10, 0))));
+        assert!(!holds(&closed, &HuntEnv::at(at(2026, 12, 25, 10, 0))));
+        // No pairs at all: a time test that always holds.
+        assert!(holds(&ConditionTest::time(&[]).unwrap(), &thursday));
     }
 
     #[test]
-    fn wrapping_spans_and_minute_of_day() {
-        let night = TimeTerm {
-            field: TimeField::Hour,
-            spans: TimeField::Hour.parse_spans("22-6").unwrap(),
-        };
-        assert!(night.matches(&at(23, 0, 3)));
-        assert!(night.matches(&at(6, 59, 3)));
-        assert!(!night.matches(&at(7, 0, 3)));
-        let first_minute = TimeTerm {
-            field: TimeField::MinuteOfDay,
-            spans: TimeField::MinuteOfDay.parse_spans("1").unwrap(),
-        };
-        assert!(first_minute.matches(&at(0, 0, 1)));
-        assert!(!first_minute.matches(&at(0, 1, 1)));
+    fn time_test_errors_name_the_attribute_and_hint() {
+        let err = ConditionTest::time(&[("holiday", "sometimes")]).unwrap_err();
+        assert!(
+            err.starts_with("holiday=\"sometimes\": not yes or no (hint: "),
+            "{err}"
+        );
+        let err = ConditionTest::time(&[("holiday", "yes"), ("holiday", "no")]).unwrap_err();
+        assert!(err.contains("given twice (hint: "), "{err}");
+        let err = ConditionTest::time(&[("hour", "9-25")]).unwrap_err();
+        assert!(
+            err.starts_with("hour=\"9-25\", byte 2: 25 is out of range 0-23 (hint: "),
+            "{err}"
+        );
+        let err = ConditionTest::time(&[("weekday", "mon")]).unwrap_err();
+        assert!(err.contains("unknown time condition (hint: "), "{err}");
+        assert!(ConditionTest::is_time_attribute("holiday"));
+        assert!(ConditionTest::is_time_attribute("date-time"));
+        assert!(!ConditionTest::is_time_attribute("destination_number"));
     }
 
     #[test]
-    fn spec_needs_every_term() {
-        let spec = TimeSpec {
-            terms: vec![
-                TimeTerm {
-                    field: TimeField::WeekDay,
-                    spans: vec![Span { first: 2, last: 6 }],
-                },
-                TimeTerm {
-                    field: TimeField::Hour,
-                    spans: vec![Span { first: 9, last: 17 }],
-                },
-            ],
-        };
-        assert!(spec.matches(&at(10, 0, 3)));
-        assert!(!spec.matches(&at(10, 0, 1)));
-        assert!(!spec.matches(&at(18, 0, 3)));
+    fn flags_use_freeswitch_spellings() {
+        assert_eq!(parse_flag("TRUE"), Some(true));
+        assert_eq!(parse_flag("off"), Some(false));
+        assert_eq!(parse_flag("maybe"), None);
     }
 
     #[test]

@@ -9,10 +9,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+pub mod check;
+pub mod explain;
 pub mod ir;
 pub mod matcher;
 pub mod pattern;
 pub mod timespec;
+pub mod toml_plan;
 pub mod vars;
 pub mod xml;
 

@@ -13,7 +13,7 @@
 //!   the variables they change. The other actions are expanded in order as the call would run
 //!   them: a non-inline `set` changes what `${var}` means for the actions after it.
 
-use crate::ir::{Action, BreakOn, CivilTime, Condition, ConditionTest, Dialplan, Location};
+use crate::ir::{Action, BreakOn, Condition, ConditionTest, Dialplan, HuntEnv, Location};
 use crate::vars::{Variables, expand};
 
 /// The outcome of a hunt: what a call would do, without placing it.
@@ -21,6 +21,8 @@ use crate::vars::{Variables, expand};
 pub struct Hunt {
     /// The extensions that matched, in hunting order.
     pub extensions: Vec<MatchedExtension>,
+    /// Every extension tried, in hunting order, matched or not: what `dialplan test` shows.
+    pub tried: Vec<TriedExtension>,
     /// The actions the call will run, in order, with their data expanded.
     pub actions: Vec<PlannedAction>,
     /// The inline actions that already ran while hunting, in order.
@@ -33,6 +35,26 @@ pub struct Hunt {
 pub struct MatchedExtension {
     pub name: String,
     pub location: Location,
+}
+
+/// One extension hunting tried, and why it matched or not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TriedExtension {
+    pub name: String,
+    pub location: Location,
+    pub matched: bool,
+    /// The last top-level condition evaluated, whose result is the extension's; `None` when
+    /// the extension has no condition (it never matches).
+    pub decided_by: Option<Decision>,
+}
+
+/// A condition's result as hunting saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub location: Location,
+    pub holds: bool,
+    /// What was tested: `variable="value" =~ /regex/`, `time`, or `always`.
+    pub test: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,12 +71,13 @@ pub enum HuntError {
     UnknownContext { context: String },
 }
 
-/// Hunts `context` for a call with these channel variables at civil time `now`.
+/// Hunts `context` for a call with these channel variables; time conditions look at
+/// `env.now` and `holiday=` conditions at `env.holidays`.
 pub fn hunt(
     plan: &Dialplan,
     context: &str,
     vars: &Variables,
-    now: CivilTime,
+    env: &HuntEnv<'_>,
 ) -> Result<Hunt, HuntError> {
     let ctx = plan
         .contexts
@@ -64,13 +87,22 @@ pub fn hunt(
         })?;
     let mut hunter = Hunter {
         vars: vars.clone(),
-        now,
+        env: *env,
         pending: Vec::new(),
         inline_actions: Vec::new(),
     };
     let mut extensions = Vec::new();
+    let mut tried = Vec::new();
     for extension in &ctx.extensions {
-        if hunter.conditions(&extension.conditions) {
+        let decided_by = hunter.conditions(&extension.conditions);
+        let matched = decided_by.as_ref().is_some_and(|d| d.holds);
+        tried.push(TriedExtension {
+            name: extension.name.clone(),
+            location: extension.location.clone(),
+            matched,
+            decided_by,
+        });
+        if matched {
             extensions.push(MatchedExtension {
                 name: extension.name.clone(),
                 location: extension.location.clone(),
@@ -96,6 +128,7 @@ pub fn hunt(
         .collect();
     Ok(Hunt {
         extensions,
+        tried,
         actions,
         inline_actions: hunter.inline_actions,
         variables: hunter.vars,
@@ -108,21 +141,25 @@ struct Pending<'p> {
     captures: Vec<Option<String>>,
 }
 
-struct Hunter<'p> {
+struct Hunter<'p, 'e> {
     vars: Variables,
-    now: CivilTime,
+    env: HuntEnv<'e>,
     pending: Vec<Pending<'p>>,
     inline_actions: Vec<PlannedAction>,
 }
 
-impl<'p> Hunter<'p> {
-    /// Evaluates a list of conditions under their break modes; true when the last one
-    /// evaluated was true.
-    fn conditions(&mut self, conditions: &'p [Condition]) -> bool {
-        let mut proceed = false;
+impl<'p> Hunter<'p, '_> {
+    /// Evaluates a list of conditions under their break modes; the list holds when the last
+    /// one evaluated was true, which the returned decision describes.
+    fn conditions(&mut self, conditions: &'p [Condition]) -> Option<Decision> {
+        let mut last = None;
         for condition in conditions {
             let (holds, captures) = self.test(&condition.test);
-            proceed = holds;
+            last = Some(Decision {
+                location: condition.location.clone(),
+                holds,
+                test: self.describe(&condition.test, holds),
+            });
             if holds {
                 self.collect(&condition.actions, &captures);
                 if !condition.children.is_empty() {
@@ -138,13 +175,30 @@ impl<'p> Hunter<'p> {
                 }
             }
         }
-        proceed
+        last
+    }
+
+    /// The test in the words `dialplan test` prints, with the value it saw.
+    fn describe(&self, test: &ConditionTest, holds: bool) -> String {
+        match test {
+            ConditionTest::Always => "always".to_owned(),
+            ConditionTest::Time { .. } if holds => "time matches".to_owned(),
+            ConditionTest::Time { .. } => "time does not match".to_owned(),
+            ConditionTest::Field { variable, regex } => format!(
+                "{variable}={:?} {} /{}/",
+                self.vars.get(variable).unwrap_or_default(),
+                if holds { "=~" } else { "!~" },
+                regex.as_str()
+            ),
+        }
     }
 
     fn test(&self, test: &ConditionTest) -> (bool, Vec<Option<String>>) {
         match test {
             ConditionTest::Always => (true, Vec::new()),
-            ConditionTest::Time(spec) => (spec.matches(&self.now), Vec::new()),
+            ConditionTest::Time { spec, holiday } => {
+                (self.env.time_holds(spec, *holiday), Vec::new())
+            }
             ConditionTest::Field { variable, regex } => {
                 let value = self.vars.get(variable).unwrap_or_default();
                 match regex.captures(value) {
@@ -207,21 +261,17 @@ mod tests {
     use super::*;
     use crate::xml::load_str;
 
-    const NOON_TUESDAY: CivilTime = CivilTime {
-        year: 2026,
-        month: 11,
-        mday: 24,
-        wday: 3,
-        hour: 12,
-        minute: 0,
-        second: 0,
-    };
+    use crate::timespec::CivilTime;
+
+    fn noon_tuesday() -> HuntEnv<'static> {
+        HuntEnv::at(CivilTime::from_civil(2026, 11, 24, 12, 0, 0).unwrap())
+    }
 
     fn run(body: &str, vars: &[(&str, &str)]) -> Hunt {
         let text = format!("<include><context name=\"c\">{body}</context></include>");
         let plan = load_str("t.xml", &text).unwrap().plan;
         let vars: Variables = vars.iter().copied().collect();
-        hunt(&plan, "c", &vars, NOON_TUESDAY).unwrap()
+        hunt(&plan, "c", &vars, &noon_tuesday()).unwrap()
     }
 
     fn apps(h: &Hunt) -> Vec<String> {
@@ -235,7 +285,7 @@ mod tests {
     fn unknown_context_is_an_error() {
         let plan = Dialplan::default();
         assert_eq!(
-            hunt(&plan, "nope", &Variables::new(), NOON_TUESDAY).unwrap_err(),
+            hunt(&plan, "nope", &Variables::new(), &noon_tuesday()).unwrap_err(),
             HuntError::UnknownContext {
                 context: "nope".into()
             }

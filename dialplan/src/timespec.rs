@@ -232,7 +232,12 @@ const NUMERIC: &[(&str, i64, i64, &str)] = &[
         366,
         "days of the year are 1-366, e.g. 1-7,359-366",
     ),
-    ("mon", 1, 12, "months are 1-12 (1 = January), e.g. 1-3,12"),
+    (
+        "mon",
+        1,
+        12,
+        "months are 1-12 (1 = January) or jan..dec, e.g. 1-3,12 or nov-feb",
+    ),
     (
         "mday",
         1,
@@ -325,11 +330,36 @@ fn weekday(name: &str) -> Option<i64> {
         .map(|i| i as i64 + 1)
 }
 
+/// `jan`..`dec` or the full English name → 1-12 (the old `mon` spelling engineers use).
+fn month(name: &str) -> Option<i64> {
+    const MONTHS: [&str; 12] = [
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+    ];
+    let lower = name.to_ascii_lowercase();
+    MONTHS
+        .iter()
+        .position(|m| lower.len() >= 3 && m.starts_with(&lower))
+        .map(|i| i as i64 + 1)
+}
+
 fn parse_numeric(bad: &Bad<'_>, min: i64, max: i64) -> Result<Vec<Span>, TimeSpecError> {
     let number = |offset: usize, text: &str| -> Result<i64, TimeSpecError> {
         let n = if bad.attribute == "wday" && text.bytes().all(|b| b.is_ascii_alphabetic()) {
             weekday(text)
                 .ok_or_else(|| bad.at(offset, format!("\"{text}\" is not a day of the week")))?
+        } else if bad.attribute == "mon" && text.bytes().all(|b| b.is_ascii_alphabetic()) {
+            month(text).ok_or_else(|| bad.at(offset, format!("\"{text}\" is not a month")))?
         } else if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
             text.parse::<i64>()
                 .map_err(|_| bad.at(offset, format!("{text} is out of range {min}-{max}")))?
@@ -622,6 +652,13 @@ fn parse_day(name: &str, field: &str, text: &str) -> Result<Day, TimeSpecError> 
 }
 
 impl Holidays {
+    /// An empty calendar.
+    pub const fn new() -> Holidays {
+        Holidays {
+            holidays: Vec::new(),
+        }
+    }
+
     /// Parses a calendar from TOML text (one `[[holiday]]` table per holiday).
     pub fn parse(text: &str) -> Result<Holidays, TimeSpecError> {
         let file: CalendarFile = toml::from_str(text).map_err(|e| TimeSpecError::HolidayToml {
@@ -959,6 +996,18 @@ mod tests {
     }
 
     #[test]
+    fn month_names() {
+        let winter = TimeSpec::parse(&[("mon", "Nov-feb")]).unwrap();
+        assert_eq!(winter, TimeSpec::parse(&[("mon", "11-2")]).unwrap());
+        assert!(winter.matches(&at(2027, 1, 15, 0, 0, 0)));
+        assert!(!winter.matches(&at(2027, 3, 1, 0, 0, 0)));
+        assert_eq!(
+            TimeSpec::parse(&[("mon", "december")]).unwrap(),
+            TimeSpec::parse(&[("mon", "12")]).unwrap()
+        );
+    }
+
+    #[test]
     fn every_attribute_is_in_the_table() {
         for name in TIME_ATTRIBUTES {
             assert!(ROWS.iter().any(|(a, ..)| a == name), "{name}");
@@ -1020,12 +1069,12 @@ mod tests {
             (
                 "mon",
                 "0",
-                "mon=\"0\", byte 0: 0 is out of range 1-12 (hint: months are 1-12 (1 = January), e.g. 1-3,12)",
+                "mon=\"0\", byte 0: 0 is out of range 1-12 (hint: months are 1-12 (1 = January) or jan..dec, e.g. 1-3,12 or nov-feb)",
             ),
             (
                 "mon",
                 "1-13",
-                "mon=\"1-13\", byte 2: 13 is out of range 1-12 (hint: months are 1-12 (1 = January), e.g. 1-3,12)",
+                "mon=\"1-13\", byte 2: 13 is out of range 1-12 (hint: months are 1-12 (1 = January) or jan..dec, e.g. 1-3,12 or nov-feb)",
             ),
             (
                 "mday",
@@ -1051,6 +1100,11 @@ mod tests {
                 "wday",
                 "mon-fry",
                 "wday=\"mon-fry\", byte 4: \"fry\" is not a day of the week (hint: days of the week are 1-7 with 1 = Sunday, or sun..sat, e.g. mon-fri or 2-6)",
+            ),
+            (
+                "mon",
+                "decx",
+                "mon=\"decx\", byte 0: \"decx\" is not a month (hint: months are 1-12 (1 = January) or jan..dec, e.g. 1-3,12 or nov-feb)",
             ),
             (
                 "wday",

@@ -93,6 +93,32 @@ pub fn expand(template: &str, vars: &Variables, captures: &[Option<String>]) -> 
     out
 }
 
+/// One `${name}` or `${name:-fallback}` of a template, as [`expand`] reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VariableReference<'t> {
+    pub name: &'t str,
+    /// The template says what to use when the variable is unset (`${name:-fallback}`).
+    pub has_fallback: bool,
+}
+
+/// The variables `template` refers to, in order, parsed exactly as [`expand`] does.
+pub fn references(template: &str) -> Vec<VariableReference<'_>> {
+    let mut out = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find("${") {
+        let body = &rest[open + 2..];
+        let Some(close) = body.find('}') else { break };
+        let inner = &body[..close];
+        let (name, has_fallback) = match inner.split_once(":-") {
+            Some((name, _)) => (name, true),
+            None => (inner, false),
+        };
+        out.push(VariableReference { name, has_fallback });
+        rest = &body[close + 1..];
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,6 +160,25 @@ mod tests {
         assert_eq!(expand("${evil}", &v, &[]), "${a}");
         let caps = vec![Some("${a}".to_owned()), Some("${a}".to_owned())];
         assert_eq!(expand("$1", &v, &caps), "${a}");
+    }
+
+    #[test]
+    fn references_follow_expand() {
+        let refs = references("user/$1@${domain:-x} ${uuid}${open");
+        assert_eq!(
+            refs,
+            [
+                VariableReference {
+                    name: "domain",
+                    has_fallback: true
+                },
+                VariableReference {
+                    name: "uuid",
+                    has_fallback: false
+                },
+            ]
+        );
+        assert!(references("no variables $1").is_empty());
     }
 
     #[test]

@@ -22,8 +22,9 @@ use std::sync::Arc;
 
 use crate::ir::{
     Action, BreakOn, Compiled, Condition, ConditionTest, Context, Diagnostic, Dialplan, Extension,
-    Location, Severity, TimeField, TimeSpec, TimeTerm,
+    HOLIDAY_ATTRIBUTE, Location, Severity, parse_flag,
 };
+use crate::timespec::TIME_ATTRIBUTES;
 
 /// Applications that may run inline: only those whose effect hunting can apply itself.
 pub const INLINE_APPLICATIONS: [&str; 3] = ["set", "export", "unset"];
@@ -39,43 +40,18 @@ pub fn load_str(file: &str, text: &str) -> Result<Compiled, Vec<Diagnostic>> {
 /// appears in several files gathers their extensions in that order.
 pub fn load_dir(dir: &Path) -> Result<Compiled, Vec<Diagnostic>> {
     let mut builder = Builder::default();
-    let dir_name: Arc<str> = Arc::from(dir.display().to_string());
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) => {
-            builder.error(
-                Location {
-                    file: dir_name,
-                    line: 0,
-                    column: 0,
-                },
-                format!("cannot read dialplan directory: {e}"),
-                None,
-            );
-            return builder.finish();
-        }
-    };
-    let mut paths: Vec<_> = entries
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|ext| ext == "xml") && p.is_file())
-        .collect();
-    paths.sort();
-    for path in paths {
-        let file: Arc<str> = Arc::from(path.display().to_string());
-        match std::fs::read_to_string(&path) {
-            Ok(text) => builder.add_document(file, &text),
-            Err(e) => builder.error(
-                Location {
-                    file,
-                    line: 0,
-                    column: 0,
-                },
-                format!("cannot read file: {e}"),
-                None,
-            ),
-        }
-    }
+    builder.add_dir(dir);
     builder.finish()
+}
+
+/// Compiles every `*.xml` file of `dir` as [`load_dir`] does, but keeps going past errors:
+/// the plan holds every element that compiled (a bad one is left out) and the diagnostics
+/// are all of them, errors included. For `dialplan check`, which reports everything at once;
+/// never serve calls from this plan.
+pub fn compile_dir(dir: &Path) -> (Dialplan, Vec<Diagnostic>) {
+    let mut builder = Builder::default();
+    builder.add_dir(dir);
+    builder.sorted()
 }
 
 #[derive(Default)]
@@ -109,16 +85,46 @@ impl Source<'_, '_> {
     }
 }
 
-fn flag(value: &str) -> Option<bool> {
-    // FreeSWITCH's switch_true()/switch_false() spellings.
-    match value.to_ascii_lowercase().as_str() {
-        "true" | "yes" | "on" | "1" | "enabled" | "active" | "allow" => Some(true),
-        "false" | "no" | "off" | "0" | "disabled" | "inactive" | "disallow" => Some(false),
-        _ => None,
-    }
-}
-
 impl Builder {
+    fn add_dir(&mut self, dir: &Path) {
+        let dir_name: Arc<str> = Arc::from(dir.display().to_string());
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) => {
+                self.error(
+                    Location {
+                        file: dir_name,
+                        line: 0,
+                        column: 0,
+                    },
+                    format!("cannot read dialplan directory: {e}"),
+                    None,
+                );
+                return;
+            }
+        };
+        let mut paths: Vec<_> = entries
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|ext| ext == "xml") && p.is_file())
+            .collect();
+        paths.sort();
+        for path in paths {
+            let file: Arc<str> = Arc::from(path.display().to_string());
+            match std::fs::read_to_string(&path) {
+                Ok(text) => self.add_document(file, &text),
+                Err(e) => self.error(
+                    Location {
+                        file,
+                        line: 0,
+                        column: 0,
+                    },
+                    format!("cannot read file: {e}"),
+                    None,
+                ),
+            }
+        }
+    }
+
     fn push(
         &mut self,
         severity: Severity,
@@ -138,19 +144,20 @@ impl Builder {
         self.push(Severity::Error, location, message, hint);
     }
 
-    fn finish(mut self) -> Result<Compiled, Vec<Diagnostic>> {
+    fn sorted(mut self) -> (Dialplan, Vec<Diagnostic>) {
         // Source order reads best; the sort is stable, so one position keeps discovery order.
         self.diagnostics.sort_by(|a, b| a.location.cmp(&b.location));
-        if self
-            .diagnostics
-            .iter()
-            .any(|d| d.severity == Severity::Error)
-        {
-            Err(self.diagnostics)
+        (self.plan, self.diagnostics)
+    }
+
+    fn finish(self) -> Result<Compiled, Vec<Diagnostic>> {
+        let (plan, diagnostics) = self.sorted();
+        if diagnostics.iter().any(|d| d.severity == Severity::Error) {
+            Err(diagnostics)
         } else {
             Ok(Compiled {
-                plan: self.plan,
-                warnings: self.diagnostics,
+                plan,
+                warnings: diagnostics,
             })
         }
     }
@@ -323,7 +330,7 @@ impl Builder {
     }
 
     fn flag_attribute(&mut self, src: &Source, attr: &roxmltree::Attribute) -> bool {
-        flag(attr.value()).unwrap_or_else(|| {
+        parse_flag(attr.value()).unwrap_or_else(|| {
             self.error(
                 src.attr(attr),
                 format!(
@@ -355,7 +362,7 @@ impl Builder {
         let location = src.node(node);
         let mut ok = true;
         let mut break_on = BreakOn::OnFalse;
-        let mut time = TimeSpec::default();
+        let mut time_pairs: Vec<(&str, &str)> = Vec::new();
         for attr in node.attributes() {
             match attr.name() {
                 "field" | "expression" => {}
@@ -376,40 +383,42 @@ impl Builder {
                         }
                     }
                 }
-                name => match TimeField::from_attribute(name) {
-                    Some(field) => match field.parse_spans(attr.value()) {
-                        Ok(spans) => time.terms.push(TimeTerm { field, spans }),
+                name if ConditionTest::is_time_attribute(name) => {
+                    // Checked one by one so the error points at the attribute at fault.
+                    match ConditionTest::time(&[(name, attr.value())]) {
+                        Ok(_) => time_pairs.push((name, attr.value())),
                         Err(message) => {
-                            let (min, max) = field.bounds();
-                            self.error(
-                                src.attr(&attr),
-                                format!("bad time spec: {message}"),
-                                Some(format!("{name} takes values {min}-{max}, as lists and ranges like \"1,3-5\"")),
-                            );
+                            let (message, hint) = split_hint(&message);
+                            self.error(src.attr(&attr), format!("bad time spec: {message}"), hint);
                             ok = false;
                         }
-                    },
-                    None => {
-                        let times: Vec<_> = TimeField::ALL.iter().map(|f| f.attribute()).collect();
-                        self.error(
-                            src.attr(&attr),
-                            format!("unknown attribute {name:?} on <condition>"),
-                            Some(format!(
-                                "<condition> accepts: field, expression, break, {}",
-                                times.join(", ")
-                            )),
-                        );
-                        ok = false;
                     }
-                },
+                }
+                name => {
+                    self.error(
+                        src.attr(&attr),
+                        format!("unknown attribute {name:?} on <condition>"),
+                        Some(format!(
+                            "<condition> accepts: field, expression, break, {}, {HOLIDAY_ATTRIBUTE}",
+                            TIME_ATTRIBUTES.join(", ")
+                        )),
+                    );
+                    ok = false;
+                }
             }
         }
+        // Each attribute parsed alone and XML forbids repeats, so the whole set parses too.
+        let time = if time_pairs.is_empty() {
+            None
+        } else {
+            ConditionTest::time(&time_pairs).ok()
+        };
         let test = match (
             node.attribute_node("field"),
             node.attribute_node("expression"),
         ) {
             (Some(field), Some(expression)) => {
-                if !time.terms.is_empty() {
+                if !time_pairs.is_empty() {
                     self.error(
                         location.clone(),
                         "a condition tests either a field or a time, not both".into(),
@@ -453,8 +462,7 @@ impl Builder {
                 );
                 None
             }
-            (None, None) if time.terms.is_empty() => Some(ConditionTest::Always),
-            (None, None) => Some(ConditionTest::Time(time)),
+            (None, None) => Some(time.unwrap_or(ConditionTest::Always)),
         };
         let mut actions = Vec::new();
         let mut anti_actions = Vec::new();
@@ -550,6 +558,18 @@ impl Builder {
     }
 }
 
+/// Splits `problem (hint: fix)`, the form [`ConditionTest::time`] reports in, into the two
+/// parts of a [`Diagnostic`].
+fn split_hint(message: &str) -> (String, Option<String>) {
+    match message
+        .strip_suffix(')')
+        .and_then(|m| m.rsplit_once(" (hint: "))
+    {
+        Some((problem, hint)) => (problem.to_owned(), Some(hint.to_owned())),
+        None => (message.to_owned(), None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -564,7 +584,7 @@ mod tests {
 
     #[test]
     fn compiles_the_ir_with_locations() {
-        let text = "<include>\n  <context name=\"default\">\n    <extension name=\"local\" continue=\"true\">\n      <condition field=\"${destination_number}\" expression=\"^(10\\d\\d)$\" break=\"never\">\n        <action application=\"set\" data=\"x=$1\" inline=\"yes\"/>\n        <anti-action application=\"log\" data=\"no\"/>\n        <condition wday=\"2-6\" hour=\"9-17\"/>\n      </condition>\n      <condition/>\n    </extension>\n  </context>\n</include>\n";
+        let text = "<include>\n  <context name=\"default\">\n    <extension name=\"local\" continue=\"true\">\n      <condition field=\"${destination_number}\" expression=\"^(10\\d\\d)$\" break=\"never\">\n        <action application=\"set\" data=\"x=$1\" inline=\"yes\"/>\n        <anti-action application=\"log\" data=\"no\"/>\n        <condition wday=\"2-6\" hour=\"9-17\" holiday=\"no\"/>\n      </condition>\n      <condition/>\n    </extension>\n  </context>\n</include>\n";
         let compiled = load_str("plan.xml", text).unwrap();
         assert!(compiled.warnings.is_empty());
         let context = &compiled.plan.contexts["default"];
@@ -588,10 +608,12 @@ mod tests {
         assert_eq!(first.actions[0].location.line, 5);
         assert_eq!(first.anti_actions[0].data, "no");
         match &first.children[0].test {
-            ConditionTest::Time(spec) => {
-                assert_eq!(spec.terms.len(), 2);
-                assert_eq!(spec.terms[0].field, TimeField::WeekDay);
-                assert_eq!(spec.terms[1].field, TimeField::Hour);
+            ConditionTest::Time { spec, holiday } => {
+                assert_eq!(
+                    *spec,
+                    crate::timespec::TimeSpec::parse(&[("wday", "2-6"), ("hour", "9-17")]).unwrap()
+                );
+                assert_eq!(*holiday, Some(false));
             }
             other => panic!("expected a time test, got {other:?}"),
         }
@@ -621,7 +643,7 @@ mod tests {
     </condition>
     <condition field="a"/>
     <condition expression="^1$"/>
-    <condition hour="25" yday="3"/>
+    <condition hour="25" yday="3" hours="3" holiday="maybe"/>
     <condition field="a" expression="x" wday="1"/>
     <condition field="${a}-${b}" expression="x"/>
     <action application="log"/>
@@ -638,8 +660,9 @@ mod tests {
             "7:7 unknown element <bogus>",
             "9:5 condition has a field but no expression",
             "10:5 condition has an expression but no field",
-            "11:16 bad time spec: hour 25 is out of range 0-23",
-            "11:26 unknown attribute \"yday\" on <condition>",
+            "11:16 bad time spec: hour=\"25\", byte 0: 25 is out of range 0-23",
+            "11:35 unknown attribute \"hours\" on <condition>",
+            "11:45 bad time spec: holiday=\"maybe\": not yes or no",
             "12:5 a condition tests either a field or a time",
             "13:16 field \"${a}-${b}\" is not a variable name",
             "14:5 unknown element <action> in <extension>",

@@ -4,10 +4,12 @@
 
 use std::path::Path;
 
-use switchyard_dialplan::ir::{CivilTime, Dialplan};
+use switchyard_dialplan::explain::explain;
+use switchyard_dialplan::ir::{Compiled, Diagnostic, Dialplan, HuntEnv};
 use switchyard_dialplan::matcher::hunt;
+use switchyard_dialplan::timespec::{CivilTime, Holidays};
 use switchyard_dialplan::vars::Variables;
-use switchyard_dialplan::xml;
+use switchyard_dialplan::{toml_plan, xml};
 
 struct Case {
     name: &'static str,
@@ -386,6 +388,83 @@ const CASES: &[Case] = &[
         inline: &["set domain=pbx.example.com"],
     },
     Case {
+        name: "hotline on a yearly holiday",
+        context: "default",
+        destination: "5002",
+        caller: "1000",
+        vars: &[],
+        at: "2026-12-25 10:00",
+        matched: &["hotline"],
+        actions: &["playback holiday-closed.wav"],
+        inline: &[],
+    },
+    Case {
+        name: "hotline inside a holiday span",
+        context: "default",
+        destination: "5002",
+        caller: "1000",
+        vars: &[],
+        at: "2027-02-08 11:00",
+        matched: &["hotline"],
+        actions: &["playback holiday-closed.wav"],
+        inline: &[],
+    },
+    Case {
+        name: "hotline on New Year's Eve night: inside the date-time range",
+        context: "default",
+        destination: "5002",
+        caller: "1000",
+        vars: &[],
+        at: "2026-12-31 23:59",
+        matched: &["hotline"],
+        actions: &["playback new-year.wav"],
+        inline: &[],
+    },
+    Case {
+        name: "hotline at the end of the date-time range, which is excluded",
+        context: "default",
+        destination: "5002",
+        caller: "1000",
+        vars: &[],
+        at: "2027-01-01 08:00",
+        matched: &["hotline"],
+        actions: &["voicemail default hotline"],
+        inline: &[],
+    },
+    Case {
+        name: "hotline at the last minute of the time-of-day range, which is included",
+        context: "default",
+        destination: "5002",
+        caller: "1000",
+        vars: &[],
+        at: "2026-11-24 17:15",
+        matched: &["hotline"],
+        actions: &["bridge user/1003"],
+        inline: &[],
+    },
+    Case {
+        name: "hotline just after the time-of-day range",
+        context: "default",
+        destination: "5002",
+        caller: "1000",
+        vars: &[],
+        at: "2026-11-24 17:16",
+        matched: &["hotline"],
+        actions: &["voicemail default hotline"],
+        inline: &[],
+    },
+    Case {
+        name: "hotline at the start of the time-of-day range",
+        context: "default",
+        destination: "5002",
+        caller: "1000",
+        vars: &[],
+        at: "2026-11-24 08:30",
+        matched: &["hotline"],
+        actions: &["bridge user/1003"],
+        inline: &[],
+    },
+    Case {
         name: "unknown DID in the public context matches nothing",
         context: "public",
         destination: "8005559999",
@@ -399,35 +478,48 @@ const CASES: &[Case] = &[
 ];
 
 fn plan() -> Dialplan {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plan.xml");
+    fixture("plan.xml", xml::load_str)
+}
+
+/// The same plan in TOML: every case must give the same result through it.
+fn toml_plan() -> Dialplan {
+    fixture("plan.toml", toml_plan::load_str)
+}
+
+fn fixture(name: &str, load: fn(&str, &str) -> Result<Compiled, Vec<Diagnostic>>) -> Dialplan {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     let text = std::fs::read_to_string(&path).unwrap();
-    let compiled = xml::load_str(&path.display().to_string(), &text).unwrap_or_else(|errs| {
-        panic!("fixture plan does not compile: {errs:#?}");
+    let compiled = load(&path.display().to_string(), &text).unwrap_or_else(|errs| {
+        panic!("fixture plan {name} does not compile: {errs:#?}");
     });
     assert!(compiled.warnings.is_empty(), "{:#?}", compiled.warnings);
     compiled.plan
 }
 
-/// "YYYY-MM-DD HH:MM" with its weekday (1 = Sunday), by Sakamoto's method.
+/// The holiday calendar every case hunts with.
+fn holidays() -> Holidays {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/holidays.toml");
+    Holidays::parse(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// "YYYY-MM-DD HH:MM" as a local time.
 fn civil(text: &str) -> CivilTime {
-    let num = |range: std::ops::Range<usize>| text[range].parse::<u32>().unwrap();
-    let (year, month, mday) = (num(0..4), num(5..7), num(8..10));
-    const OFFSETS: [u32; 12] = [0, 3, 2, 5, 0, 3, 5, 1, 4, 6, 2, 4];
-    let y = if month < 3 { year - 1 } else { year };
-    let wday = (y + y / 4 - y / 100 + y / 400 + OFFSETS[month as usize - 1] + mday) % 7 + 1;
-    CivilTime {
-        year,
-        month,
-        mday,
-        wday,
-        hour: num(11..13),
-        minute: num(14..16),
-        second: 0,
-    }
+    let num = |range: std::ops::Range<usize>| text[range].parse::<u8>().unwrap();
+    CivilTime::from_civil(
+        text[0..4].parse().unwrap(),
+        num(5..7),
+        num(8..10),
+        num(11..13),
+        num(14..16),
+        0,
+    )
+    .unwrap()
 }
 
 #[test]
-fn weekday_helper_is_right() {
+fn civil_helper_derives_the_weekday() {
     assert_eq!(civil("2026-11-24 00:00").wday, 3); // a Tuesday
     assert_eq!(civil("2026-11-22 00:00").wday, 1); // a Sunday
     assert_eq!(civil("2026-12-25 00:00").wday, 6); // a Friday
@@ -436,29 +528,46 @@ fn weekday_helper_is_right() {
 
 #[test]
 fn routing_cases() {
-    let plan = plan();
+    let plans = [("plan.xml", plan()), ("plan.toml", toml_plan())];
+    let holidays = holidays();
     assert!(CASES.len() >= 25);
     let mut failures = Vec::new();
     for case in CASES {
         let mut vars: Variables = case.vars.iter().copied().collect();
         vars.set("destination_number", case.destination);
         vars.set("caller_id_number", case.caller);
-        let result = hunt(&plan, case.context, &vars, civil(case.at)).unwrap();
-        let matched: Vec<&str> = result.extensions.iter().map(|e| e.name.as_str()).collect();
-        let actions: Vec<String> = result
-            .actions
-            .iter()
-            .map(|a| format!("{} {}", a.application, a.data))
-            .collect();
-        let inline: Vec<String> = result
-            .inline_actions
-            .iter()
-            .map(|a| format!("{} {}", a.application, a.data))
-            .collect();
-        if matched != case.matched || actions != case.actions || inline != case.inline {
+        let env = HuntEnv {
+            now: civil(case.at),
+            holidays: &holidays,
+        };
+        let mut outcomes = Vec::new();
+        for (form, plan) in &plans {
+            let result = hunt(plan, case.context, &vars, &env).unwrap();
+            let matched: Vec<&str> = result.extensions.iter().map(|e| e.name.as_str()).collect();
+            let actions: Vec<String> = result
+                .actions
+                .iter()
+                .map(|a| format!("{} {}", a.application, a.data))
+                .collect();
+            let inline: Vec<String> = result
+                .inline_actions
+                .iter()
+                .map(|a| format!("{} {}", a.application, a.data))
+                .collect();
+            if matched != case.matched || actions != case.actions || inline != case.inline {
+                failures.push(format!(
+                    "{} ({form}):\n  matched {matched:?}, expected {:?}\n  actions {actions:?}\n  expected {:?}\n  inline {inline:?}, expected {:?}",
+                    case.name, case.matched, case.actions, case.inline
+                ));
+            }
+            let matched: Vec<String> = matched.into_iter().map(str::to_owned).collect();
+            outcomes.push((matched, actions, inline, result.variables));
+        }
+        // Identical down to the variables the call starts executing with.
+        if outcomes[0] != outcomes[1] {
             failures.push(format!(
-                "{}:\n  matched {matched:?}, expected {:?}\n  actions {actions:?}\n  expected {:?}\n  inline {inline:?}, expected {:?}",
-                case.name, case.matched, case.actions, case.inline
+                "{}: plan.xml and plan.toml differ:\n  {:?}\n  {:?}",
+                case.name, outcomes[0], outcomes[1]
             ));
         }
     }
@@ -471,9 +580,82 @@ fn actions_point_at_their_source_lines() {
     let vars: Variables = [("destination_number", "9196"), ("caller_id_number", "1000")]
         .into_iter()
         .collect();
-    let result = hunt(&plan, "default", &vars, civil(TUESDAY)).unwrap();
+    let result = hunt(&plan, "default", &vars, &HuntEnv::at(civil(TUESDAY))).unwrap();
     assert!(result.extensions[0].location.file.ends_with("plan.xml"));
     assert_eq!(result.extensions[0].location.line, 37);
     let lines: Vec<u32> = result.actions.iter().map(|a| a.location.line).collect();
     assert_eq!(lines, [39, 40]);
+}
+
+/// `dialplan test` prints what the case table expects, for every case.
+#[test]
+fn explain_agrees_with_the_case_table() {
+    let plan = plan();
+    let holidays = holidays();
+    for case in CASES {
+        let mut vars: Variables = case.vars.iter().copied().collect();
+        vars.set("destination_number", case.destination);
+        vars.set("caller_id_number", case.caller);
+        let env = HuntEnv {
+            now: civil(case.at),
+            holidays: &holidays,
+        };
+        let text = explain(&plan, case.context, &vars, &env).unwrap();
+        let (hunting, actions) = text.split_once("\nactions:\n").unwrap();
+        let printed: Vec<&str> = actions
+            .lines()
+            .filter(|l| *l != "  (none)")
+            .map(|l| {
+                let l = l.trim_start().split_once(". ").unwrap().1;
+                &l[..l.rfind(" (").unwrap()]
+            })
+            .collect();
+        let expected: Vec<&str> = case.actions.iter().map(|a| a.trim_end()).collect();
+        assert_eq!(printed, expected, "{}:\n{text}", case.name);
+        for name in case.matched {
+            let prefix = format!("  {name} (");
+            assert!(
+                hunting
+                    .lines()
+                    .any(|l| l.starts_with(&prefix) && l.contains("): matched, ")),
+                "{}:\n{text}",
+                case.name
+            );
+        }
+    }
+}
+
+#[test]
+fn explain_prints_the_echo_case_exactly() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plan.xml");
+    let plan = xml::load_str("plan.xml", &std::fs::read_to_string(path).unwrap())
+        .unwrap()
+        .plan;
+    let vars: Variables = [("destination_number", "9196"), ("caller_id_number", "1000")]
+        .into_iter()
+        .collect();
+    let env = HuntEnv {
+        now: civil(TUESDAY),
+        holidays: &holidays(),
+    };
+    let text = explain(&plan, "default", &vars, &env).unwrap();
+    let expected = r#"context: default
+time: 2026-11-24 10:30:00 (Tue)
+variables:
+  caller_id_number="1000"
+  destination_number="9196"
+extensions tried:
+  tag-caller (plan.xml:7:5): no match, decided by caller_id_number="1000" !~ /^(\+?1)?(\d{10})$/ at plan.xml:8:7
+  record-all (plan.xml:14:5): no match, decided by record_calls="" !~ /^yes$/ at plan.xml:15:7
+  blocklist (plan.xml:20:5): no match, decided by caller_e164="" !~ /^\+16665551234$/ at plan.xml:21:7
+  local (plan.xml:26:5): no match, decided by destination_number="9196" !~ /^(10[01]\d)$/ at plan.xml:27:7
+  echo (plan.xml:37:5): matched, decided by destination_number="9196" =~ /^9196$/ at plan.xml:38:7
+  (hunting stopped at "echo": it matched without continue="true")
+inline actions run while hunting:
+  (none)
+actions:
+  1. answer (plan.xml:39:9)
+  2. echo (plan.xml:40:9)
+"#;
+    assert_eq!(text, expected);
 }
