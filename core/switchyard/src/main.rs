@@ -48,6 +48,46 @@ enum Command {
         #[command(subcommand)]
         action: RecordingAction,
     },
+    /// The XML dialplan in conf/dialplan: check it, or see what a call would do.
+    Dialplan {
+        #[command(subcommand)]
+        action: DialplanAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum DialplanAction {
+    /// Every error and warning with file:line:column and a hint; exit 1 if there are errors.
+    Check {
+        /// The dialplan directory (*.xml files).
+        #[arg(default_value = "conf/dialplan")]
+        dir: PathBuf,
+    },
+    /// Which extension a call matches and every action it would run, variables expanded;
+    /// no call is placed.
+    Test {
+        /// The dialled number (destination_number).
+        number: String,
+        #[arg(long, default_value = "default")]
+        context: String,
+        /// The caller (caller_id_number).
+        #[arg(long = "from", default_value = "")]
+        caller: String,
+        /// Local time of the call, "YYYY-MM-DD HH:MM[:SS]" (default: now, UTC plus --utc-offset).
+        #[arg(long)]
+        at: Option<String>,
+        /// Offset of local time from UTC in minutes (e.g. 480 for China) when --at is absent.
+        #[arg(long, default_value_t = 0)]
+        utc_offset: i32,
+        /// Extra channel variables, name=value (repeatable).
+        #[arg(long = "var")]
+        vars: Vec<String>,
+        #[arg(long, default_value = "conf/dialplan")]
+        dir: PathBuf,
+        /// A holiday calendar (TOML); default: holidays.toml beside the dialplan directory.
+        #[arg(long)]
+        holidays: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -164,11 +204,39 @@ fn main() -> ExitCode {
                 Err(error) => fail(&error),
             }
         }
+        Command::Dialplan {
+            action: DialplanAction::Check { dir },
+        } => dialplan_check(&dir),
+        Command::Dialplan {
+            action:
+                DialplanAction::Test {
+                    number,
+                    context,
+                    caller,
+                    at,
+                    utc_offset,
+                    vars,
+                    dir,
+                    holidays,
+                },
+        } => dialplan_test(DialplanTest {
+            number,
+            context,
+            caller,
+            at,
+            utc_offset,
+            vars,
+            dir,
+            holidays,
+        }),
         Command::Recording {
             action: RecordingAction::Keygen { key_file },
         } => match write_key_file(&key_file, &switchyard_recording::MasterKey::generate()) {
             Ok(()) => {
-                println!("master key written to {} (mode 0600): back it up", key_file.display());
+                println!(
+                    "master key written to {} (mode 0600): back it up",
+                    key_file.display()
+                );
                 ExitCode::SUCCESS
             }
             Err(error) => fail(&error),
@@ -176,9 +244,135 @@ fn main() -> ExitCode {
     }
 }
 
+fn dialplan_check(dir: &std::path::Path) -> ExitCode {
+    use switchyard_dialplan::check::{CheckEnv, check_dir};
+    use switchyard_dialplan::ir::Severity;
+    if !dir.is_dir() {
+        return fail(&format!("no dialplan directory at {}", dir.display()));
+    }
+    let diagnostics = check_dir(dir, &CheckEnv::core());
+    for diagnostic in &diagnostics {
+        println!("{diagnostic}");
+    }
+    let errors = diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
+    let warnings = diagnostics.len() - errors;
+    println!("{}: {errors} errors, {warnings} warnings", dir.display());
+    if errors > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+struct DialplanTest {
+    number: String,
+    context: String,
+    caller: String,
+    at: Option<String>,
+    utc_offset: i32,
+    vars: Vec<String>,
+    dir: PathBuf,
+    holidays: Option<PathBuf>,
+}
+
+fn dialplan_test(t: DialplanTest) -> ExitCode {
+    use switchyard_dialplan::ir::HuntEnv;
+    use switchyard_dialplan::timespec::{CivilTime, Holidays};
+    use switchyard_dialplan::vars::Variables;
+    let plan = match switchyard_dialplan::xml::load_dir(&t.dir) {
+        Ok(compiled) => compiled.plan,
+        Err(diagnostics) => {
+            for diagnostic in &diagnostics {
+                eprintln!("{diagnostic}");
+            }
+            return fail(&format!(
+                "{} has errors: fix them first (`switchyard dialplan check`)",
+                t.dir.display()
+            ));
+        }
+    };
+    let now = match &t.at {
+        Some(text) => match parse_civil(text) {
+            Some(time) => time,
+            None => {
+                return fail(&format!(
+                    "--at {text:?}: expected \"YYYY-MM-DD HH:MM[:SS]\""
+                ));
+            }
+        },
+        None => {
+            // The CLI is not a sans-IO core: it may read the clock.
+            #[allow(clippy::disallowed_methods)]
+            let secs = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            CivilTime::from_unix(secs, t.utc_offset * 60)
+        }
+    };
+    let holidays_path = t.holidays.clone().unwrap_or_else(|| {
+        t.dir
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .join("holidays.toml")
+    });
+    let holidays = match std::fs::read_to_string(&holidays_path) {
+        Ok(text) => match Holidays::parse(&text) {
+            Ok(holidays) => holidays,
+            Err(error) => return fail(&format!("{}: {error}", holidays_path.display())),
+        },
+        Err(_) if t.holidays.is_none() => Holidays::new(),
+        Err(error) => return fail(&format!("{}: {error}", holidays_path.display())),
+    };
+    let mut vars = Variables::new();
+    vars.set("destination_number", t.number.clone());
+    vars.set("caller_id_number", t.caller.clone());
+    vars.set("context", t.context.clone());
+    for pair in &t.vars {
+        let Some((name, value)) = pair.split_once('=') else {
+            return fail(&format!("--var {pair:?}: expected name=value"));
+        };
+        vars.set(name, value);
+    }
+    let env = HuntEnv {
+        now,
+        holidays: &holidays,
+    };
+    match switchyard_dialplan::explain::explain(&plan, &t.context, &vars, &env) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(&error),
+    }
+}
+
+/// "YYYY-MM-DD HH:MM" or "YYYY-MM-DD HH:MM:SS" (also with a T between date and time).
+fn parse_civil(text: &str) -> Option<switchyard_dialplan::timespec::CivilTime> {
+    let (date, time) = text.trim().split_once([' ', 'T'])?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (year, month, day) = (d.next()??, d.next()??, d.next()??);
+    let mut c = time.split(':').map(|p| p.parse::<i64>().ok());
+    let (hour, minute) = (c.next()??, c.next()??);
+    let second = c.next().flatten().unwrap_or(0);
+    switchyard_dialplan::timespec::CivilTime::from_civil(
+        year.try_into().ok()?,
+        month.try_into().ok()?,
+        day.try_into().ok()?,
+        hour.try_into().ok()?,
+        minute.try_into().ok()?,
+        second.try_into().ok()?,
+    )
+}
+
 /// A new key file, readable by its owner only; an existing one is never overwritten (its
 /// recordings would become unreadable).
-fn write_key_file(path: &std::path::Path, key: &switchyard_recording::MasterKey) -> std::io::Result<()> {
+fn write_key_file(
+    path: &std::path::Path,
+    key: &switchyard_recording::MasterKey,
+) -> std::io::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let mut file = std::fs::OpenOptions::new()

@@ -1,0 +1,70 @@
+//! `switchyard dialplan check` and `switchyard dialplan test` as an engineer runs them, on the
+//! dialplan crate's fixtures (issue 4: the dialplan language; the engine does not use it yet).
+
+use std::process::{Command, Output};
+
+use switchyard_e2e::daemon::switchyard_bin;
+use switchyard_e2e::workspace_dir;
+
+fn run(args: &[&str]) -> Output {
+    Command::new(switchyard_bin())
+        .args(args)
+        .current_dir(workspace_dir())
+        .output()
+        .expect("run switchyard")
+}
+
+#[test]
+fn check_reports_each_planted_error_at_its_line_and_fails() {
+    let out = run(&["dialplan", "check", "dialplan/tests/fixtures/broken"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "errors make it fail:\n{text}");
+    for needle in [
+        "broken/20_loader.xml:12:18: error: bad time spec: wday=\"mon-fry\"",
+        "broken/20_loader.xml:18:18: error: bad time spec: holiday=\"sometimes\"",
+        "broken/30_malformed.xml:4:3: error: malformed XML",
+        "6 errors, 3 warnings",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
+    }
+    let clean = run(&["dialplan", "check", "dialplan/tests/fixtures"]);
+    let text = String::from_utf8_lossy(&clean.stdout);
+    assert!(clean.status.success(), "only warnings:\n{text}");
+}
+
+#[test]
+fn test_prints_the_matching_extension_and_its_actions_with_no_call() {
+    let out = run(&[
+        "dialplan",
+        "test",
+        "9196",
+        "--dir",
+        "dialplan/tests/fixtures",
+        "--from",
+        "1000",
+        "--at",
+        "2026-11-24 10:00",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(text.contains("time: 2026-11-24 10:00:00 (Tue)"), "{text}");
+    assert!(
+        text.contains("echo (dialplan/tests/fixtures/plan.xml:37:5): matched"),
+        "{text}"
+    );
+    assert!(
+        text.contains("1. answer (dialplan/tests/fixtures/plan.xml:39:9)\n  2. echo"),
+        "{text}"
+    );
+    let bad = run(&[
+        "dialplan",
+        "test",
+        "1",
+        "--dir",
+        "dialplan/tests/fixtures",
+        "--at",
+        "tomorrow",
+    ]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("YYYY-MM-DD HH:MM"));
+}
