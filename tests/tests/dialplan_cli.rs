@@ -56,6 +56,35 @@ fn test_prints_the_matching_extension_and_its_actions_with_no_call() {
         text.contains("1. answer (dialplan/tests/fixtures/plan.xml:39:9)\n  2. echo"),
         "{text}"
     );
+    // The same call through the TOML form of the plan (a directory holding only plan.toml).
+    let toml_dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        workspace_dir().join("dialplan/tests/fixtures/plan.toml"),
+        toml_dir.path().join("plan.toml"),
+    )
+    .unwrap();
+    let dir = toml_dir.path().to_str().unwrap();
+    let toml = run(&[
+        "dialplan",
+        "test",
+        "9196",
+        "--dir",
+        dir,
+        "--from",
+        "1000",
+        "--at",
+        "2026-11-24 10:00",
+    ]);
+    let toml_text = String::from_utf8_lossy(&toml.stdout);
+    assert!(toml.status.success(), "{toml:?}");
+    assert!(
+        toml_text.contains("echo (") && toml_text.contains("): matched"),
+        "{toml_text}"
+    );
+    assert!(
+        toml_text.contains("1. answer (") && toml_text.contains("  2. echo"),
+        "{toml_text}"
+    );
     let bad = run(&[
         "dialplan",
         "test",

@@ -282,7 +282,20 @@ fn dialplan_test(t: DialplanTest) -> ExitCode {
     use switchyard_dialplan::ir::HuntEnv;
     use switchyard_dialplan::timespec::{CivilTime, Holidays};
     use switchyard_dialplan::vars::Variables;
-    let plan = match switchyard_dialplan::xml::load_dir(&t.dir) {
+    // A directory of TOML plans (and no XML) is read in the TOML form.
+    let has = |ext: &str| {
+        std::fs::read_dir(&t.dir).is_ok_and(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .any(|e| e.path().extension().is_some_and(|x| x == ext))
+        })
+    };
+    let loaded = if has("toml") && !has("xml") {
+        switchyard_dialplan::toml_plan::load_dir(&t.dir)
+    } else {
+        switchyard_dialplan::xml::load_dir(&t.dir)
+    };
+    let plan = match loaded {
         Ok(compiled) => compiled.plan,
         Err(diagnostics) => {
             for diagnostic in &diagnostics {
