@@ -403,8 +403,9 @@ pub enum ToneKind {
 ///
 /// Sources: ITU-T E.180 Supplement 2 (Various tones used in national networks) for cn, de,
 /// fr, gb and jp; BT SIN 350 for gb; Telcordia GR-506 (precise tone plan) for us: dial
-/// 350+440, audible ringing 440+480 2 s on 4 s off, busy 480+620 0.5/0.5, reorder 480+620
-/// 0.25/0.25, call waiting 440 Hz 300 ms once every 10 s. The supplement gives no
+/// 350+440 at -13 dBm0 per frequency, audible ringing 440+480 2 s on 4 s off at -19 dBm0,
+/// busy 480+620 0.5/0.5 and reorder 480+620 0.25/0.25 at -24 dBm0, call waiting 440 Hz
+/// 300 ms once every 10 s. Levels not given here are the language's default, -13 dBm0. The supplement gives no
 /// congestion tone for fr: we play the busy frequency at twice its rate, as French PBXs
 /// commonly do; treat that one as a convention, not a national specification.
 /// Japan's ringback and call waiting are 400 Hz amplitude-modulated at 15-16 Hz, which this
@@ -420,9 +421,9 @@ pub fn country_tone(country: &str, kind: ToneKind) -> Option<&'static str> {
         ("cn", CallWaiting) => "%(400,4000,450)",
 
         ("us", Dial) => "%(1000,0,350+440)",
-        ("us", Ringback) => "%(2000,4000,440+480)",
-        ("us", Busy) => "%(500,500,480+620)",
-        ("us", Congestion) => "%(250,250,480+620)",
+        ("us", Ringback) => "v=-19;%(2000,4000,440+480)",
+        ("us", Busy) => "v=-24;%(500,500,480+620)",
+        ("us", Congestion) => "v=-24;%(250,250,480+620)",
         ("us", CallWaiting) => "%(300,9700,440)",
 
         ("gb" | "uk", Dial) => "%(1000,0,350+440)",
@@ -688,7 +689,15 @@ mod tests {
             }
         }
         assert_eq!(country_tone("CN", Ringback), Some("%(1000,4000,450)"));
-        assert_eq!(country_tone("us", Congestion), Some("%(250,250,480+620)"));
+        assert_eq!(
+            country_tone("us", Congestion),
+            Some("v=-24;%(250,250,480+620)")
+        );
+        // GR-506 levels per frequency: dial -13, audible ringing -19, busy/reorder -24 dBm0.
+        for (kind, level) in [(Dial, -13.0), (Ringback, -19.0), (Busy, -24.0)] {
+            let spec = ToneSpec::parse(country_tone("us", kind).unwrap()).unwrap();
+            assert_eq!(spec.segments[0].level_dbm0, level, "{kind:?}");
+        }
         assert_eq!(country_tone("zz", Dial), None);
         let dial = ToneSpec::parse(country_tone("us", Dial).unwrap()).unwrap();
         assert_eq!(dial.segments[0].freqs, vec![350.0, 440.0]);
