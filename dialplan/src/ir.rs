@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::timespec::{CivilTime, Holidays, TimeSpec, is_time_attribute};
@@ -208,6 +209,105 @@ impl fmt::Display for Diagnostic {
 pub struct Compiled {
     pub plan: Dialplan,
     pub warnings: Vec<Diagnostic>,
+}
+
+// ----- What every front end shares --------------------------------------------------------
+
+/// The files of a dialplan directory with this extension, in file-name order, each with its
+/// text; an unreadable directory or file becomes an error diagnostic.
+pub(crate) fn read_plan_files(
+    dir: &Path,
+    extension: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<(Arc<str>, String)> {
+    let nowhere = |file: Arc<str>, message: String| Diagnostic {
+        severity: Severity::Error,
+        location: Location {
+            file,
+            line: 0,
+            column: 0,
+        },
+        message,
+        hint: None,
+    };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            diagnostics.push(nowhere(
+                Arc::from(dir.display().to_string()),
+                format!("cannot read dialplan directory: {e}"),
+            ));
+            return Vec::new();
+        }
+    };
+    let mut paths: Vec<_> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|ext| ext == extension) && p.is_file())
+        .collect();
+    paths.sort();
+    let mut files = Vec::with_capacity(paths.len());
+    for path in paths {
+        let file: Arc<str> = Arc::from(path.display().to_string());
+        match std::fs::read_to_string(&path) {
+            Ok(text) => files.push((file, text)),
+            Err(e) => diagnostics.push(nowhere(file, format!("cannot read file: {e}"))),
+        }
+    }
+    files
+}
+
+/// Adds a context's extensions to the plan: a context written in several places (files)
+/// gathers them in that order; an extension name used twice in one context is a warning.
+pub(crate) fn merge_context(
+    plan: &mut Dialplan,
+    name: String,
+    location: Location,
+    extensions: Vec<Extension>,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    let context = plan.contexts.entry(name.clone()).or_insert(Context {
+        name,
+        extensions: Vec::new(),
+        location,
+    });
+    for extension in extensions {
+        if let Some(first) = context.extensions.iter().find(|e| e.name == extension.name) {
+            diagnostics.push(Diagnostic {
+                severity: Severity::Warning,
+                location: extension.location.clone(),
+                message: format!(
+                    "extension {:?} is defined twice in context {:?}",
+                    extension.name, context.name
+                ),
+                hint: Some(format!(
+                    "the first is at {}; give each extension its own name",
+                    first.location
+                )),
+            });
+        }
+        context.extensions.push(extension);
+    }
+}
+
+/// Diagnostics in source order (the sort is stable: one position keeps discovery order).
+pub(crate) fn sort_diagnostics(diagnostics: &mut [Diagnostic]) {
+    diagnostics.sort_by(|a, b| a.location.cmp(&b.location));
+}
+
+/// The outcome of a front end: the plan when nothing is an error, else every diagnostic.
+pub(crate) fn compiled(
+    plan: Dialplan,
+    mut diagnostics: Vec<Diagnostic>,
+) -> Result<Compiled, Vec<Diagnostic>> {
+    sort_diagnostics(&mut diagnostics);
+    if diagnostics.iter().any(|d| d.severity == Severity::Error) {
+        Err(diagnostics)
+    } else {
+        Ok(Compiled {
+            plan,
+            warnings: diagnostics,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -122,7 +122,9 @@ impl Router {
             },
             Some(ExtensionAction::Tone(tone)) => RouteDecision::Tone { tone: tone.clone() },
             Some(ExtensionAction::MusicOnHold) => RouteDecision::MusicOnHold,
-            Some(ExtensionAction::Conference(room)) => RouteDecision::Conference { room: room.clone() },
+            Some(ExtensionAction::Conference(room)) => {
+                RouteDecision::Conference { room: room.clone() }
+            }
             None if self.users.contains(request.destination) => RouteDecision::BridgeUser {
                 user: request.destination.to_owned(),
             },
@@ -163,7 +165,10 @@ mod tests {
                 ("9196".to_owned(), ExtensionAction::Echo),
                 ("100".to_owned(), ExtensionAction::User("1001".to_owned())),
                 ("666".to_owned(), ExtensionAction::Reject(403)),
-                ("3000".to_owned(), ExtensionAction::Conference("3000".to_owned())),
+                (
+                    "3000".to_owned(),
+                    ExtensionAction::Conference("3000".to_owned()),
+                ),
                 ("9664".to_owned(), ExtensionAction::MusicOnHold),
             ],
             ["1000".to_owned(), "1001".to_owned()],
@@ -198,7 +203,12 @@ mod tests {
 
     #[test]
     fn media_applications_route_to_their_decision() {
-        assert_eq!(route("3000"), RouteDecision::Conference { room: "3000".into() });
+        assert_eq!(
+            route("3000"),
+            RouteDecision::Conference {
+                room: "3000".into()
+            }
+        );
         assert_eq!(route("9664"), RouteDecision::MusicOnHold);
     }
 

@@ -87,8 +87,8 @@ use toml::Spanned;
 use toml::de::{DeString, DeTable, DeValue};
 
 use crate::ir::{
-    Action, BreakOn, Compiled, Condition, ConditionTest, Context, Diagnostic, Dialplan, Extension,
-    HOLIDAY_ATTRIBUTE, Location, Severity,
+    Action, BreakOn, Compiled, Condition, ConditionTest, Diagnostic, Dialplan, Extension,
+    HOLIDAY_ATTRIBUTE, Location, Severity, compiled, merge_context, read_plan_files,
 };
 use crate::pattern::ExtensionPattern;
 use crate::timespec::{TIME_ATTRIBUTES, TimeSpec, TimeSpecError};
@@ -119,33 +119,8 @@ pub fn load_str(file: &str, text: &str) -> Result<Compiled, Vec<Diagnostic>> {
 /// appears in several files gathers their extensions in that order.
 pub fn load_dir(dir: &Path) -> Result<Compiled, Vec<Diagnostic>> {
     let mut builder = Builder::default();
-    let nowhere = |file: Arc<str>| Location {
-        file,
-        line: 0,
-        column: 0,
-    };
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) => {
-            builder.error(
-                nowhere(Arc::from(dir.display().to_string())),
-                format!("cannot read dialplan directory: {e}"),
-                None,
-            );
-            return builder.finish();
-        }
-    };
-    let mut paths: Vec<_> = entries
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|ext| ext == "toml") && p.is_file())
-        .collect();
-    paths.sort();
-    for path in paths {
-        let file: Arc<str> = Arc::from(path.display().to_string());
-        match std::fs::read_to_string(&path) {
-            Ok(text) => builder.add_document(file, &text),
-            Err(e) => builder.error(nowhere(file), format!("cannot read file: {e}"), None),
-        }
+    for (file, text) in read_plan_files(dir, "toml", &mut builder.diagnostics) {
+        builder.add_document(file, &text);
     }
     builder.finish()
 }
@@ -263,21 +238,8 @@ impl Builder {
         }
     }
 
-    fn finish(mut self) -> Result<Compiled, Vec<Diagnostic>> {
-        // Source order reads best; the sort is stable, so one position keeps discovery order.
-        self.diagnostics.sort_by(|a, b| a.location.cmp(&b.location));
-        if self
-            .diagnostics
-            .iter()
-            .any(|d| d.severity == Severity::Error)
-        {
-            Err(self.diagnostics)
-        } else {
-            Ok(Compiled {
-                plan: self.plan,
-                warnings: self.diagnostics,
-            })
-        }
+    fn finish(self) -> Result<Compiled, Vec<Diagnostic>> {
+        compiled(self.plan, self.diagnostics)
     }
 
     fn add_document(&mut self, file: Arc<str>, text: &str) {
@@ -436,31 +398,13 @@ impl Builder {
             }
         }
         let Some(name) = name else { return };
-        let context = self.plan.contexts.entry(name.clone()).or_insert(Context {
+        merge_context(
+            &mut self.plan,
             name,
-            extensions: Vec::new(),
             location,
-        });
-        let mut duplicates = Vec::new();
-        for extension in extensions {
-            if let Some(first) = context.extensions.iter().find(|e| e.name == extension.name) {
-                duplicates.push((
-                    extension.location.clone(),
-                    format!(
-                        "extension {:?} is defined twice in context {:?}",
-                        extension.name, context.name
-                    ),
-                    Some(format!(
-                        "the first is at {}; give each extension its own name",
-                        first.location
-                    )),
-                ));
-            }
-            context.extensions.push(extension);
-        }
-        for (location, message, hint) in duplicates {
-            self.push(Severity::Warning, location, message, hint);
-        }
+            extensions,
+            &mut self.diagnostics,
+        );
     }
 }
 

@@ -21,8 +21,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::ir::{
-    Action, BreakOn, Compiled, Condition, ConditionTest, Context, Diagnostic, Dialplan, Extension,
-    HOLIDAY_ATTRIBUTE, Location, Severity, parse_flag,
+    Action, BreakOn, Compiled, Condition, ConditionTest, Diagnostic, Dialplan, Extension,
+    HOLIDAY_ATTRIBUTE, Location, Severity, compiled, merge_context, parse_flag, read_plan_files,
+    sort_diagnostics,
 };
 use crate::timespec::TIME_ATTRIBUTES;
 
@@ -87,41 +88,8 @@ impl Source<'_, '_> {
 
 impl Builder {
     fn add_dir(&mut self, dir: &Path) {
-        let dir_name: Arc<str> = Arc::from(dir.display().to_string());
-        let entries = match std::fs::read_dir(dir) {
-            Ok(entries) => entries,
-            Err(e) => {
-                self.error(
-                    Location {
-                        file: dir_name,
-                        line: 0,
-                        column: 0,
-                    },
-                    format!("cannot read dialplan directory: {e}"),
-                    None,
-                );
-                return;
-            }
-        };
-        let mut paths: Vec<_> = entries
-            .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|ext| ext == "xml") && p.is_file())
-            .collect();
-        paths.sort();
-        for path in paths {
-            let file: Arc<str> = Arc::from(path.display().to_string());
-            match std::fs::read_to_string(&path) {
-                Ok(text) => self.add_document(file, &text),
-                Err(e) => self.error(
-                    Location {
-                        file,
-                        line: 0,
-                        column: 0,
-                    },
-                    format!("cannot read file: {e}"),
-                    None,
-                ),
-            }
+        for (file, text) in read_plan_files(dir, "xml", &mut self.diagnostics) {
+            self.add_document(file, &text);
         }
     }
 
@@ -145,21 +113,12 @@ impl Builder {
     }
 
     fn sorted(mut self) -> (Dialplan, Vec<Diagnostic>) {
-        // Source order reads best; the sort is stable, so one position keeps discovery order.
-        self.diagnostics.sort_by(|a, b| a.location.cmp(&b.location));
+        sort_diagnostics(&mut self.diagnostics);
         (self.plan, self.diagnostics)
     }
 
     fn finish(self) -> Result<Compiled, Vec<Diagnostic>> {
-        let (plan, diagnostics) = self.sorted();
-        if diagnostics.iter().any(|d| d.severity == Severity::Error) {
-            Err(diagnostics)
-        } else {
-            Ok(Compiled {
-                plan,
-                warnings: diagnostics,
-            })
-        }
+        compiled(self.plan, self.diagnostics)
     }
 
     fn add_document(&mut self, file: Arc<str>, text: &str) {
@@ -286,31 +245,13 @@ impl Builder {
         }
         let Some(name) = name else { return };
         let location = src.node(node);
-        let context = self.plan.contexts.entry(name.clone()).or_insert(Context {
+        merge_context(
+            &mut self.plan,
             name,
-            extensions: Vec::new(),
             location,
-        });
-        let mut duplicates = Vec::new();
-        for extension in extensions {
-            if let Some(first) = context.extensions.iter().find(|e| e.name == extension.name) {
-                duplicates.push((
-                    extension.location.clone(),
-                    format!(
-                        "extension {:?} is defined twice in context {:?}",
-                        extension.name, context.name
-                    ),
-                    Some(format!(
-                        "the first is at {}; give each extension its own name",
-                        first.location
-                    )),
-                ));
-            }
-            context.extensions.push(extension);
-        }
-        for (location, message, hint) in duplicates {
-            self.push(Severity::Warning, location, message, hint);
-        }
+            extensions,
+            &mut self.diagnostics,
+        );
     }
 
     fn extension(&mut self, src: &Source, node: roxmltree::Node) -> Option<Extension> {
