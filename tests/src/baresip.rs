@@ -32,7 +32,13 @@ pub struct BaresipConfig {
 
 impl BaresipConfig {
     /// A user of the basic conf (password `pass<user>`) sending a tone, offering PCMU and PCMA.
-    pub fn new(user: &str, daemon_port: u16, base_port: u16, tone_hz: f64, auto_answer: bool) -> BaresipConfig {
+    pub fn new(
+        user: &str,
+        daemon_port: u16,
+        base_port: u16,
+        tone_hz: f64,
+        auto_answer: bool,
+    ) -> BaresipConfig {
         BaresipConfig {
             user: user.into(),
             password: format!("pass{user}"),

@@ -195,7 +195,10 @@ impl DaemonBuilder {
         let mut overrides = vec![
             ("media.rtp_port_min".to_string(), lo.to_string()),
             ("media.rtp_port_max".to_string(), hi.to_string()),
-            ("media.sounds_dir".to_string(), format!("{:?}", sounds.display().to_string())),
+            (
+                "media.sounds_dir".to_string(),
+                format!("{:?}", sounds.display().to_string()),
+            ),
         ];
         overrides.extend(self.overrides.clone());
         for (k, v) in &overrides {

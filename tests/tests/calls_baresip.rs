@@ -8,7 +8,13 @@ use switchyard_e2e::{Baresip, BaresipConfig, Daemon, analyze_wav};
 const T: Duration = Duration::from_secs(10);
 
 fn ua(d: &Daemon, user: &str, off: u16, hz: f64, auto: bool) -> Baresip {
-    Baresip::start(BaresipConfig::new(user, d.sip_port(), d.slot().port(off), hz, auto))
+    Baresip::start(BaresipConfig::new(
+        user,
+        d.sip_port(),
+        d.slot().port(off),
+        hz,
+        auto,
+    ))
 }
 
 /// baresip 1.0's libre aborts the REGISTER with ENOSYS on ANY non-MD5 challenge in the

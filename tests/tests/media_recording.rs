@@ -36,11 +36,9 @@ fn phones(d: &Daemon) -> (Baresip, Baresip) {
 fn wait_recording_row(d: &Daemon) -> (PathBuf, i64) {
     let db = d.db_path();
     poll_until(T, || {
-        let conn = rusqlite::Connection::open_with_flags(
-            &db,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .ok()?;
+        let conn =
+            rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .ok()?;
         conn.query_row(
             "SELECT path, paused_ms FROM recording WHERE error IS NULL",
             [],
@@ -68,7 +66,11 @@ fn channel(path: &Path, index: usize) -> (Vec<f64>, f64) {
 /// setup, before the pause of the pause test), over the other test tone.
 fn assert_channel_tone(path: &Path, index: usize, freq: f64, other: f64, what: &str) {
     let (samples, rate) = channel(path, index);
-    assert!(samples.len() as f64 > 3.5 * rate, "{what}: at least 3.5 s: {}", samples.len());
+    assert!(
+        samples.len() as f64 > 3.5 * rate,
+        "{what}: at least 3.5 s: {}",
+        samples.len()
+    );
     let mid = (samples.len() / 4).max(rate as usize);
     let window = &samples[mid - (rate as usize / 2)..mid + (rate as usize / 2)];
     let rms = (window.iter().map(|s| s * s).sum::<f64>() / window.len() as f64).sqrt();
@@ -157,7 +159,11 @@ fn a_stereo_recording_holds_each_party_on_its_own_channel_and_pauses_as_silence(
         quality.recording_path.as_deref(),
         Some(path.display().to_string().as_str())
     );
-    assert_eq!(quality.transcoded, Some(false), "recording taps a relayed call");
+    assert_eq!(
+        quality.transcoded,
+        Some(false),
+        "recording taps a relayed call"
+    );
 }
 
 #[test]
@@ -175,12 +181,19 @@ fn an_encrypted_recording_decrypts_to_the_tones_and_a_tampered_one_is_refused() 
         .set("auth.digest_algorithms", r#"["MD5"]"#)
         .set("recording.mode", r#""stereo""#)
         .set("recording.encrypt", "true")
-        .set("recording.key_file", &format!("{:?}", key.display().to_string()))
+        .set(
+            "recording.key_file",
+            &format!("{:?}", key.display().to_string()),
+        )
         .start();
     let (mut a, mut b) = phones(&d);
     call(&d, &mut a, &mut b, false);
     let (path, _) = wait_recording_row(&d);
-    assert!(path.to_string_lossy().ends_with(".wav.enc"), "{}", path.display());
+    assert!(
+        path.to_string_lossy().ends_with(".wav.enc"),
+        "{}",
+        path.display()
+    );
     assert!(
         hound::WavReader::open(&path).is_err(),
         "the file at rest is not a readable WAV"

@@ -43,7 +43,8 @@ fn opus_caller_and_pcma_callee_hear_each_other() {
     // The media threads publish quality a few times a second; 3 s of audio is plenty.
     let channels = d.ctl_ok("show channels");
     assert!(
-        channels.contains("codec opus/48000 terminated") && channels.contains("codec PCMA terminated"),
+        channels.contains("codec opus/48000 terminated")
+            && channels.contains("codec PCMA terminated"),
         "both legs terminated, one in Opus and one in PCMA:\n{channels}"
     );
     a.hangup();
@@ -60,11 +61,18 @@ fn opus_caller_and_pcma_callee_hear_each_other() {
     assert_eq!(cdrs[0].hangup_cause, "NORMAL_CLEARING", "{:?}", cdrs[0]);
     let quality = d.cdr_quality(&cdrs[0].uuid);
     assert_eq!(quality.transcoded, Some(true), "{quality:?}");
-    assert_eq!(quality.codec_a.as_deref(), Some("opus/48000"), "{quality:?}");
+    assert_eq!(
+        quality.codec_a.as_deref(),
+        Some("opus/48000"),
+        "{quality:?}"
+    );
     assert_eq!(quality.codec_b.as_deref(), Some("PCMA"), "{quality:?}");
     for mos in [quality.mos_a, quality.mos_b] {
         let mos = mos.unwrap_or_else(|| panic!("a MOS estimate per leg: {quality:?}"));
-        assert!(mos > 4.0 && mos <= 4.5, "a clean local call scores high: {quality:?}");
+        assert!(
+            mos > 4.0 && mos <= 4.5,
+            "a clean local call scores high: {quality:?}"
+        );
     }
 }
 

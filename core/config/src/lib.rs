@@ -522,7 +522,10 @@ fn validate_main(path: &Path, text: &str, m: &MainFile) -> Result<(), Error> {
     let media = &m.media;
     const CODECS: [&str; 4] = ["PCMU", "PCMA", "G722", "opus"];
     if media.codecs.is_empty() {
-        return Err(invalid("codecs", "[media] codecs must name at least one codec".into()));
+        return Err(invalid(
+            "codecs",
+            "[media] codecs must name at least one codec".into(),
+        ));
     }
     if let Some(bad) = media
         .codecs
@@ -562,7 +565,10 @@ fn validate_main(path: &Path, text: &str, m: &MainFile) -> Result<(), Error> {
     if ![8000, 16000].contains(&recording.sample_rate) {
         return Err(invalid(
             "sample_rate",
-            format!("[recording] sample_rate {} is not 8000 or 16000", recording.sample_rate),
+            format!(
+                "[recording] sample_rate {} is not 8000 or 16000",
+                recording.sample_rate
+            ),
         ));
     }
     if media.rtp_ip.is_unspecified() {
@@ -618,7 +624,10 @@ fn validate_main(path: &Path, text: &str, m: &MainFile) -> Result<(), Error> {
         ));
     }
     if auth.digest_algorithms.is_empty()
-        || auth.digest_algorithms.iter().any(|a| a != "MD5" && a != "SHA-256")
+        || auth
+            .digest_algorithms
+            .iter()
+            .any(|a| a != "MD5" && a != "SHA-256")
     {
         return Err(invalid(
             "digest_algorithms",
@@ -781,7 +790,8 @@ fn routes_from_file(path: &Path, text: &str, file: RoutesFile) -> Result<Vec<Rou
             }
             ("playback", _, _, _) => {
                 return Err(invalid(
-                    "action = \"playback\" needs prompts = [\"welcome\", ...] and optionally lang".into(),
+                    "action = \"playback\" needs prompts = [\"welcome\", ...] and optionally lang"
+                        .into(),
                 ));
             }
             ("tone", None, Some(tone), None) if r.lang.is_none() => {
@@ -819,7 +829,9 @@ fn routes_from_file(path: &Path, text: &str, file: RoutesFile) -> Result<Vec<Rou
                 continue;
             }
             ("conference", _, _, _) => {
-                return Err(invalid("action = \"conference\" needs room = \"<name>\"".into()));
+                return Err(invalid(
+                    "action = \"conference\" needs room = \"<name>\"".into(),
+                ));
             }
             _ => {}
         }

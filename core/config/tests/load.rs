@@ -85,9 +85,19 @@ fn test_basic_conf_loads() {
             prompts: vec!["welcome".into(), "please-hold".into()],
             lang: "zh".into()
         }));
-    assert!(c.routes.iter().any(|r| r.action == RouteAction::Conference { room: "3000".into() }));
-    assert!(c.routes.iter().any(|r| r.action == RouteAction::MusicOnHold));
-    assert!(c.routes.iter().any(|r| r.action == RouteAction::Tone { tone: "ringback".into() }));
+    assert!(c.routes.iter().any(|r| r.action
+        == RouteAction::Conference {
+            room: "3000".into()
+        }));
+    assert!(
+        c.routes
+            .iter()
+            .any(|r| r.action == RouteAction::MusicOnHold)
+    );
+    assert!(c.routes.iter().any(|r| r.action
+        == RouteAction::Tone {
+            tone: "ringback".into()
+        }));
 }
 
 #[test]
@@ -121,7 +131,10 @@ fn typo_key_is_reported_with_file_line_and_column() {
 
     for (text, needle) in [
         ("[media]\ncodecs = [\"G729\"]\n", "unknown codec \"G729\""),
-        ("[media]\nconference_rate = 44100\n", "conference_rate 44100"),
+        (
+            "[media]\nconference_rate = 44100\n",
+            "conference_rate 44100",
+        ),
         ("[recording]\nmode = \"Stereo\"\n", "mode \"Stereo\""),
         ("[recording]\nsample_rate = 4000\n", "sample_rate 4000"),
     ] {

@@ -193,8 +193,10 @@ fn start_recorder(
     } else {
         options.data_dir.join(&recording.dir)
     };
-    std::fs::create_dir_all(&dir)
-        .map_err(io_context(format!("creating recordings directory {}", dir.display())))?;
+    std::fs::create_dir_all(&dir).map_err(io_context(format!(
+        "creating recordings directory {}",
+        dir.display()
+    )))?;
     let key = if recording.encrypt {
         let path = if recording.key_file.is_absolute() {
             recording.key_file.clone()

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use switchyard_config::Config;
 use switchyard_media::{MediaConfig, MediaEngine};
+use switchyard_sdp::SessionDescription;
 use switchyard_sip::auth::authorization_for;
 use switchyard_sip::transaction::{Peer, TransportKind};
-use switchyard_sdp::SessionDescription;
 use switchyard_sip::{Message, Method};
 use switchyard_store::{Cdr, Store, StoreThread};
 
@@ -453,7 +453,14 @@ fn a_callee_choosing_a_codec_the_caller_lacks_is_transcoded() {
             .collect();
         assert_eq!(
             offered,
-            ["PCMU", "telephone-event", "PCMA", "G722", "opus", "telephone-event"],
+            [
+                "PCMU",
+                "telephone-event",
+                "PCMA",
+                "G722",
+                "opus",
+                "telephone-event"
+            ],
             "the caller's codecs first, then what we transcode to"
         );
         let (pt, name) = answer_codec.split_once(' ').unwrap();

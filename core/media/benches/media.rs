@@ -667,7 +667,9 @@ fn start_engine() -> MediaEngine {
             threads: 1,
             // `RT_PRIORITY=50 cargo bench ...`: the media thread at SCHED_FIFO 50, as
             // `[media] realtime_priority` runs it in production.
-            realtime_priority: std::env::var("RT_PRIORITY").ok().and_then(|p| p.parse().ok()),
+            realtime_priority: std::env::var("RT_PRIORITY")
+                .ok()
+                .and_then(|p| p.parse().ok()),
         },
         Box::new(|event| eprintln!("unexpected media event: {event:?}")),
     )

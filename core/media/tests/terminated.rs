@@ -17,7 +17,6 @@ use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use switchyard_codec::{CodecParams, Decoder, Encoder};

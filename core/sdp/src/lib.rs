@@ -1021,9 +1021,10 @@ pub fn add_codecs(sdp: &mut SessionDescription, extra: &[CodecOffer<'_>]) {
     };
     let m = &mut sdp.media[index];
     for codec in extra {
-        let offered = m.codecs().iter().any(|c| {
-            c.name.eq_ignore_ascii_case(codec.name) && c.clock_rate == codec.clock_rate
-        });
+        let offered = m
+            .codecs()
+            .iter()
+            .any(|c| c.name.eq_ignore_ascii_case(codec.name) && c.clock_rate == codec.clock_rate);
         if offered {
             continue;
         }
@@ -1096,14 +1097,36 @@ a=rtpmap:101 telephone-event/48000\r\na=sendrecv\r\n",
         add_codecs(
             &mut sdp,
             &[
-                CodecOffer { name: "opus", clock_rate: 48000, channels: Some(2), static_payload_type: None, fmtp: None },
-                CodecOffer { name: "PCMA", clock_rate: 8000, channels: None, static_payload_type: Some(8), fmtp: None },
-                CodecOffer { name: "telephone-event", clock_rate: 8000, channels: None, static_payload_type: None, fmtp: Some("0-16") },
+                CodecOffer {
+                    name: "opus",
+                    clock_rate: 48000,
+                    channels: Some(2),
+                    static_payload_type: None,
+                    fmtp: None,
+                },
+                CodecOffer {
+                    name: "PCMA",
+                    clock_rate: 8000,
+                    channels: None,
+                    static_payload_type: Some(8),
+                    fmtp: None,
+                },
+                CodecOffer {
+                    name: "telephone-event",
+                    clock_rate: 8000,
+                    channels: None,
+                    static_payload_type: None,
+                    fmtp: Some("0-16"),
+                },
             ],
         );
         let audio = sdp.active_audio().unwrap();
         assert_eq!(audio.formats, ["96", "101", "8", "97"]);
-        let names: Vec<_> = audio.codecs().into_iter().map(|c| (c.payload_type, c.name, c.clock_rate)).collect();
+        let names: Vec<_> = audio
+            .codecs()
+            .into_iter()
+            .map(|c| (c.payload_type, c.name, c.clock_rate))
+            .collect();
         assert_eq!(names[2], (8, "PCMA".to_owned(), 8000));
         assert_eq!(names[3], (97, "telephone-event".to_owned(), 8000));
         assert_eq!(audio.codec("97").unwrap().fmtp.as_deref(), Some("0-16"));
