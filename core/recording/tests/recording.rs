@@ -216,6 +216,9 @@ fn a_stalled_writer_costs_frames_not_the_timeline() {
     // Release the writer; the blocks come back and recording resumes.
     h.gate.send(()).unwrap();
     assert_eq!(h.next().call_uuid, "stall");
+    // The blocks queued behind the stall go back to the pool only after on_finished returns:
+    // wait until the writer has worked through them, or the next frames could find no block.
+    h.barrier(dir.path(), 1);
     for _ in 0..10 {
         sink.push(&[-1; 160], &[]);
     }
