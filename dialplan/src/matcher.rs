@@ -60,7 +60,13 @@ pub struct Decision {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlannedAction {
     pub application: String,
+    /// The data expanded as hunting saw the variables: what `dialplan test` shows.
     pub data: String,
+    /// The data as written, and the captures of the condition that produced the action: a
+    /// call expands them again when it runs the action, so variables set by earlier actions
+    /// (`read`, `play_and_get_digits`, a failed `bridge`) are seen, as in FreeSWITCH.
+    pub template: String,
+    pub captures: Vec<Option<String>>,
     pub location: Location,
 }
 
@@ -122,6 +128,8 @@ pub fn hunt(
             PlannedAction {
                 application: pending.action.application.clone(),
                 data,
+                template: pending.action.data.clone(),
+                captures: pending.captures,
                 location: pending.action.location.clone(),
             }
         })
@@ -224,6 +232,8 @@ impl<'p> Hunter<'p, '_> {
                 self.inline_actions.push(PlannedAction {
                     application: action.application.clone(),
                     data,
+                    template: action.data.clone(),
+                    captures: captures.to_vec(),
                     location: action.location.clone(),
                 });
             } else {
@@ -238,7 +248,7 @@ impl<'p> Hunter<'p, '_> {
 
 /// The effect of `set`/`export` (`name=value`; an empty value unsets, as in FreeSWITCH) and
 /// `unset` (`name`) on the channel variables. Other applications leave them alone.
-fn apply_variable_application(application: &str, data: &str, vars: &mut Variables) {
+pub fn apply_variable_application(application: &str, data: &str, vars: &mut Variables) {
     match application {
         "set" | "export" => match data.split_once('=') {
             Some((name, value)) if !value.is_empty() => vars.set(name.trim(), value),
