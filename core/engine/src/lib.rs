@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod dialog;
+mod gateway;
 mod guard;
 mod media_plan;
 mod reactor;
@@ -23,15 +24,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchyard_config::{Config, RouteAction};
-use switchyard_dialplan::{ExtensionAction, Router};
+use switchyard_config::Config;
 use switchyard_media::{MediaConfig, MediaEngine};
 use switchyard_recording::{MasterKey, Recorder, RecordingInfo};
 use switchyard_store::Store;
-use tracing::info;
+use tracing::{info, warn};
 
 pub use reactor::{Input, ReactorHandle};
-pub use switch::COMMANDS;
+pub use switch::{COMMANDS, CallView, ModuleApplication, RoutingPlan};
 
 use crate::reactor::Reactor;
 use crate::registrar::Registrar;
@@ -42,8 +42,8 @@ use crate::switch::{LocalAddrs, Switch, SwitchParts};
 pub enum Error {
     #[error(transparent)]
     Config(#[from] switchyard_config::Error),
-    #[error("routing table: {0}")]
-    Routing(#[from] switchyard_dialplan::Error),
+    #[error("dialplan {dir}:\n{errors}")]
+    Dialplan { dir: String, errors: String },
     #[error("database: {0}")]
     Store(#[from] switchyard_store::Error),
     #[error("media: {0}")]
@@ -95,7 +95,16 @@ pub fn run(options: RunOptions) -> Result<(), Error> {
         "creating data directory {}",
         options.data_dir.display()
     )))?;
-    let router = build_router(&config)?;
+    let dialplan_dir = options.conf_dir.join("dialplan"); // SHIM-DIALPLAN
+    let holidays: Option<PathBuf> = None; // SHIM-DIALPLAN
+    let (plan, warnings) = switch::load_routing_plan(&dialplan_dir, holidays.as_deref())
+        .map_err(|errors| Error::Dialplan {
+            dir: dialplan_dir.display().to_string(),
+            errors,
+        })?;
+    for warning in warnings {
+        warn!("dialplan: {warning}");
+    }
 
     let mut reactor = Reactor::new().map_err(io_context("creating the signalling reactor"))?;
     let bound = reactor
@@ -143,7 +152,9 @@ pub fn run(options: RunOptions) -> Result<(), Error> {
     let mut switch = Switch::new(
         SwitchParts {
             config,
-            router,
+            plan,
+            dialplan_dir,
+            holidays,
             local,
             media: media.clone(),
             store: store.clone(),
@@ -244,31 +255,6 @@ fn recording_row(info: RecordingInfo) -> switchyard_store::Recording {
         created_ms,
         error: info.error,
     }
-}
-
-fn build_router(config: &Config) -> Result<Router, Error> {
-    let extensions = config.routes.iter().map(|route| {
-        let action = match &route.action {
-            RouteAction::Echo => ExtensionAction::Echo,
-            RouteAction::User(user) => ExtensionAction::User(user.clone()),
-            RouteAction::Reject { code } => ExtensionAction::Reject(*code),
-            RouteAction::Playback { prompts, lang } => ExtensionAction::Playback {
-                prompts: prompts.clone(),
-                lang: lang.clone(),
-            },
-            RouteAction::Tone { tone } => ExtensionAction::Tone(tone.clone()),
-            RouteAction::MusicOnHold => ExtensionAction::MusicOnHold,
-            RouteAction::Conference { room } => ExtensionAction::Conference(room.clone()),
-        };
-        (route.extension.clone(), action)
-    });
-    let users = config
-        .directory
-        .users
-        .values()
-        .filter(|u| u.enabled)
-        .map(|u| u.id.clone());
-    Ok(Router::new(extensions, users)?)
 }
 
 /// The key that signs digest nonces. Kept on disk so nonces handed out before a restart are

@@ -258,6 +258,11 @@ impl Sounds {
             .collect()
     }
 
+    /// A WAV file by its path (`playback /path/file.wav`).
+    pub(crate) fn file(&mut self, path: PathBuf) -> Result<Clip, SoundError> {
+        self.clip(path)
+    }
+
     pub(crate) fn music_on_hold(&mut self, rate: u32) -> Result<Vec<PlayItem>, SoundError> {
         let set = Self::set_rate(rate);
         let path = self.dir.join("music").join(set.to_string()).join("moh.wav");

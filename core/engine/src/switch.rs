@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use switchyard_config::{Config, Directory};
-use switchyard_dialplan::{RouteDecision, RouteRequest, Router};
+use switchyard_dialplan::vars::Variables;
 use switchyard_media::{
     ConferenceId, DtmfSource, Endpoint, EndpointId, MediaEngine, MediaEvent, Player,
 };
@@ -34,6 +34,11 @@ use crate::media_plan::{self, LegDtmf, Sounds};
 
 #[path = "switch_media.rs"]
 mod media_setup;
+#[path = "switch_script.rs"]
+mod script;
+pub use script::{CallView, ModuleApplication, RoutingPlan};
+pub(crate) use script::load_routing_plan;
+use script::Script;
 use crate::registrar::{BindingChange, ExpiryPolicy, RegisterRefusal, Registrar};
 
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REGISTER";
@@ -92,6 +97,15 @@ struct Settings {
     transcodable: Vec<CodecOffer<'static>>,
     conference_rate: u32,
     recording: RecordingPolicy,
+    /// Where `reload dialplan` reads the plan, and the holiday calendar.
+    dialplan_dir: std::path::PathBuf,
+    holidays: Option<std::path::PathBuf>,
+    /// The context of callers whose directory entry names none.
+    default_context: String,
+    /// `[dialplan.globals]`: every call starts with these variables.
+    globals: Vec<(String, String)>,
+    /// Local time for time-of-day conditions.
+    utc_offset_secs: i32,
 }
 
 /// `[recording]` as the switch applies it.
@@ -111,14 +125,10 @@ struct LegPlan {
     codec: String,
 }
 
-/// What a single-leg call does once answered.
+/// A media application that changes how the call's leg is handled (re-INVITEs, recording).
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum App {
     Echo,
-    /// Hang up when the prompts end.
-    Playback,
-    /// Plays until the caller hangs up.
-    Endless,
     Conference(String),
 }
 
@@ -241,6 +251,26 @@ struct Call {
     tapped: bool,
     recording_active: bool,
     recordings_made: u32,
+    /// The dialplan actions this call runs.
+    script: Option<Script>,
+    /// Our own answer to the caller when we terminate its leg (answer, pre_answer, IVR):
+    /// sent in the 183 and again in the 200.
+    a_sdp: Option<Vec<u8>>,
+    /// The caller leg's sample rate once terminated here.
+    a_rate: u32,
+    /// A 183 with our SDP went out.
+    early: bool,
+    /// For the INVITEs to callees.
+    max_forwards: u32,
+}
+
+/// Where a fork goes and who it says is calling.
+struct ForkTarget<'a> {
+    from_user: &'a str,
+    display: Option<&'a str>,
+    to_uri: &'a str,
+    request_uri: &'a str,
+    flow: Peer,
 }
 
 impl Call {
@@ -337,9 +367,9 @@ enum ClientRole {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
-    NoAnswer(CallKey),
-    /// The prompts of a playback call have been sent: hang up once the phone has played them.
-    PlaybackOver(CallKey),
+    /// A timer of the call's dialplan script (sleep, digit timeouts, a bridge's
+    /// call_timeout), for the script's wait of this epoch.
+    Script(CallKey, u64),
     Sweep,
     ShutdownDeadline,
 }
@@ -366,7 +396,10 @@ struct Counters {
 pub struct Switch {
     settings: Settings,
     directory: Directory,
-    router: Arc<Router>,
+    /// The dialplan new calls hunt in; a reload swaps it.
+    plan: Arc<RoutingPlan>,
+    /// Applications modules registered, by name.
+    applications: HashMap<String, Arc<dyn ModuleApplication>>,
     transactions: TransactionLayer,
     challenger: DigestChallenger,
     guard: AuthGuard,
@@ -397,7 +430,10 @@ pub struct Switch {
 /// Everything the switch needs from the outside world, built by the reactor.
 pub struct SwitchParts {
     pub config: Config,
-    pub router: Router,
+    pub plan: RoutingPlan,
+    /// The plan's directory, read again by `reload dialplan`.
+    pub dialplan_dir: std::path::PathBuf,
+    pub holidays: Option<std::path::PathBuf>,
     pub local: LocalAddrs,
     pub media: MediaEngine,
     pub store: Store,
@@ -413,7 +449,9 @@ impl Switch {
     pub fn new(parts: SwitchParts, now: Now) -> Switch {
         let SwitchParts {
             config,
-            router,
+            plan,
+            dialplan_dir,
+            holidays,
             local,
             media,
             store,
@@ -449,6 +487,11 @@ impl Switch {
                 sample_rate: config.recording.sample_rate,
                 encrypt: config.recording.encrypt,
             },
+            dialplan_dir,
+            holidays,
+            default_context: "default".into(), // SHIM-DIALPLAN
+            globals: Vec::new(), // SHIM-DIALPLAN
+            utc_offset_secs: 0,
         };
         let transactions = TransactionLayer::new(TimerConfig {
             t1: Duration::from_millis(config.sip.t1_ms),
@@ -480,7 +523,8 @@ impl Switch {
             ),
             directory: config.directory,
             settings,
-            router: Arc::new(router),
+            plan: Arc::new(plan),
+            applications: HashMap::new(),
             transactions,
             registrar,
             media,
@@ -563,24 +607,18 @@ impl Switch {
                     Side::B(call.winner.unwrap_or(0))
                 };
                 self.deliver_dtmf(now, key, side, digit, duration_ms, source);
+                if side == Side::A {
+                    self.script_digit(now, key, digit);
+                }
+                self.drain_transaction_events(now);
                 return;
             }
             MediaEvent::PlaybackDone { endpoint } => {
                 let Some(&key) = self.endpoint_calls.get(&endpoint) else {
                     return;
                 };
-                if self
-                    .calls
-                    .get(&key)
-                    .is_some_and(|c| c.app == Some(App::Playback))
-                {
-                    // The last packets are still in the phone's jitter buffer: a BYE now
-                    // would cut the end of the last prompt.
-                    self.timers.push(Reverse((
-                        now.mono + PLAYOUT_DRAIN,
-                        Timer::PlaybackOver(key),
-                    )));
-                }
+                self.script_playback_done(now, key);
+                self.drain_transaction_events(now);
                 return;
             }
             _ => {}
@@ -609,22 +647,7 @@ impl Switch {
             }
             self.timers.pop();
             match timer {
-                Timer::NoAnswer(key) => {
-                    if self
-                        .calls
-                        .get(&key)
-                        .is_some_and(|c| c.state == CallState::Routing)
-                    {
-                        info!(call = key, "no answer within the timeout");
-                        self.fail_unanswered(now, key, 480, "NO_ANSWER");
-                    }
-                }
-                Timer::PlaybackOver(key) => {
-                    if self.calls.contains_key(&key) {
-                        info!(call = key, "playback finished: hanging up");
-                        self.hang_up(now, key, "NORMAL_CLEARING", "system");
-                    }
-                }
+                Timer::Script(key, epoch) => self.script_timer(now, key, epoch),
                 Timer::Sweep => {
                     let removed = self.registrar.purge_expired(now.unix_secs());
                     if removed > 0 {
@@ -1015,52 +1038,45 @@ impl Switch {
         };
         let call_uuid = new_uuid();
         self.counters.calls_total += 1;
-        let decision = self.router.route(&RouteRequest {
-            destination: &destination,
-            caller: &caller,
-        });
-        info!(uuid = call_uuid, caller, destination, ?decision, "new call");
-
-        let media = match &decision {
-            RouteDecision::Echo
-            | RouteDecision::Playback { .. }
-            | RouteDecision::Tone { .. }
-            | RouteDecision::MusicOnHold => self.media.allocate().map(|a| Media::Single { a }),
-            RouteDecision::Conference { room } => {
-                let id = self.room(room);
-                self.media.allocate_for(id).map(|a| Media::Single { a })
-            }
-            RouteDecision::BridgeUser { .. } => self
-                .media
-                .allocate_pair()
-                .map(|(a, b)| Media::Bridge { a, b }),
-            _ => {
-                let (status, cause) = match decision {
-                    RouteDecision::Reject { status, cause } => (status, cause),
-                    _ => (500, "NORMAL_UNSPECIFIED"),
-                };
-                self.respond(now, tx, status, &[], Some(&a_dialog.local_tag), None);
+        let context = self
+            .directory
+            .get(&caller)
+            .and_then(|_u| None::<String>) // SHIM-DIALPLAN
+            .unwrap_or_else(|| self.settings.default_context.clone());
+        let vars = self.call_variables(msg, &caller, &destination, peer, &call_uuid, &context);
+        let plan = Arc::clone(&self.plan);
+        let (actions, vars) = match self.hunt_call(&plan, &context, &vars, now) {
+            Ok((actions, vars)) if !actions.is_empty() => (actions, vars),
+            outcome => {
+                if let Err(error) = outcome {
+                    warn!(%error, "no dialplan context for the call");
+                }
+                info!(uuid = call_uuid, caller, destination, context, "no route");
+                self.respond(now, tx, 404, &[], Some(&a_dialog.local_tag), None);
                 self.write_unconnected_cdr(
                     now,
                     &call_uuid,
                     &caller,
                     &destination,
                     msg.call_id(),
-                    status,
-                    cause,
+                    404,
+                    "NO_ROUTE_DESTINATION",
                 );
                 return;
             }
         };
-        let media = match media {
-            Ok(media) => media,
+        info!(uuid = call_uuid, caller, destination, context, actions = actions.len(), "new call");
+
+        // A room lives on one media thread: a call headed for one that exists gets its leg
+        // there (the first `conference` the plan runs decides).
+        let room_thread = actions
+            .iter()
+            .find(|a| a.application == "conference")
+            .and_then(|a| self.rooms.get(a.data.split('@').next().unwrap_or_default().trim()))
+            .map(|room| room.id);
+        let a_endpoint = match room_thread.map_or_else(|| self.media.allocate(), |id| self.media.allocate_for(id)) {
+            Ok(endpoint) => endpoint,
             Err(error) => {
-                if let RouteDecision::Conference { room } = &decision
-                    && self.rooms.get(room).is_some_and(|r| r.members == 0)
-                    && let Some(r) = self.rooms.remove(room)
-                {
-                    self.media.close_conference(r.id);
-                }
                 warn!(%error, "no media ports for a new call");
                 self.respond(now, tx, 503, &[], Some(&a_dialog.local_tag), None);
                 self.write_unconnected_cdr(
@@ -1075,10 +1091,6 @@ impl Switch {
                 return;
             }
         };
-        let a_endpoint = media
-            .endpoint(Side::A)
-            .expect("every call has an A endpoint")
-            .clone();
         if let Some(remote) = offer.audio_destination() {
             self.media.set_remote(a_endpoint.id, remote);
         }
@@ -1091,13 +1103,10 @@ impl Switch {
         );
         self.server_roles.insert(tx, ServerRole::ACallInvite(key));
         self.endpoint_calls.insert(a_endpoint.id, key);
-        if let Media::Bridge { b, .. } = &media {
-            self.endpoint_calls.insert(b.id, key);
-        }
-        let mut call = Call {
+        let call = Call {
             uuid: call_uuid,
             caller: caller.clone(),
-            callee: String::new(),
+            callee: destination.clone(),
             destination: destination.clone(),
             start: now,
             answered_ms: None,
@@ -1111,12 +1120,12 @@ impl Switch {
             },
             forks: Vec::new(),
             winner: None,
-            media,
+            media: Media::Single { a: a_endpoint },
             b_origin: OriginState::new(rand::random::<u32>() as u64),
             b_final: None,
             a_final: None,
             pending_offer: None,
-            a_offer: None,
+            a_offer: Some(offer),
             b_offer: None,
             a_plan: None,
             b_plan: None,
@@ -1130,136 +1139,104 @@ impl Switch {
             tapped: false,
             recording_active: false,
             recordings_made: 0,
+            script: Some(Script::new(plan, actions, vars)),
+            a_sdp: None,
+            a_rate: 8000,
+            early: false,
+            max_forwards: msg.max_forwards().unwrap_or(70).saturating_sub(1).min(70),
         };
-
-        match decision {
-            RouteDecision::Echo => {
-                call.callee = destination;
-                let answer = switchyard_sdp::answer(
-                    &offer,
-                    a_endpoint.local,
-                    &mut call.a.origin,
-                    ECHO_CODECS,
-                );
-                self.calls.insert(key, call);
-                match answer {
-                    Ok(answer) => {
-                        if let Some(c) = self.calls.get_mut(&key) {
-                            c.app = Some(App::Echo);
-                            // The echo relays whatever the caller sends: a re-INVITE is
-                            // answered in the same codec.
-                            c.a_plan = answer.chosen_codec().map(|codec| LegPlan {
-                                dtmf: LegDtmf::Rfc4733,
-                                codec: codec.name,
-                            });
-                        }
-                        self.media.echo(a_endpoint.id);
-                        self.answer_a(now, key, answer.to_bytes());
-                    }
-                    Err(_) => self.fail_unanswered(now, key, 488, "INCOMPATIBLE_DESTINATION"),
-                }
-            }
-            RouteDecision::Playback { .. }
-            | RouteDecision::Tone { .. }
-            | RouteDecision::MusicOnHold
-            | RouteDecision::Conference { .. } => {
-                call.callee = destination;
-                self.calls.insert(key, call);
-                self.answer_with_app(now, key, &offer, a_endpoint, decision);
-            }
-            RouteDecision::BridgeUser { user } => {
-                call.callee = user.clone();
-                call.a_offer = Some(offer.clone());
-                let contacts: Vec<(String, Peer)> = self
-                    .registrar
-                    .contacts(&user, now.unix_secs())
-                    .into_iter()
-                    .map(|b| (strip_uri_headers(&b.contact).to_owned(), b.flow))
-                    .collect();
-                let b_endpoint = call
-                    .media
-                    .endpoint(Side::B(0))
-                    .expect("bridged calls have a B endpoint")
-                    .clone();
-                let mut b_offer =
-                    switchyard_sdp::anchor(&offer, b_endpoint.local, &mut call.b_origin, None);
-                // What we can transcode to goes after the caller's own codecs, so a callee
-                // that shares one with the caller picks it and the call stays a relay.
-                if let Ok(b_offer) = &mut b_offer
-                    && media_plan::plain_rtp(&offer)
-                    && offer
-                        .active_audio()
-                        .is_some_and(|m| m.codecs().iter().any(media_plan::decodable))
-                {
-                    switchyard_sdp::add_codecs(b_offer, &self.settings.transcodable);
-                }
-                call.b_offer = b_offer.as_ref().ok().cloned();
-                self.calls.insert(key, call);
-                if contacts.is_empty() {
-                    info!(user, "callee not registered");
-                    return self.fail_unanswered(now, key, 480, "USER_NOT_REGISTERED");
-                }
-                let Ok(b_offer) = b_offer else {
-                    return self.fail_unanswered(now, key, 488, "INCOMPATIBLE_DESTINATION");
-                };
-                let b_offer = b_offer.to_bytes();
-                let max_forwards = msg.max_forwards().unwrap_or(70).saturating_sub(1).min(70);
-                if max_forwards == 0 {
-                    return self.fail_unanswered(now, key, 483, "EXCHANGE_ROUTING_ERROR");
-                }
-                let display = self
-                    .directory
-                    .users
-                    .get(&caller)
-                    .and_then(|u| u.display_name.clone());
-                for (contact, flow) in contacts {
-                    self.start_fork(
-                        now,
-                        key,
-                        &caller,
-                        display.as_deref(),
-                        &user,
-                        &contact,
-                        flow,
-                        &b_offer,
-                        max_forwards,
-                    );
-                }
-                self.timers.push(Reverse((
-                    now.mono + self.settings.no_answer,
-                    Timer::NoAnswer(key),
-                )));
-            }
-            _ => unreachable!("rejections returned above"),
+        self.calls.insert(key, call);
+        if self.calls[&key].max_forwards == 0 {
+            return self.fail_unanswered(now, key, 483, "EXCHANGE_ROUTING_ERROR");
         }
+        self.run_script(now, key);
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// The channel variables a new call starts with (FreeSWITCH's names), globals first so
+    /// the call's own facts win.
+    fn call_variables(
+        &self,
+        msg: &Message,
+        caller: &str,
+        destination: &str,
+        peer: Peer,
+        uuid: &str,
+        context: &str,
+    ) -> Variables {
+        let mut vars: Variables = self
+            .settings
+            .globals
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let user = self.directory.get(caller);
+        let from = msg.from();
+        let from_uri = Uri::parse(from.uri.raw).ok();
+        let req_uri = msg.request_uri().unwrap_or_default();
+        let display = from
+            .display_name
+            .as_deref()
+            .map(str::to_owned)
+            .or_else(|| user.and_then(|u| u.display_name.clone()))
+            .unwrap_or_else(|| caller.to_owned());
+        let set = |vars: &mut Variables, name: &str, value: &str| vars.set(name, value);
+        set(&mut vars, "destination_number", destination);
+        set(&mut vars, "caller_id_number", caller);
+        set(&mut vars, "caller_id_name", &display);
+        set(&mut vars, "network_addr", &peer.addr.ip().to_string());
+        set(&mut vars, "network_port", &peer.addr.port().to_string());
+        if let Some(uri) = &from_uri {
+            set(&mut vars, "sip_from_user", &uri.user_unescaped().unwrap_or_default());
+            set(&mut vars, "sip_from_host", uri.host);
+        }
+        if let Ok(uri) = Uri::parse(msg.to().uri.raw) {
+            set(&mut vars, "sip_to_user", &uri.user_unescaped().unwrap_or_default());
+            set(&mut vars, "sip_to_host", uri.host);
+        }
+        set(&mut vars, "sip_req_uri", req_uri);
+        set(&mut vars, "sip_req_user", destination);
+        if let Some(agent) = msg.header("User-Agent") {
+            set(&mut vars, "sip_user_agent", agent);
+        }
+        set(&mut vars, "sip_call_id", msg.call_id());
+        set(&mut vars, "context", context);
+        set(&mut vars, "uuid", uuid);
+        set(&mut vars, "domain_name", &self.settings.domain);
+        set(&mut vars, "user_name", caller);
+        set(&mut vars, "direction", "inbound");
+        // SHIM-DIALPLAN user caller id
+        vars
+    }
+
     fn start_fork(
         &mut self,
         now: Now,
         key: CallKey,
-        caller: &str,
-        display: Option<&str>,
-        callee: &str,
-        contact: &str,
-        flow: Peer,
+        target: ForkTarget<'_>,
         offer: &[u8],
         max_forwards: u32,
-    ) {
+    ) -> Option<ClientTxId> {
+        let ForkTarget {
+            from_user,
+            display,
+            to_uri,
+            request_uri,
+            flow,
+        } = target;
         let local_addr = self.settings.local.for_transport(flow.transport);
         let domain = &self.settings.domain;
+        let from_user = escape_user(from_user);
         let local_uri = match display {
-            Some(name) => format!("\"{}\" <sip:{caller}@{domain}>", name.replace('"', "")),
-            None => format!("<sip:{caller}@{domain}>"),
+            Some(name) => format!("\"{}\" <sip:{from_user}@{domain}>", name.replace(['"', '\\'], "")),
+            None => format!("<sip:{from_user}@{domain}>"),
         };
         let mut dialog = Dialog {
             call_id: format!("{}@{}", new_uuid(), local_addr.ip()),
             local_tag: new_tag(),
             remote_tag: None,
             local_uri,
-            remote_uri: format!("<sip:{callee}@{domain}>"),
-            remote_target: contact.to_owned(),
+            remote_uri: to_uri.to_owned(),
+            remote_target: request_uri.to_owned(),
             route_set: Vec::new(),
             local_cseq: 1,
             peer: flow,
@@ -1267,7 +1244,7 @@ impl Switch {
             last_ack: None,
         };
         let branch = new_branch();
-        let mut builder = MessageBuilder::request(&Method::Invite, contact);
+        let mut builder = MessageBuilder::request(&Method::Invite, request_uri);
         builder.header("Via", via_value(flow.transport, local_addr, &branch));
         builder.header("Max-Forwards", max_forwards);
         builder.header(
@@ -1281,14 +1258,10 @@ impl Switch {
         builder.header("Allow", ALLOW);
         builder.header("User-Agent", &self.settings.user_agent);
         let bytes = builder.finish(Some(SDP), offer);
-        let Some(request) = parse_own(bytes) else {
-            return;
-        };
+        let request = parse_own(bytes)?;
         let invite_tx = self.transactions.send_request(now.mono, request, flow);
         dialog.local_cseq = 1;
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
+        let call = self.calls.get_mut(&key)?;
         let fork = call.forks.len();
         self.dialogs.insert(
             (dialog.call_id.clone(), dialog.local_tag.clone()),
@@ -1303,6 +1276,7 @@ impl Switch {
         });
         self.client_roles
             .insert(invite_tx, ClientRole::BInvite { call: key, fork });
+        Some(invite_tx)
     }
 
     /// Sends the caller our 200 OK with `sdp` and marks the call answered.
@@ -1408,7 +1382,8 @@ impl Switch {
                 self.cancel_fork(now, key, fork);
                 return;
             }
-            if status == 100 || call.state == CallState::Answered {
+            if status == 100 || call.state == CallState::Answered || call.a_sdp.is_some() {
+                // Our own media faces the caller (ringback, early media): nothing to pass on.
                 return;
             }
             let leg = &mut call.forks[fork];
@@ -1466,35 +1441,45 @@ impl Switch {
                 leg.dialog
                     .acknowledge(msg.cseq().0, &new_branch(), &self.settings.user_agent);
             self.transactions.send_stateless(leg.dialog.peer, ack);
-            if call.state == CallState::Answered || call.winner.is_some() {
-                // Another fork won the race (RFC 3261 §13.2.2.4): this one is hung up at once.
+            let current = call
+                .script
+                .as_ref()
+                .and_then(|s| s.group_start())
+                .is_some_and(|first| fork >= first);
+            if call.winner.is_some() || !current {
+                // Another fork won the race (RFC 3261 §13.2.2.4), or this one answered after
+                // its bridge attempt was given up: it is hung up at once.
                 self.send_in_dialog(now, key, Side::B(fork), Method::Bye, None);
                 return;
             }
             call.winner = Some(fork);
             call.b_final = Some(status);
-            if !matches!(call.media, Media::Bridge { .. }) {
-                return;
-            }
             let uuid = call.uuid.clone();
-            let a_sdp = SessionDescription::parse(msg.body())
-                .ok()
-                .and_then(|answer| self.connect_answered(key, fork, &answer));
+            let ours = call.a_sdp.clone();
+            let answered_before = call.state == CallState::Answered;
+            let answer = SessionDescription::parse(msg.body()).ok();
+            let a_sdp = match (&ours, answer) {
+                (Some(sdp), Some(answer)) => self
+                    .connect_late(key, fork, &answer)
+                    .then(|| sdp.clone()),
+                (None, Some(answer)) => self.connect_answered(key, fork, &answer),
+                (_, None) => None,
+            };
             let Some(a_sdp) = a_sdp else {
                 warn!(uuid, "callee answered without a usable SDP answer");
                 self.send_in_dialog(now, key, Side::B(fork), Method::Bye, None);
                 if let Some(c) = self.calls.get_mut(&key) {
                     c.winner = None;
+                    c.forks[fork].state = ForkState::Failed;
                 }
-                return self.fail_unanswered(now, key, 488, "INCOMPATIBLE_DESTINATION");
+                return self.bridge_group_failed(now, key, 488, "INCOMPATIBLE_DESTINATION");
             };
             self.cancel_other_forks(now, key, fork);
-            self.answer_a(now, key, a_sdp);
-            if self.settings.recording.automatic.is_some()
-                && let Err(error) = self.start_recording(key, None)
-            {
-                warn!(%error, "cannot record the call");
+            if !answered_before {
+                self.answer_a(now, key, a_sdp);
             }
+            info!(uuid, fork, "bridged");
+            self.script_bridged(now, key);
             return;
         }
 
@@ -1502,18 +1487,24 @@ impl Switch {
         let leg = &mut call.forks[fork];
         leg.state = ForkState::Failed;
         leg.final_status = Some(status);
-        if call.state == CallState::Routing && call.forks.iter().all(BLeg::is_over) {
-            let best = best_failure(call.forks.iter().filter_map(|f| f.final_status));
-            call.b_final = Some(best);
-            // RFC 3261 §16.7: 6xx or the most telling 4xx goes back to the caller.
-            let status = if best == 408 { 480 } else { best };
-            self.fail_unanswered(
-                now,
-                key,
-                status,
-                switchyard_dialplan::cause_for_status(best),
-            );
+        self.check_group_over(now, key, fork);
+    }
+
+    /// After a fork of the bridge attempt in progress ended: when all of its group have,
+    /// the group failed with the most telling status (RFC 3261 §16.7: 6xx, then busy...).
+    fn check_group_over(&mut self, now: Now, key: CallKey, fork: usize) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(first) = call.script.as_ref().and_then(|s| s.group_start()) else {
+            return;
+        };
+        if fork < first || call.winner.is_some() || !call.forks[first..].iter().all(BLeg::is_over)
+        {
+            return;
         }
+        let best = best_failure(call.forks[first..].iter().filter_map(|f| f.final_status));
+        self.bridge_group_failed(now, key, best, switchyard_dialplan::cause_for_status(best));
     }
 
     fn on_client_timeout(&mut self, now: Now, tx: ClientTxId) {
@@ -1525,10 +1516,7 @@ impl Switch {
                 let leg = &mut c.forks[fork];
                 leg.state = ForkState::Failed;
                 leg.final_status = Some(408);
-                if c.state == CallState::Routing && c.forks.iter().all(BLeg::is_over) {
-                    c.b_final = Some(408);
-                    self.fail_unanswered(now, call, 480, "RECOVERY_ON_TIMER_EXPIRE");
-                }
+                self.check_group_over(now, call, fork);
             }
             Some(ClientRole::Relay { call, server, .. }) => {
                 if let Some(c) = self.calls.get_mut(&call)
@@ -1618,24 +1606,17 @@ impl Switch {
                 let side_name = if side == Side::A { "caller" } else { "callee" };
                 let call = self.calls.get_mut(&key).expect("looked up above");
                 if let Side::B(fork) = side
-                    && call.state == CallState::Answered
                     && call.winner != Some(fork)
                 {
-                    // A fork that lost the race (and got or will get our BYE) hanging up
-                    // itself: only that fork ends.
-                    call.forks[fork].state = ForkState::Failed;
-                    return;
+                    // A fork that lost the race (and got or will get our BYE), or a BYE on
+                    // an early dialog: only that fork ends.
+                    let leg = &mut call.forks[fork];
+                    leg.state = ForkState::Failed;
+                    leg.final_status.get_or_insert(480);
+                    return self.check_group_over(now, key, fork);
                 }
                 if call.state == CallState::Answered || side == Side::A {
                     self.hang_up_from(now, key, side, "NORMAL_CLEARING", side_name);
-                } else if let Side::B(fork) = side {
-                    // BYE on an early dialog from one fork: that fork is out.
-                    let c = self.calls.get_mut(&key).expect("looked up above");
-                    c.forks[fork].state = ForkState::Failed;
-                    c.forks[fork].final_status = Some(480);
-                    if c.forks.iter().all(BLeg::is_over) {
-                        self.fail_unanswered(now, key, 480, "NORMAL_CLEARING");
-                    }
                 }
             }
             Method::Invite
@@ -1653,10 +1634,13 @@ impl Switch {
                         .and_then(|t| media_plan::parse_dtmf_info(t, msg.body()))
                 {
                     // Relayed when both legs speak INFO; else we convert it.
-                    let relayed = !call.terminated && call.app.is_none();
+                    let relayed = !call.terminated && call.app.is_none() && call.a_sdp.is_none();
                     if !relayed {
                         self.respond(now, tx, 200, &[], None, None);
                         self.deliver_dtmf(now, key, side, digit, duration, DtmfSource::Info);
+                        if side == Side::A {
+                            self.script_digit(now, key, digit);
+                        }
                         return;
                     }
                     let call = self.calls.get_mut(&key).expect("looked up above");
@@ -1674,13 +1658,14 @@ impl Switch {
                     return;
                 };
                 let carries_offer = matches!(method, Method::Invite | Method::Update);
-                if carries_offer && (call.terminated || call.app.is_some()) {
+                if carries_offer && (call.terminated || call.app.is_some() || call.a_sdp.is_some())
+                {
                     if let Some(dialog) = call.dialog_mut(side) {
                         dialog.refresh_target(msg);
                     }
                     return self.answer_offer_locally(now, key, side, tx, msg);
                 }
-                if matches!(call.media, Media::Single { .. }) {
+                if matches!(call.media, Media::Single { .. }) || call.winner.is_none() {
                     // Nobody to relay to: we are the other end.
                     let status = match method {
                         Method::Options | Method::Info => 200,
@@ -2406,11 +2391,7 @@ impl Switch {
                 {
                     return Err("usage: dtmf <uuid> <digits 0-9*#A-D>".into());
                 }
-                let own_media = call.terminated
-                    || matches!(
-                        call.app,
-                        Some(App::Playback | App::Endless | App::Conference(_))
-                    );
+                let own_media = call.terminated || call.a_sdp.is_some();
                 if call.state != CallState::Answered || !own_media {
                     return Err(format!(
                         "{uuid}: its media is relayed, not terminated here; DTMF goes only into terminated calls"
@@ -2459,6 +2440,7 @@ impl Switch {
                 }
                 Ok(out)
             }
+            ["reload", "dialplan"] | ["reloadxml"] => self.reload_dialplan(),
             ["shutdown"] => {
                 let calls = self.calls.len();
                 self.begin_shutdown(now);
@@ -2560,9 +2542,10 @@ impl Switch {
                 CallState::Answered => "answered",
             };
             let age = (now.unix_ms - call.start.unix_ms).max(0) / 1000;
+            let script = call.script.as_ref().map_or("", |s| s.current());
             let _ = writeln!(
                 out,
-                "{} {} -> {} ({}) {state} {age}s a:{}",
+                "{} {} -> {} ({}) {state} {script} {age}s a:{}",
                 call.uuid, call.caller, call.destination, call.callee, call.a.dialog.call_id
             );
         }
@@ -2670,6 +2653,8 @@ pub const COMMANDS: &[&str] = &[
     "dtmf",
     "show conferences",
     "conference",
+    "reload dialplan",
+    "reloadxml",
     "shutdown",
     "help",
 ];
@@ -2701,6 +2686,19 @@ fn first_contact_uri(msg: &Message) -> Option<String> {
 }
 
 /// RFC 3261 §19.1.5: headers in a Contact URI are not part of a Request-URI.
+/// RFC 3261 §25.1: a caller id (from config or a variable) made safe for a URI's user part.
+fn escape_user(user: &str) -> String {
+    let mut out = String::with_capacity(user.len());
+    for byte in user.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_.!~*'()&=+$,;?/".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            let _ = write!(out, "%{byte:02X}");
+        }
+    }
+    out
+}
+
 fn strip_uri_headers(uri: &str) -> &str {
     uri.split('?').next().unwrap_or(uri)
 }

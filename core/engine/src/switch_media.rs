@@ -2,138 +2,25 @@
 //! conferences), choosing relay or termination when a callee answers, recordings, and DTMF
 //! across a bridge. A child module of `switch`, so it works on the switch's own state.
 
-use switchyard_dialplan::RouteDecision;
-use switchyard_media::{DtmfOptions, DtmfSource, Endpoint, LegCodec, Player};
+use switchyard_media::{DtmfOptions, DtmfSource, Endpoint, LegCodec};
 use switchyard_recording::{Layout, RecordingSpec};
 use switchyard_sdp::SessionDescription;
-use tracing::{info, warn};
+use tracing::info;
 
 use super::*;
 
 impl Switch {
     /// The conference room of this name, created on first use.
-    pub(super) fn room(&mut self, name: &str) -> ConferenceId {
+    pub(super) fn room(&mut self, name: &str, beside: switchyard_media::EndpointId) -> ConferenceId {
         if let Some(room) = self.rooms.get(name) {
             return room.id;
         }
-        let id = self.media.create_conference(self.settings.conference_rate);
+        let id = self
+            .media
+            .create_conference_beside(beside, self.settings.conference_rate);
         info!(room = name, "conference room created");
         self.rooms.insert(name.to_owned(), Room { id, members: 0 });
         id
-    }
-
-    /// A call routed to one of our media applications: answer with a codec of the caller's
-    /// offer we terminate, then play, tone or join.
-    pub(super) fn answer_with_app(
-        &mut self,
-        now: Now,
-        key: CallKey,
-        offer: &SessionDescription,
-        a: Endpoint,
-        decision: RouteDecision,
-    ) {
-        let codecs: Vec<&str> = self
-            .settings
-            .codecs
-            .iter()
-            .map(String::as_str)
-            .chain(["telephone-event"])
-            .collect();
-        let caller_mode = self
-            .calls
-            .get(&key)
-            .map(|c| self.dtmf_mode_of(&c.caller))
-            .unwrap_or_default();
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        if let RouteDecision::Conference { room } = &decision {
-            // Counted from now: the room closes when its last call ends, joined or not.
-            call.app = Some(App::Conference(room.clone()));
-            if let Some(r) = self.rooms.get_mut(room) {
-                r.members += 1;
-            }
-        }
-        let answer = switchyard_sdp::answer(offer, a.local, &mut call.a.origin, &codecs);
-        let Ok(answer) = answer else {
-            return self.fail_unanswered(now, key, 488, "INCOMPATIBLE_DESTINATION");
-        };
-        let Some(chosen) = answer.chosen_codec() else {
-            return self.fail_unanswered(now, key, 488, "INCOMPATIBLE_DESTINATION");
-        };
-        let te = answer.telephone_event(chosen.clock_rate);
-        let opus_rate = match decision {
-            RouteDecision::Conference { .. } => self.settings.conference_rate,
-            _ => 16_000,
-        };
-        let Some(codec) = media_plan::leg_codec(&chosen, te, opus_rate) else {
-            return self.fail_unanswered(now, key, 488, "INCOMPATIBLE_DESTINATION");
-        };
-        let rate = codec.sample_rate;
-        let dtmf = LegDtmf::resolve(caller_mode, te.is_some());
-        call.a_plan = Some(LegPlan {
-            dtmf,
-            codec: chosen.name.clone(),
-        });
-        let items = match &decision {
-            RouteDecision::Playback { prompts, lang } => {
-                self.sounds.prompts(lang, prompts, rate).map(|i| (i, false))
-            }
-            RouteDecision::Tone { tone } => self
-                .sounds
-                .tone(tone)
-                .map(|spec| (vec![PlayItem::Tone(spec)], true)),
-            RouteDecision::MusicOnHold => self.sounds.music_on_hold(rate).map(|i| (i, true)),
-            _ => Ok((Vec::new(), false)),
-        };
-        let (items, looping) = match items {
-            Ok(items) => items,
-            Err(error) => {
-                warn!(%error, "cannot load what the call should hear");
-                return self.fail_unanswered(now, key, 500, "NORMAL_TEMPORARY_FAILURE");
-            }
-        };
-        self.media.terminate(
-            a.id,
-            codec,
-            DtmfOptions {
-                detect_inband: dtmf == LegDtmf::Inband,
-                // Nobody else hears this leg's tones.
-                mute_detected: false,
-            },
-        );
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        match decision {
-            RouteDecision::Conference { room } => {
-                let Some(id) = self.rooms.get(&room).map(|r| r.id) else {
-                    return self.fail_unanswered(now, key, 500, "NORMAL_TEMPORARY_FAILURE");
-                };
-                let tone = Player::new(
-                    vec![PlayItem::Tone(Sounds::conference_tone(true))],
-                    self.settings.conference_rate,
-                    false,
-                )
-                .ok();
-                self.media.join_conference(id, a.id, false, false, tone);
-                info!(uuid = call.uuid, room, "joined conference");
-            }
-            _ => {
-                match Player::new(items, rate, looping) {
-                    Ok(player) => {
-                        self.media.solo(a.id);
-                        self.media.play(a.id, player);
-                    }
-                    Err(error) => {
-                        warn!(%error, "cannot build the player");
-                        return self.fail_unanswered(now, key, 500, "NORMAL_TEMPORARY_FAILURE");
-                    }
-                }
-                call.app = Some(if looping { App::Endless } else { App::Playback });
-            }
-        }
-        self.answer_a(now, key, answer.to_bytes());
     }
 
     /// A re-INVITE or UPDATE on a leg whose media we terminate: the other leg need not know
@@ -499,4 +386,3 @@ fn terminate_pair(
     }
 }
 
-use switchyard_media::PlayItem;

@@ -87,7 +87,8 @@ impl Harness {
             Box::new(|_| {}),
         )
         .unwrap();
-        let router = crate::build_router(&config).unwrap();
+        let dialplan_dir = std::path::PathBuf::from("/tmp/testplan"); // SHIM-DIALPLAN
+        let (plan, _) = crate::switch::load_routing_plan(&dialplan_dir, None).unwrap();
         let now = Now {
             mono: Instant::now(),
             unix_ms: 1_800_000_000_000,
@@ -96,7 +97,9 @@ impl Harness {
         let switch = Switch::new(
             SwitchParts {
                 config,
-                router,
+                plan,
+                dialplan_dir,
+                holidays: None,
                 local: LocalAddrs {
                     udp: Some(local),
                     tcp: None,

@@ -79,6 +79,14 @@ pub struct EndpointId {
     generation: u32,
 }
 
+impl EndpointId {
+    /// The media thread the endpoint lives on: legs bridge, connect or join a conference only
+    /// on their own thread.
+    pub fn thread(&self) -> u16 {
+        self.thread
+    }
+}
+
 /// An allocated endpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Endpoint {
@@ -402,6 +410,12 @@ impl MediaEngine {
         self.allocate_on(self.pick_thread())
     }
 
+    /// One endpoint on the media thread of `beside`, so the two can be bridged or connected
+    /// (a callee leg added to a call answered earlier).
+    pub fn allocate_beside(&self, beside: EndpointId) -> Result<Endpoint, Error> {
+        self.allocate_on(usize::from(beside.thread))
+    }
+
     /// One endpoint on the media thread of a conference, so it can join it.
     pub fn allocate_for(&self, conference: ConferenceId) -> Result<Endpoint, Error> {
         self.allocate_on(usize::from(conference.thread))
@@ -505,7 +519,15 @@ impl MediaEngine {
 
     /// A new conference room mixing at `rate` (8000, 16000 or 48000), on the next thread.
     pub fn create_conference(&self, rate: u32) -> ConferenceId {
-        let thread = self.pick_thread();
+        self.create_conference_on(self.pick_thread(), rate)
+    }
+
+    /// A conference on the media thread of `beside`, so that leg can join it.
+    pub fn create_conference_beside(&self, beside: EndpointId, rate: u32) -> ConferenceId {
+        self.create_conference_on(usize::from(beside.thread), rate)
+    }
+
+    fn create_conference_on(&self, thread: usize, rate: u32) -> ConferenceId {
         let conference = ConferenceId {
             thread: thread as u16,
             // Never reused within a daemon's life (u32): a stale id cannot reach a newer room.
