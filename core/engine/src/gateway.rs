@@ -165,14 +165,6 @@ impl Gateways {
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// The configuration of gateway `name`.
     pub fn config(&self, name: &str) -> Option<&GatewayConfig> {
         self.get(name).map(|g| &g.config)
@@ -291,7 +283,11 @@ impl Gateways {
                 let uri = g.register_uri();
                 let Some(authorization) = answer_challenge(&g.config, response, "REGISTER", &uri)
                 else {
-                    g.fail(now, format!("{}: no challenge we can answer", reason()));
+                    if unregistering {
+                        g.state = RegState::Unreged;
+                    } else {
+                        g.fail(now, format!("{}: no challenge we can answer", reason()));
+                    }
                     return None;
                 };
                 let next = Attempt {
@@ -535,12 +531,7 @@ impl Gateways {
         request_uri: &str,
     ) -> Option<(&'static str, String)> {
         let g = self.get(gateway)?;
-        let name = match challenge_response.status()? {
-            401 => "Authorization",
-            407 => "Proxy-Authorization",
-            _ => return None,
-        };
-        answer_challenge(&g.config, challenge_response, method, request_uri).map(|v| (name, v))
+        answer_challenge(&g.config, challenge_response, method, request_uri)
     }
 }
 
@@ -670,17 +661,18 @@ impl Gateway {
     }
 }
 
-/// The answer to the first challenge of `response` we can answer for `config`: Digest, an
-/// algorithm we know, and the configured realm if one is set.
+/// The answer to the first challenge of `response` we can answer for `config` (Digest, an
+/// algorithm we know, the configured realm if one is set), with the header it goes in
+/// (RFC 3261 §22.2 for 401, §22.3 for 407).
 fn answer_challenge(
     config: &GatewayConfig,
     response: &Message,
     method: &str,
     uri: &str,
-) -> Option<String> {
-    let header = match response.status()? {
-        401 => "WWW-Authenticate",
-        407 => "Proxy-Authenticate",
+) -> Option<(&'static str, String)> {
+    let (header, answer) = match response.status()? {
+        401 => ("WWW-Authenticate", "Authorization"),
+        407 => ("Proxy-Authenticate", "Proxy-Authorization"),
         _ => return None,
     };
     if config.password.is_empty() {
@@ -705,6 +697,7 @@ fn answer_challenge(
             )
             .ok()
         })
+        .map(|value| (answer, value))
 }
 
 fn is_stale(challenge: &str) -> bool {
@@ -945,6 +938,7 @@ mod tests {
         assert!(next.len() <= 1);
         while let Some(o) = next.pop() {
             assert_eq!(o.peer.addr, "198.51.100.10:5060".parse().unwrap());
+            assert_eq!(o.gateway, "p1");
             let response = registrar.answer(&o.message);
             sent.push(o.message);
             next.extend(gw.on_response(now, "p1", &response));

@@ -12,6 +12,9 @@ mod guard;
 mod media_plan;
 mod reactor;
 mod registrar;
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)]
+mod script_tests;
 mod switch;
 #[cfg(test)]
 // The virtual clock's origin is read once; time then moves by hand.
@@ -97,10 +100,12 @@ pub fn run(options: RunOptions) -> Result<(), Error> {
     )))?;
     let dialplan_dir = options.conf_dir.join("dialplan"); // SHIM-DIALPLAN
     let holidays: Option<PathBuf> = None; // SHIM-DIALPLAN
-    let (plan, warnings) = switch::load_routing_plan(&dialplan_dir, holidays.as_deref())
-        .map_err(|errors| Error::Dialplan {
-            dir: dialplan_dir.display().to_string(),
-            errors,
+    let (plan, warnings) =
+        switch::load_routing_plan(&dialplan_dir, holidays.as_deref()).map_err(|errors| {
+            Error::Dialplan {
+                dir: dialplan_dir.display().to_string(),
+                errors,
+            }
         })?;
     for warning in warnings {
         warn!("dialplan: {warning}");

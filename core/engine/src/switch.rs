@@ -36,10 +36,10 @@ use crate::media_plan::{self, LegDtmf, Sounds};
 mod media_setup;
 #[path = "switch_script.rs"]
 mod script;
-pub use script::{CallView, ModuleApplication, RoutingPlan};
-pub(crate) use script::load_routing_plan;
-use script::Script;
 use crate::registrar::{BindingChange, ExpiryPolicy, RegisterRefusal, Registrar};
+use script::Script;
+pub(crate) use script::load_routing_plan;
+pub use script::{CallView, ModuleApplication, RoutingPlan};
 
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REGISTER";
 const SDP: &str = "application/sdp";
@@ -490,7 +490,7 @@ impl Switch {
             dialplan_dir,
             holidays,
             default_context: "default".into(), // SHIM-DIALPLAN
-            globals: Vec::new(), // SHIM-DIALPLAN
+            globals: Vec::new(),               // SHIM-DIALPLAN
             utc_offset_secs: 0,
         };
         let transactions = TransactionLayer::new(TimerConfig {
@@ -1065,16 +1065,28 @@ impl Switch {
                 return;
             }
         };
-        info!(uuid = call_uuid, caller, destination, context, actions = actions.len(), "new call");
+        info!(
+            uuid = call_uuid,
+            caller,
+            destination,
+            context,
+            actions = actions.len(),
+            "new call"
+        );
 
         // A room lives on one media thread: a call headed for one that exists gets its leg
         // there (the first `conference` the plan runs decides).
         let room_thread = actions
             .iter()
             .find(|a| a.application == "conference")
-            .and_then(|a| self.rooms.get(a.data.split('@').next().unwrap_or_default().trim()))
+            .and_then(|a| {
+                self.rooms
+                    .get(a.data.split('@').next().unwrap_or_default().trim())
+            })
             .map(|room| room.id);
-        let a_endpoint = match room_thread.map_or_else(|| self.media.allocate(), |id| self.media.allocate_for(id)) {
+        let a_endpoint = match room_thread
+            .map_or_else(|| self.media.allocate(), |id| self.media.allocate_for(id))
+        {
             Ok(endpoint) => endpoint,
             Err(error) => {
                 warn!(%error, "no media ports for a new call");
@@ -1186,11 +1198,19 @@ impl Switch {
         set(&mut vars, "network_addr", &peer.addr.ip().to_string());
         set(&mut vars, "network_port", &peer.addr.port().to_string());
         if let Some(uri) = &from_uri {
-            set(&mut vars, "sip_from_user", &uri.user_unescaped().unwrap_or_default());
+            set(
+                &mut vars,
+                "sip_from_user",
+                &uri.user_unescaped().unwrap_or_default(),
+            );
             set(&mut vars, "sip_from_host", uri.host);
         }
         if let Ok(uri) = Uri::parse(msg.to().uri.raw) {
-            set(&mut vars, "sip_to_user", &uri.user_unescaped().unwrap_or_default());
+            set(
+                &mut vars,
+                "sip_to_user",
+                &uri.user_unescaped().unwrap_or_default(),
+            );
             set(&mut vars, "sip_to_host", uri.host);
         }
         set(&mut vars, "sip_req_uri", req_uri);
@@ -1227,7 +1247,10 @@ impl Switch {
         let domain = &self.settings.domain;
         let from_user = escape_user(from_user);
         let local_uri = match display {
-            Some(name) => format!("\"{}\" <sip:{from_user}@{domain}>", name.replace(['"', '\\'], "")),
+            Some(name) => format!(
+                "\"{}\" <sip:{from_user}@{domain}>",
+                name.replace(['"', '\\'], "")
+            ),
             None => format!("<sip:{from_user}@{domain}>"),
         };
         let mut dialog = Dialog {
@@ -1459,9 +1482,9 @@ impl Switch {
             let answered_before = call.state == CallState::Answered;
             let answer = SessionDescription::parse(msg.body()).ok();
             let a_sdp = match (&ours, answer) {
-                (Some(sdp), Some(answer)) => self
-                    .connect_late(key, fork, &answer)
-                    .then(|| sdp.clone()),
+                (Some(sdp), Some(answer)) => {
+                    self.connect_late(key, fork, &answer).then(|| sdp.clone())
+                }
                 (None, Some(answer)) => self.connect_answered(key, fork, &answer),
                 (_, None) => None,
             };
@@ -1499,8 +1522,7 @@ impl Switch {
         let Some(first) = call.script.as_ref().and_then(|s| s.group_start()) else {
             return;
         };
-        if fork < first || call.winner.is_some() || !call.forks[first..].iter().all(BLeg::is_over)
-        {
+        if fork < first || call.winner.is_some() || !call.forks[first..].iter().all(BLeg::is_over) {
             return;
         }
         let best = best_failure(call.forks[first..].iter().filter_map(|f| f.final_status));

@@ -11,7 +11,11 @@ use super::*;
 
 impl Switch {
     /// The conference room of this name, created on first use.
-    pub(super) fn room(&mut self, name: &str, beside: switchyard_media::EndpointId) -> ConferenceId {
+    pub(super) fn room(
+        &mut self,
+        name: &str,
+        beside: switchyard_media::EndpointId,
+    ) -> ConferenceId {
         if let Some(room) = self.rooms.get(name) {
             return room.id;
         }
@@ -385,4 +389,3 @@ fn terminate_pair(
         );
     }
 }
-

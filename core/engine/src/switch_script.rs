@@ -66,7 +66,11 @@ pub(super) struct Script {
 }
 
 impl Script {
-    pub(super) fn new(plan: Arc<RoutingPlan>, actions: Vec<PlannedAction>, vars: Variables) -> Self {
+    pub(super) fn new(
+        plan: Arc<RoutingPlan>,
+        actions: Vec<PlannedAction>,
+        vars: Variables,
+    ) -> Self {
         Script {
             plan,
             queue: actions.into(),
@@ -321,13 +325,29 @@ impl Switch {
             let Some(action) = script.queue.pop_front() else {
                 // FreeSWITCH hangs a channel up when its extension runs out of actions.
                 let answered = call.state == CallState::Answered;
-                return self.finish_script(now, key, if answered { "NORMAL_CLEARING" } else { "NO_ROUTE_DESTINATION" });
+                return self.finish_script(
+                    now,
+                    key,
+                    if answered {
+                        "NORMAL_CLEARING"
+                    } else {
+                        "NO_ROUTE_DESTINATION"
+                    },
+                );
             };
             let data = expand(&action.template, &script.vars, &action.captures);
-            debug!(uuid = call.uuid, app = action.application, data, "executing");
+            debug!(
+                uuid = call.uuid,
+                app = action.application,
+                data,
+                "executing"
+            );
             self.run_application(now, key, &action.application, &data);
         }
-        warn!(call = key, "dialplan ran {MAX_STEPS} actions without waiting: hanging up");
+        warn!(
+            call = key,
+            "dialplan ran {MAX_STEPS} actions without waiting: hanging up"
+        );
         self.hang_up(now, key, "EXCHANGE_ROUTING_ERROR", "system");
     }
 
@@ -354,10 +374,8 @@ impl Switch {
                 },
             });
             let epoch = self.wait(key, Wait::Sleep);
-            self.timers.push(Reverse((
-                played + PLAYOUT_DRAIN,
-                Timer::Script(key, epoch),
-            )));
+            self.timers
+                .push(Reverse((played + PLAYOUT_DRAIN, Timer::Script(key, epoch))));
             return;
         }
         if call.state == CallState::Answered {
@@ -404,7 +422,11 @@ impl Switch {
                 }
             }
             "log" => {
-                let uuid = self.calls.get(&key).map(|c| c.uuid.clone()).unwrap_or_default();
+                let uuid = self
+                    .calls
+                    .get(&key)
+                    .map(|c| c.uuid.clone())
+                    .unwrap_or_default();
                 let text = match data.split_once(' ') {
                     Some((level, text))
                         if matches!(
@@ -450,7 +472,11 @@ impl Switch {
             "transfer" => self.transfer(now, key, data),
             "hangup" => {
                 let cause = data.trim();
-                let cause = if cause.is_empty() { "NORMAL_CLEARING" } else { cause };
+                let cause = if cause.is_empty() {
+                    "NORMAL_CLEARING"
+                } else {
+                    cause
+                };
                 self.finish_script(now, key, cause);
             }
             "echo" => self.start_echo(now, key),
@@ -471,7 +497,8 @@ impl Switch {
                     if let Err(error) = self.start_recording(key, layout) {
                         warn!(%error, "record_session");
                     }
-                } else if let Some(script) = self.calls.get_mut(&key).and_then(|c| c.script.as_mut())
+                } else if let Some(script) =
+                    self.calls.get_mut(&key).and_then(|c| c.script.as_mut())
                 {
                     script.record_when_bridged = layout;
                 }
@@ -555,7 +582,10 @@ impl Switch {
             .endpoint(Side::A)
             .cloned()
             .ok_or((500, "NORMAL_TEMPORARY_FAILURE"))?;
-        let offer = call.a_offer.clone().ok_or((488, "INCOMPATIBLE_DESTINATION"))?;
+        let offer = call
+            .a_offer
+            .clone()
+            .ok_or((488, "INCOMPATIBLE_DESTINATION"))?;
         let names: Vec<&str> = codecs
             .iter()
             .map(String::as_str)
@@ -670,11 +700,15 @@ impl Switch {
         let (items, looping) = match parse_sound(file) {
             Sound::Prompts(names) if names.is_empty() => return Err("nothing to play".into()),
             Sound::Prompts(names) => (
-                self.sounds.prompts(&lang, &names, rate).map_err(|e| e.to_string())?,
+                self.sounds
+                    .prompts(&lang, &names, rate)
+                    .map_err(|e| e.to_string())?,
                 forever,
             ),
             Sound::File(path) => (
-                vec![PlayItem::Clip(self.sounds.file(path).map_err(|e| e.to_string())?)],
+                vec![PlayItem::Clip(
+                    self.sounds.file(path).map_err(|e| e.to_string())?,
+                )],
                 forever,
             ),
             Sound::Music => (
@@ -698,7 +732,11 @@ impl Switch {
         let forever = matches!(wait, Wait::Forever);
         match self.player_for(key, file, forever) {
             Ok(player) => {
-                let Some(a) = self.calls.get(&key).and_then(|c| c.media.endpoint(Side::A)).map(|e| e.id)
+                let Some(a) = self
+                    .calls
+                    .get(&key)
+                    .and_then(|c| c.media.endpoint(Side::A))
+                    .map(|e| e.id)
                 else {
                     return;
                 };
@@ -744,15 +782,42 @@ impl Switch {
         let parsed = if read {
             match args.as_slice() {
                 [min, max, file, var, timeout, rest @ ..] => Some((
-                    *min, *max, "1", *timeout, rest.first().copied().unwrap_or("#"), *file, "",
-                    *var, ".*", None,
+                    *min,
+                    *max,
+                    "1",
+                    *timeout,
+                    rest.first().copied().unwrap_or("#"),
+                    *file,
+                    "",
+                    *var,
+                    ".*",
+                    None,
                 )),
                 _ => None,
             }
         } else {
             match args.as_slice() {
-                [min, max, tries, timeout, term, file, invalid, var, regex, rest @ ..] => Some((
-                    *min, *max, *tries, *timeout, *term, *file, *invalid, *var, *regex,
+                [
+                    min,
+                    max,
+                    tries,
+                    timeout,
+                    term,
+                    file,
+                    invalid,
+                    var,
+                    regex,
+                    rest @ ..,
+                ] => Some((
+                    *min,
+                    *max,
+                    *tries,
+                    *timeout,
+                    *term,
+                    *file,
+                    *invalid,
+                    *var,
+                    *regex,
                     rest.first().copied(),
                 )),
                 _ => None,
@@ -787,7 +852,11 @@ impl Switch {
         if !self.media_ready(now, key) {
             return;
         }
-        let terminators = if term == "none" { String::new() } else { term.to_owned() };
+        let terminators = if term == "none" {
+            String::new()
+        } else {
+            term.to_owned()
+        };
         let collect = Collect {
             min: min as usize,
             max: (max as usize).clamp(1, 128),
@@ -796,7 +865,11 @@ impl Switch {
             digit_timeout,
             terminators,
             prompt: file.to_owned(),
-            invalid: if invalid == "silence_stream://0" { String::new() } else { invalid.to_owned() },
+            invalid: if invalid == "silence_stream://0" {
+                String::new()
+            } else {
+                invalid.to_owned()
+            },
             variable: var.to_owned(),
             valid,
             digits: String::new(),
@@ -890,9 +963,18 @@ impl Switch {
                 .valid
                 .find(&collect.digits)
                 .is_some_and(|m| m.start() == 0 && m.end() == collect.digits.len());
-        let uuid = self.calls.get(&key).map(|c| c.uuid.clone()).unwrap_or_default();
+        let uuid = self
+            .calls
+            .get(&key)
+            .map(|c| c.uuid.clone())
+            .unwrap_or_default();
         if valid {
-            info!(uuid, digits = collect.digits, variable = collect.variable, "digits collected");
+            info!(
+                uuid,
+                digits = collect.digits,
+                variable = collect.variable,
+                "digits collected"
+            );
             let (variable, digits) = (collect.variable.clone(), collect.digits.clone());
             self.set_var(key, &variable, &digits);
             self.set_var(key, "read_result", "success");
@@ -901,7 +983,11 @@ impl Switch {
         collect.tries_left -= 1;
         if collect.tries_left == 0 {
             info!(uuid, digits = collect.digits, "no valid digits");
-            let result = if collect.digits.is_empty() { "timeout" } else { "failure" };
+            let result = if collect.digits.is_empty() {
+                "timeout"
+            } else {
+                "failure"
+            };
             self.set_var(key, "read_result", result);
             return self.resume(now, key);
         }
@@ -982,7 +1068,11 @@ impl Switch {
         {
             return self.finish_script(now, key, cause_or(status, cause));
         }
-        let Some(a) = self.calls.get(&key).and_then(|c| c.media.endpoint(Side::A)).map(|e| e.id)
+        let Some(a) = self
+            .calls
+            .get(&key)
+            .and_then(|c| c.media.endpoint(Side::A))
+            .map(|e| e.id)
         else {
             return;
         };
@@ -992,7 +1082,10 @@ impl Switch {
         };
         if a.thread() != id.thread() {
             // A room lives on one media thread; this call's leg is on another.
-            warn!(room, "conference: the call's media is on another thread than the room");
+            warn!(
+                room,
+                "conference: the call's media is on another thread than the room"
+            );
             return self.finish_script(now, key, "NORMAL_TEMPORARY_FAILURE");
         }
         call.app = Some(App::Conference(room.clone()));
@@ -1157,7 +1250,10 @@ impl Switch {
             self.endpoint_calls.insert(b.id, key);
             call.media = Media::Bridge { a, b };
         }
-        let offer = call.a_offer.clone().ok_or((488, "INCOMPATIBLE_DESTINATION"))?;
+        let offer = call
+            .a_offer
+            .clone()
+            .ok_or((488, "INCOMPATIBLE_DESTINATION"))?;
         let b = call
             .media
             .endpoint(Side::B(0))
@@ -1391,7 +1487,12 @@ impl Switch {
             codec: b_codec.name.clone(),
         });
         call.terminated = true;
-        info!(uuid = call.uuid, fork, callee_codec = b_leg.label(), "connecting to our caller leg");
+        info!(
+            uuid = call.uuid,
+            fork,
+            callee_codec = b_leg.label(),
+            "connecting to our caller leg"
+        );
         self.media.stop_playback(a);
         self.media.terminate(
             b,
@@ -1426,8 +1527,13 @@ impl Switch {
     /// `reload dialplan`: new calls hunt in the new plan; calls in progress keep theirs. A
     /// plan with errors is refused and the old one keeps serving.
     pub(super) fn reload_dialplan(&mut self) -> Result<String, String> {
-        let plan = load_routing_plan(&self.settings.dialplan_dir, self.settings.holidays.as_deref())
-            .map_err(|errors| format!("dialplan not reloaded; the old plan keeps serving:\n{errors}"))?;
+        let plan = load_routing_plan(
+            &self.settings.dialplan_dir,
+            self.settings.holidays.as_deref(),
+        )
+        .map_err(|errors| {
+            format!("dialplan not reloaded; the old plan keeps serving:\n{errors}")
+        })?;
         let (contexts, extensions) = plan_size(&plan.0);
         self.plan = Arc::new(plan.0);
         info!(contexts, extensions, "dialplan reloaded");
@@ -1446,7 +1552,12 @@ fn cause_or(_status: u16, cause: &'static str) -> &'static str {
 /// Contexts and extensions of a plan, for the log and the console.
 pub(crate) fn plan_size(plan: &RoutingPlan) -> (usize, usize) {
     let contexts = plan.dialplan.contexts.len();
-    let extensions = plan.dialplan.contexts.values().map(|c| c.extensions.len()).sum();
+    let extensions = plan
+        .dialplan
+        .contexts
+        .values()
+        .map(|c| c.extensions.len())
+        .sum();
     (contexts, extensions)
 }
 
@@ -1466,8 +1577,8 @@ pub(crate) fn load_routing_plan(
     })?;
     let holidays = match holidays {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
             switchyard_dialplan::timespec::Holidays::parse(&text)
                 .map_err(|e| format!("{}: {e}", path.display()))?
         }
@@ -1507,10 +1618,20 @@ mod tests {
             ]
         );
         assert_eq!(
-            parse_bridge("gateway/a/1|gateway/b/1").unwrap().groups.len(),
+            parse_bridge("gateway/a/1|gateway/b/1")
+                .unwrap()
+                .groups
+                .len(),
             2
         );
-        for bad in ["", "{call_timeout=1", "sip:foo", "user/", "[x=1]user/1", "gateway/a"] {
+        for bad in [
+            "",
+            "{call_timeout=1",
+            "sip:foo",
+            "user/",
+            "[x=1]user/1",
+            "gateway/a",
+        ] {
             assert!(parse_bridge(bad).is_err(), "{bad}");
         }
     }
@@ -1526,11 +1647,21 @@ mod tests {
 
     #[test]
     fn sounds() {
-        assert!(matches!(parse_sound("welcome!please-hold"), Sound::Prompts(p) if p == ["welcome", "please-hold"]));
-        assert!(matches!(parse_sound("tone_stream://busy;loops=3"), Sound::Tone { spec, loops: 3 } if spec == "busy"));
-        assert!(matches!(parse_sound("tone_stream://%(1000,0,440)"), Sound::Tone { loops: 1, .. }));
+        assert!(
+            matches!(parse_sound("welcome!please-hold"), Sound::Prompts(p) if p == ["welcome", "please-hold"])
+        );
+        assert!(
+            matches!(parse_sound("tone_stream://busy;loops=3"), Sound::Tone { spec, loops: 3 } if spec == "busy")
+        );
+        assert!(matches!(
+            parse_sound("tone_stream://%(1000,0,440)"),
+            Sound::Tone { loops: 1, .. }
+        ));
         assert!(matches!(parse_sound("local_stream://moh"), Sound::Music));
-        assert!(matches!(parse_sound("silence_stream://250"), Sound::Silence(250)));
+        assert!(matches!(
+            parse_sound("silence_stream://250"),
+            Sound::Silence(250)
+        ));
         assert!(matches!(parse_sound("/tmp/a.wav"), Sound::File(_)));
     }
 }

@@ -21,55 +21,55 @@ use crate::switch::{LocalAddrs, Now, Switch, SwitchParts};
 
 const SWITCH_ADDR: &str = "127.0.0.1:5060";
 
-struct Harness {
-    switch: Switch,
-    now: Now,
-    store: Store,
+pub(crate) struct Harness {
+    pub(crate) switch: Switch,
+    pub(crate) now: Now,
+    pub(crate) store: Store,
     store_thread: Option<StoreThread>,
-    media: MediaEngine,
+    pub(crate) media: MediaEngine,
     _dir: tempfile::TempDir,
     cseq: u32,
 }
 
 /// A phone: where it sends from, its user and password.
 #[derive(Clone, Copy)]
-struct Phone {
-    user: &'static str,
-    addr: &'static str,
+pub(crate) struct Phone {
+    pub(crate) user: &'static str,
+    pub(crate) addr: &'static str,
 }
 
 impl Phone {
-    fn peer(&self) -> Peer {
+    pub(crate) fn peer(&self) -> Peer {
         Peer {
             transport: TransportKind::Udp,
             addr: self.addr.parse().unwrap(),
         }
     }
-    fn password(&self) -> String {
+    pub(crate) fn password(&self) -> String {
         format!("pass{}", self.user)
     }
 }
 
-const ALICE: Phone = Phone {
+pub(crate) const ALICE: Phone = Phone {
     user: "1000",
     addr: "127.0.0.1:7000",
 };
-const BOB_DESK: Phone = Phone {
+pub(crate) const BOB_DESK: Phone = Phone {
     user: "1001",
     addr: "127.0.0.1:7001",
 };
-const BOB_MOBILE: Phone = Phone {
+pub(crate) const BOB_MOBILE: Phone = Phone {
     user: "1001",
     addr: "127.0.0.1:7002",
 };
 
-fn conf_dir() -> std::path::PathBuf {
+pub(crate) fn conf_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/conf/basic")
 }
 
 impl Harness {
     /// `rtp_base`: each test its own media ports, so tests can run in parallel threads.
-    fn new(rtp_base: u16, tweak: impl FnOnce(&mut Config)) -> Harness {
+    pub(crate) fn new(rtp_base: u16, tweak: impl FnOnce(&mut Config)) -> Harness {
         let mut config =
             switchyard_config::load(&conf_dir()).expect("the test configuration loads");
         tweak(&mut config);
@@ -87,7 +87,7 @@ impl Harness {
             Box::new(|_| {}),
         )
         .unwrap();
-        let dialplan_dir = std::path::PathBuf::from("/tmp/testplan"); // SHIM-DIALPLAN
+        let dialplan_dir = conf_dir().join("dialplan"); // SHIM-DIALPLAN
         let (plan, _) = crate::switch::load_routing_plan(&dialplan_dir, None).unwrap();
         let now = Now {
             mono: Instant::now(),
@@ -124,20 +124,20 @@ impl Harness {
         }
     }
 
-    fn advance(&mut self, by: Duration) {
+    pub(crate) fn advance(&mut self, by: Duration) {
         self.now.mono += by;
         self.now.unix_ms += by.as_millis() as i64;
         self.switch.handle_timeout(self.now);
     }
 
-    fn send(&mut self, from: Phone, text: String) {
+    pub(crate) fn send(&mut self, from: Phone, text: String) {
         let message = Message::parse_datagram(Bytes::from(text.replace('\n', "\r\n")))
             .expect("test message parses");
         self.switch.handle_message(self.now, message, from.peer());
     }
 
     /// Everything the switch sent since the last call, as (destination, message).
-    fn sent(&mut self) -> Vec<(SocketAddr, Message)> {
+    pub(crate) fn sent(&mut self) -> Vec<(SocketAddr, Message)> {
         let mut out = Vec::new();
         while let Some(transmit) = self.switch.poll_transmit() {
             out.push((
@@ -148,7 +148,7 @@ impl Harness {
         out
     }
 
-    fn responses_to(&mut self, phone: Phone) -> Vec<Message> {
+    pub(crate) fn responses_to(&mut self, phone: Phone) -> Vec<Message> {
         let addr = phone.peer().addr;
         self.sent()
             .into_iter()
@@ -157,13 +157,13 @@ impl Harness {
             .collect()
     }
 
-    fn next_cseq(&mut self) -> u32 {
+    pub(crate) fn next_cseq(&mut self) -> u32 {
         self.cseq += 1;
         self.cseq
     }
 
     /// Registers `phone` through the 401 round; returns the Authorization value it used.
-    fn register(&mut self, phone: Phone) -> String {
+    pub(crate) fn register(&mut self, phone: Phone) -> String {
         let cseq = self.next_cseq();
         self.send(phone, register_request(phone, cseq, ""));
         let challenge = self.responses_to(phone).pop().expect("a challenge");
@@ -183,7 +183,7 @@ impl Harness {
         authorization
     }
 
-    fn register_with(&mut self, phone: Phone, authorization: &str) -> Message {
+    pub(crate) fn register_with(&mut self, phone: Phone, authorization: &str) -> Message {
         let cseq = self.next_cseq();
         self.send(
             phone,
@@ -196,12 +196,16 @@ impl Harness {
 
     /// Sends an authenticated INVITE from `phone` to `destination`; returns the Call-ID and
     /// everything the switch sent after the challenge round.
-    fn call(&mut self, phone: Phone, destination: &str) -> (String, Vec<(SocketAddr, Message)>) {
+    pub(crate) fn call(
+        &mut self,
+        phone: Phone,
+        destination: &str,
+    ) -> (String, Vec<(SocketAddr, Message)>) {
         self.call_with(phone, destination, "")
     }
 
     /// As [`Harness::call`], with extra header lines (each ending in \n) in the INVITE.
-    fn call_with(
+    pub(crate) fn call_with(
         &mut self,
         phone: Phone,
         destination: &str,
@@ -258,13 +262,13 @@ impl Harness {
     }
 
     /// A phone's answer to an INVITE the switch sent it.
-    fn answer(&mut self, phone: Phone, invite: &Message, status: u16, to_tag: &str) {
+    pub(crate) fn answer(&mut self, phone: Phone, invite: &Message, status: u16, to_tag: &str) {
         let sdp = "v=0\no=- 2 2 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio 31000 RTP/AVP 0\na=rtpmap:0 PCMU/8000\n";
         self.answer_with_sdp(phone, invite, status, to_tag, sdp);
     }
 
     /// As [`Harness::answer`], with this SDP in a 200.
-    fn answer_with_sdp(
+    pub(crate) fn answer_with_sdp(
         &mut self,
         phone: Phone,
         invite: &Message,
@@ -298,7 +302,7 @@ impl Harness {
 
     /// Answers every request the switch still sends (BYE, CANCEL) with 200, lets every
     /// transaction timer run out, then checks that no table still holds anything.
-    fn assert_nothing_left_after_bye_answers(&mut self, phones: &[Phone]) {
+    pub(crate) fn assert_nothing_left_after_bye_answers(&mut self, phones: &[Phone]) {
         for _ in 0..4 {
             for (to, message) in self.sent() {
                 if let Some(phone) = phones.iter().find(|p| p.peer().addr == to)
@@ -323,7 +327,7 @@ impl Harness {
     }
 
     /// The 200 the switch just sent `phone` (the caller being answered).
-    fn ok_to(&mut self, phone: Phone) -> Message {
+    pub(crate) fn ok_to(&mut self, phone: Phone) -> Message {
         self.sent()
             .into_iter()
             .find(|(to, m)| *to == phone.peer().addr && m.status() == Some(200))
@@ -332,13 +336,13 @@ impl Harness {
     }
 
     /// The number of calls up, as `show calls` reports it.
-    fn active_calls(&mut self) -> usize {
+    pub(crate) fn active_calls(&mut self) -> usize {
         let listing = self.switch.execute(self.now, "show calls").unwrap();
         let count = listing.split_whitespace().next().unwrap_or("");
         count.parse().expect("show calls starts with the count")
     }
 
-    fn cdrs(&self) -> Vec<Cdr> {
+    pub(crate) fn cdrs(&self) -> Vec<Cdr> {
         self.store.flush().unwrap();
         self.store.recent_cdrs(100).unwrap()
     }
@@ -354,7 +358,7 @@ impl Drop for Harness {
     }
 }
 
-fn register_request(phone: Phone, cseq: u32, auth: &str) -> String {
+pub(crate) fn register_request(phone: Phone, cseq: u32, auth: &str) -> String {
     format!(
         "REGISTER sip:switchyard.test SIP/2.0\nVia: SIP/2.0/UDP {addr};branch=z9hG4bKreg{cseq}{port};rport\n\
          Max-Forwards: 70\nFrom: <sip:{user}@switchyard.test>;tag=r{user}\nTo: <sip:{user}@switchyard.test>\n\
@@ -365,7 +369,11 @@ fn register_request(phone: Phone, cseq: u32, auth: &str) -> String {
     )
 }
 
-fn requests_to(sent: &[(SocketAddr, Message)], phone: Phone, method: Method) -> Vec<Message> {
+pub(crate) fn requests_to(
+    sent: &[(SocketAddr, Message)],
+    phone: Phone,
+    method: Method,
+) -> Vec<Message> {
     let addr = phone.peer().addr;
     sent.iter()
         .filter(|(to, m)| *to == addr && m.method() == Some(&method))
@@ -373,7 +381,7 @@ fn requests_to(sent: &[(SocketAddr, Message)], phone: Phone, method: Method) -> 
         .collect()
 }
 
-fn statuses_to(sent: &[(SocketAddr, Message)], phone: Phone) -> Vec<u16> {
+pub(crate) fn statuses_to(sent: &[(SocketAddr, Message)], phone: Phone) -> Vec<u16> {
     let addr = phone.peer().addr;
     sent.iter()
         .filter(|(to, _)| *to == addr)
@@ -805,7 +813,7 @@ fn an_expired_nonce_is_stale_and_an_expired_binding_is_unreachable() {
 }
 
 /// A callee hanging up the dialog our INVITE created (its To tag was `tag`).
-fn callee_bye(phone: Phone, invite: &Message, tag: &str) -> String {
+pub(crate) fn callee_bye(phone: Phone, invite: &Message, tag: &str) -> String {
     format!(
         "BYE sip:switchyard@127.0.0.1:5060 SIP/2.0\nVia: SIP/2.0/UDP {addr};branch=z9hG4bKbye{tag}\n\
          Max-Forwards: 70\nFrom: {to};tag={tag}\nTo: {from}\nCall-ID: {call_id}\nCSeq: 5 BYE\nContent-Length: 0\n\n",
@@ -817,7 +825,7 @@ fn callee_bye(phone: Phone, invite: &Message, tag: &str) -> String {
 }
 
 /// The caller's side of an answered call: its in-dialog requests, built from our 200 OK.
-fn caller_request(ok: &Message, method: &str, cseq: u32) -> String {
+pub(crate) fn caller_request(ok: &Message, method: &str, cseq: u32) -> String {
     format!(
         "{method} sip:switchyard@127.0.0.1:5060 SIP/2.0\nVia: SIP/2.0/UDP {addr};branch=z9hG4bKc{method}{cseq}\n\
          Max-Forwards: 70\nFrom: <sip:1000@switchyard.test>;tag=a1000\nTo: {to}\nCall-ID: {call_id}\n\
