@@ -311,6 +311,10 @@ impl Gateways {
                         };
                         g.send_register(next, None, &user_agent)
                     }
+                    _ if unregistering => {
+                        g.state = RegState::Unreged;
+                        None
+                    }
                     _ => {
                         g.fail(now, reason());
                         None
@@ -406,8 +410,8 @@ impl Gateways {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{:<16} {:<28} {:<10} {:>8} {:>8}  {}",
-            "Name", "Proxy", "State", "Expires", "Failures", "Last error"
+            "{:<16} {:<28} {:<16} {:>8} {:>8}  Last error",
+            "Name", "Proxy", "State", "Expires", "Failures"
         );
         for g in &self.entries {
             let secs_until = |t: Instant| t.saturating_duration_since(now).as_secs();
@@ -439,7 +443,7 @@ impl Gateways {
             );
             let _ = writeln!(
                 out,
-                "{:<16} {:<28} {:<10} {:>8} {:>8}  {}",
+                "{:<16} {:<28} {:<16} {:>8} {:>8}  {}",
                 g.config.name,
                 proxy,
                 state,
@@ -1280,6 +1284,35 @@ mod tests {
         assert_eq!(gw.next_deadline(), None);
         assert!(gw.status_text(t1).contains("UNREGED"));
         assert!(gw.poll(t1 + Duration::from_secs(3600), local).is_empty());
+    }
+
+    #[test]
+    fn a_refused_or_lost_unregister_is_not_retried() {
+        let t0 = origin();
+        for (status, extra) in [
+            (423, ("Min-Expires", "60")),
+            (403, ("X", "y")),
+            (0, ("X", "y")),
+        ] {
+            let mut gw = Gateways::new([&config("p1")], "ua", t0);
+            let o = gw.poll(t0, local).remove(0);
+            gw.on_response(t0, "p1", &respond(&o.message, 200, &[]));
+            let o = gw.unregister(t0, local).remove(0);
+            if status == 0 {
+                gw.on_timeout(t0, "p1");
+            } else {
+                assert!(
+                    gw.on_response(t0, "p1", &respond(&o.message, status, &[extra]))
+                        .is_none()
+                );
+            }
+            assert_eq!(gw.next_deadline(), None, "{status}");
+            assert!(gw.poll(t0 + Duration::from_secs(3600), local).is_empty());
+        }
+        // A gateway that never registered has nothing to remove and stops trying.
+        let mut gw = Gateways::new([&config("p1")], "ua", t0);
+        assert!(gw.unregister(t0, local).is_empty());
+        assert_eq!(gw.next_deadline(), None);
     }
 
     #[test]

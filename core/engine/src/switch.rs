@@ -36,12 +36,14 @@ use crate::media_plan::{self, LegDtmf, Sounds};
 mod media_setup;
 #[path = "switch_script.rs"]
 mod script;
+#[path = "switch_transfer.rs"]
+mod transfer;
 use crate::registrar::{BindingChange, ExpiryPolicy, RegisterRefusal, Registrar};
 use script::Script;
 pub(crate) use script::load_routing_plan;
 pub use script::{CallView, ModuleApplication, RoutingPlan};
 
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REGISTER";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REGISTER, REFER, NOTIFY";
 const SDP: &str = "application/sdp";
 /// Codecs the 9196 echo test answers with: it returns packets untouched, so any codec the
 /// caller offers first among these works.
@@ -262,6 +264,10 @@ struct Call {
     early: bool,
     /// For the INVITEs to callees.
     max_forwards: u32,
+    /// What each leg speaks, when we can decode it: a transfer re-terminates the legs it
+    /// keeps with these.
+    a_leg_codec: Option<switchyard_media::LegCodec>,
+    b_leg_codec: Option<switchyard_media::LegCodec>,
 }
 
 /// Where a fork goes and who it says is calling.
@@ -1084,9 +1090,20 @@ impl Switch {
                     .get(a.data.split('@').next().unwrap_or_default().trim())
             })
             .map(|room| room.id);
-        let a_endpoint = match room_thread
-            .map_or_else(|| self.media.allocate(), |id| self.media.allocate_for(id))
-        {
+        // A caller already in a call gets its new call's media on the same thread, so that
+        // an attended transfer can connect the two calls' far ends.
+        let beside = self
+            .calls
+            .values()
+            .find(|c| c.caller == caller || c.callee == caller)
+            .and_then(|c| c.media.endpoint(Side::A))
+            .map(|e| e.id);
+        let allocated = match (room_thread, beside) {
+            (Some(room), _) => self.media.allocate_for(room),
+            (None, Some(beside)) => self.media.allocate_beside(beside),
+            (None, None) => self.media.allocate(),
+        };
+        let a_endpoint = match allocated {
             Ok(endpoint) => endpoint,
             Err(error) => {
                 warn!(%error, "no media ports for a new call");
@@ -1156,6 +1173,8 @@ impl Switch {
             a_rate: 8000,
             early: false,
             max_forwards: msg.max_forwards().unwrap_or(70).saturating_sub(1).min(70),
+            a_leg_codec: None,
+            b_leg_codec: None,
         };
         self.calls.insert(key, call);
         if self.calls[&key].max_forwards == 0 {
@@ -1707,6 +1726,7 @@ impl Switch {
                 }
                 self.relay_request(now, key, side, tx, msg, method);
             }
+            Method::Refer => self.on_refer(now, tx, msg, key, side),
             Method::Cancel | Method::Ack => {}
             _ => self.respond(now, tx, 501, &[("Allow", ALLOW.to_owned())], None, None),
         }
@@ -2463,6 +2483,12 @@ impl Switch {
                 Ok(out)
             }
             ["reload", "dialplan"] | ["reloadxml"] => self.reload_dialplan(),
+            ["transfer", uuid, target] | ["uuid_transfer", uuid, target] => {
+                self.console_transfer(now, uuid, target, None)
+            }
+            ["transfer", uuid, target, context] | ["uuid_transfer", uuid, target, context] => {
+                self.console_transfer(now, uuid, target, Some(context))
+            }
             ["shutdown"] => {
                 let calls = self.calls.len();
                 self.begin_shutdown(now);
@@ -2677,6 +2703,7 @@ pub const COMMANDS: &[&str] = &[
     "conference",
     "reload dialplan",
     "reloadxml",
+    "transfer",
     "shutdown",
     "help",
 ];

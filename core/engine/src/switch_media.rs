@@ -154,6 +154,8 @@ impl Switch {
             let codec = media_plan::leg_codec(&b_codec, b_te, rate)
                 .filter(|_| media_plan::plain_rtp(&offer) && media_plan::plain_rtp(b_answer));
             call.relay_codec = codec.clone();
+            call.a_leg_codec = codec.clone();
+            call.b_leg_codec = codec.clone();
             let record = self.settings.recording.automatic.is_some();
             if a_dtmf != b_dtmf
                 && let Some(codec) = codec
@@ -233,6 +235,8 @@ impl Switch {
             callee_codec = b_leg.label(),
             "transcoding"
         );
+        call.a_leg_codec = Some(a_leg.clone());
+        call.b_leg_codec = Some(b_leg.clone());
         terminate_pair(&self.media, &a, &b, a_leg, b_leg, a_dtmf, b_dtmf);
         call.terminated = true;
         call.transcoded = true;

@@ -83,6 +83,27 @@ impl Script {
         }
     }
 
+    /// A transfer from outside the plan (REFER, the console): the plan starts over with a
+    /// `transfer` to `target` in `context`, whatever the script was waiting for.
+    pub(super) fn reset_for_transfer(&mut self, target: &str, context: &str) {
+        let data = format!("{target} XML {context}");
+        self.queue.clear();
+        self.queue.push_back(PlannedAction {
+            application: "transfer".into(),
+            data: data.clone(),
+            template: data,
+            captures: Vec::new(),
+            location: switchyard_dialplan::ir::Location {
+                file: Arc::from("(transfer)"),
+                line: 0,
+                column: 0,
+            },
+        });
+        self.wait = Wait::Running;
+        self.epoch += 1;
+        self.played_at = None;
+    }
+
     pub(super) fn is_bridging(&self) -> bool {
         matches!(self.wait, Wait::Bridge(_))
     }
@@ -606,6 +627,7 @@ impl Switch {
         });
         call.a_rate = codec.sample_rate;
         call.a_sdp = Some(answer.to_bytes());
+        call.a_leg_codec = Some(codec.clone());
         self.media.terminate(
             a.id,
             codec,
@@ -1487,6 +1509,7 @@ impl Switch {
             codec: b_codec.name.clone(),
         });
         call.terminated = true;
+        call.b_leg_codec = Some(b_leg.clone());
         info!(
             uuid = call.uuid,
             fork,
