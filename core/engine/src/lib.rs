@@ -20,6 +20,9 @@ mod switch;
 // The virtual clock's origin is read once; time then moves by hand.
 #[allow(clippy::disallowed_methods)]
 mod switch_tests;
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)]
+mod transfer_tests;
 mod transport;
 
 use std::io::Write as _;

@@ -263,12 +263,14 @@ impl Switch {
             (named && *k != key).then_some(*k)
         });
         let Some(consult) = consult else {
-            info!(call_id = replaces.call_id, "attended transfer: no such consultation dialog");
+            info!(
+                call_id = replaces.call_id,
+                "attended transfer: no such consultation dialog"
+            );
             return self.respond(now, tx, 481, &[], None, None);
         };
         let (a, target_fork, target_ep) = {
-            let (Some(call), Some(other)) = (self.calls.get(&key), self.calls.get(&consult))
-            else {
+            let (Some(call), Some(other)) = (self.calls.get(&key), self.calls.get(&consult)) else {
                 return self.respond(now, tx, 481, &[], None, None);
             };
             let (Some(a), Some(winner), Media::Bridge { b, .. }) = (
@@ -367,7 +369,10 @@ impl Switch {
             );
         }
         self.media.connect(a.id, target_ep.id);
-        info!(uuid, "attended transfer: caller connected to the consultation party");
+        info!(
+            uuid,
+            "attended transfer: caller connected to the consultation party"
+        );
         self.report_refer(now, key, Side::B(fork), notify, event_id, 200);
         self.send_in_dialog(now, key, Side::B(fork), Method::Bye, None);
         self.end_call(now, consult, "ATTENDED_TRANSFER", "caller");
