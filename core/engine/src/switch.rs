@@ -32,6 +32,8 @@ use crate::dialog::{Dialog, contact_value, via_value, without_tag};
 use crate::guard::{AuthGuard, FailureVerdict};
 use crate::media_plan::{self, LegDtmf, Sounds};
 
+#[path = "switch_gateways.rs"]
+mod gateways;
 #[path = "switch_media.rs"]
 mod media_setup;
 #[path = "switch_script.rs"]
@@ -183,6 +185,9 @@ struct BLeg {
     /// RFC 3261 §9.1: a CANCEL waits for a provisional response.
     cancel_pending: bool,
     final_status: Option<u16>,
+    /// The trunk this fork goes out through, whose credentials answer a challenge.
+    gateway: Option<String>,
+    auth_answers: u8,
 }
 
 impl BLeg {
@@ -274,6 +279,8 @@ struct Call {
 struct ForkTarget<'a> {
     from_user: &'a str,
     display: Option<&'a str>,
+    /// A whole From value (without tag) instead of one built from the user and display.
+    from_uri: Option<&'a str>,
     to_uri: &'a str,
     request_uri: &'a str,
     flow: Peer,
@@ -369,6 +376,10 @@ enum ClientRole {
     },
     /// BYE and CANCEL we send: the answer changes nothing.
     FireAndForget,
+    /// A REGISTER to a trunk.
+    GatewayRegister {
+        gateway: String,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -406,6 +417,8 @@ pub struct Switch {
     plan: Arc<RoutingPlan>,
     /// Applications modules registered, by name.
     applications: HashMap<String, Arc<dyn ModuleApplication>>,
+    /// SIP trunks: their registrations, calls out and in.
+    gateways: crate::gateway::Gateways,
     transactions: TransactionLayer,
     challenger: DigestChallenger,
     guard: AuthGuard,
@@ -499,6 +512,7 @@ impl Switch {
             globals: Vec::new(),               // SHIM-DIALPLAN
             utc_offset_secs: 0,
         };
+        let gateways = gateways::gateways_from(&config, now);
         let transactions = TransactionLayer::new(TimerConfig {
             t1: Duration::from_millis(config.sip.t1_ms),
             t2: Duration::from_millis(config.sip.t2_ms),
@@ -531,6 +545,7 @@ impl Switch {
             settings,
             plan: Arc::new(plan),
             applications: HashMap::new(),
+            gateways,
             transactions,
             registrar,
             media,
@@ -647,6 +662,9 @@ impl Switch {
     pub fn handle_timeout(&mut self, now: Now) {
         self.transactions.handle_timeout(now.mono);
         self.drain_transaction_events(now);
+        if self.lifecycle == Lifecycle::Running {
+            self.poll_gateways(now);
+        }
         while let Some(Reverse((when, timer))) = self.timers.peek().copied() {
             if when > now.mono {
                 break;
@@ -686,7 +704,11 @@ impl Switch {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let ours = self.timers.peek().map(|Reverse((when, _))| *when);
+        let timers = self.timers.peek().map(|Reverse((when, _))| *when);
+        let ours = match (timers, self.gateways.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         match (ours, self.transactions.poll_timeout()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -721,6 +743,7 @@ impl Switch {
             self.lifecycle = Lifecycle::Draining { deadline };
             self.timers
                 .push(Reverse((deadline, Timer::ShutdownDeadline)));
+            self.unregister_gateways(now);
         }
         self.check_drained();
     }
@@ -1006,8 +1029,25 @@ impl Switch {
                 None,
             );
         }
-        let Some(caller) = self.authenticate(now, tx, msg, peer, true) else {
-            return;
+        // A call from a trunk is accepted by the trunk's address (a provider does not answer
+        // our challenges); the caller is whoever its From names.
+        let trunk = self.trunk_of(peer.addr);
+        let caller = match &trunk {
+            Some(gateway) => {
+                let from = Uri::parse(msg.from().uri.raw)
+                    .ok()
+                    .and_then(|uri| uri.user_unescaped().map(|u| u.into_owned()))
+                    .filter(|u| !u.is_empty())
+                    .unwrap_or_else(|| "anonymous".into());
+                info!(gateway, caller = from, "call from a trunk");
+                from
+            }
+            None => {
+                let Some(caller) = self.authenticate(now, tx, msg, peer, true) else {
+                    return;
+                };
+                caller
+            }
         };
         self.respond(now, tx, 100, &[], None, None);
 
@@ -1044,12 +1084,23 @@ impl Switch {
         };
         let call_uuid = new_uuid();
         self.counters.calls_total += 1;
-        let context = self
-            .directory
-            .get(&caller)
-            .and_then(|_u| None::<String>) // SHIM-DIALPLAN
-            .unwrap_or_else(|| self.settings.default_context.clone());
-        let vars = self.call_variables(msg, &caller, &destination, peer, &call_uuid, &context);
+        let context = match &trunk {
+            Some(gateway) => self
+                .gateways
+                .config(gateway)
+                .map(|g| g.inbound_context.clone())
+                .unwrap_or_else(|| "public".into()),
+            None => self
+                .directory
+                .get(&caller)
+                .and_then(|_u| None::<String>) // SHIM-DIALPLAN
+                .unwrap_or_else(|| self.settings.default_context.clone()),
+        };
+        let mut vars = self.call_variables(msg, &caller, &destination, peer, &call_uuid, &context);
+        match &trunk {
+            Some(gateway) => vars.set("sip_gateway", gateway.clone()),
+            None => vars.set("user_name", caller.clone()),
+        }
         let plan = Arc::clone(&self.plan);
         let (actions, vars) = match self.hunt_call(&plan, &context, &vars, now) {
             Ok((actions, vars)) if !actions.is_empty() => (actions, vars),
@@ -1200,7 +1251,11 @@ impl Switch {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let user = self.directory.get(caller);
+        // Only an authenticated caller is a directory user; a trunk's caller is only a number.
+        let user = self
+            .directory
+            .get(caller)
+            .filter(|_| self.trunk_of(peer.addr).is_none());
         let from = msg.from();
         let from_uri = Uri::parse(from.uri.raw).ok();
         let req_uri = msg.request_uri().unwrap_or_default();
@@ -1241,7 +1296,6 @@ impl Switch {
         set(&mut vars, "context", context);
         set(&mut vars, "uuid", uuid);
         set(&mut vars, "domain_name", &self.settings.domain);
-        set(&mut vars, "user_name", caller);
         set(&mut vars, "direction", "inbound");
         // SHIM-DIALPLAN user caller id
         vars
@@ -1258,6 +1312,7 @@ impl Switch {
         let ForkTarget {
             from_user,
             display,
+            from_uri,
             to_uri,
             request_uri,
             flow,
@@ -1265,12 +1320,13 @@ impl Switch {
         let local_addr = self.settings.local.for_transport(flow.transport);
         let domain = &self.settings.domain;
         let from_user = escape_user(from_user);
-        let local_uri = match display {
-            Some(name) => format!(
+        let local_uri = match (from_uri, display) {
+            (Some(uri), _) => uri.to_owned(),
+            (None, Some(name)) => format!(
                 "\"{}\" <sip:{from_user}@{domain}>",
                 name.replace(['"', '\\'], "")
             ),
-            None => format!("<sip:{from_user}@{domain}>"),
+            (None, None) => format!("<sip:{from_user}@{domain}>"),
         };
         let mut dialog = Dialog {
             call_id: format!("{}@{}", new_uuid(), local_addr.ip()),
@@ -1285,21 +1341,13 @@ impl Switch {
             local_addr,
             last_ack: None,
         };
-        let branch = new_branch();
-        let mut builder = MessageBuilder::request(&Method::Invite, request_uri);
-        builder.header("Via", via_value(flow.transport, local_addr, &branch));
-        builder.header("Max-Forwards", max_forwards);
-        builder.header(
-            "From",
-            format!("{};tag={}", dialog.local_uri, dialog.local_tag),
+        let bytes = gateways::fork_invite(
+            &dialog,
+            max_forwards,
+            &self.settings.user_agent,
+            None,
+            offer,
         );
-        builder.header("To", &dialog.remote_uri);
-        builder.header("Call-ID", &dialog.call_id);
-        builder.header("CSeq", "1 INVITE");
-        builder.header("Contact", contact_value(flow.transport, local_addr));
-        builder.header("Allow", ALLOW);
-        builder.header("User-Agent", &self.settings.user_agent);
-        let bytes = builder.finish(Some(SDP), offer);
         let request = parse_own(bytes)?;
         let invite_tx = self.transactions.send_request(now.mono, request, flow);
         dialog.local_cseq = 1;
@@ -1315,6 +1363,8 @@ impl Switch {
             state: ForkState::Calling,
             cancel_pending: false,
             final_status: None,
+            gateway: None,
+            auth_answers: 0,
         });
         self.client_roles
             .insert(invite_tx, ClientRole::BInvite { call: key, fork });
@@ -1391,6 +1441,13 @@ impl Switch {
             Some(ClientRole::FireAndForget) => {
                 if status >= 200 {
                     self.client_roles.remove(&tx);
+                }
+            }
+            Some(ClientRole::GatewayRegister { gateway }) => {
+                if status >= 200 {
+                    let gateway = gateway.clone();
+                    self.client_roles.remove(&tx);
+                    self.on_gateway_register_response(now, &gateway, &msg);
                 }
             }
             None => {
@@ -1525,6 +1582,13 @@ impl Switch {
             return;
         }
 
+        // A trunk asking for our credentials.
+        if matches!(status, 401 | 407) && self.answer_gateway_challenge(now, key, fork, msg) {
+            return;
+        }
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
         // A final failure from this fork.
         let leg = &mut call.forks[fork];
         leg.state = ForkState::Failed;
@@ -1566,6 +1630,9 @@ impl Switch {
                     c.pending_offer = None;
                 }
                 self.respond(now, server, 408, &[], None, None);
+            }
+            Some(ClientRole::GatewayRegister { gateway }) => {
+                self.on_gateway_register_timeout(now, &gateway)
             }
             Some(ClientRole::AbandonedInvite { .. }) => {}
             _ => {}
@@ -2368,6 +2435,7 @@ impl Switch {
             ["show", "calls"] => Ok(self.calls_text(now)),
             ["show", "channels"] => Ok(self.channels_text(now)),
             ["show", "registrations"] => Ok(self.registrations_text(now)),
+            ["show", "gateways"] | ["sofia", "status"] => Ok(self.gateways_text(now)),
             ["hupall"] => {
                 let count = self.hang_up_all(now, "MANAGER_REQUEST");
                 Ok(format!("hung up {count} calls\n"))
@@ -2695,6 +2763,7 @@ pub const COMMANDS: &[&str] = &[
     "show calls",
     "show channels",
     "show registrations",
+    "show gateways",
     "hupall",
     "kill",
     "record",

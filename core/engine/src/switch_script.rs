@@ -1354,6 +1354,7 @@ impl Switch {
                         ForkTarget {
                             from_user: &number,
                             display: display.as_deref(),
+                            from_uri: None,
                             to_uri: &format!("<sip:{user}@{domain}>"),
                             request_uri: &contact,
                             flow,
@@ -1527,22 +1528,6 @@ impl Switch {
         );
         self.media.connect(a, b);
         true
-    }
-
-    /// Rings a number through a trunk.
-    #[allow(clippy::too_many_arguments)]
-    fn ring_gateway(
-        &mut self,
-        _now: Now,
-        _key: CallKey,
-        name: &str,
-        number: &str,
-        _caller_id: &(Option<String>, Option<String>),
-        _offer: &[u8],
-        _max_forwards: u32,
-    ) -> usize {
-        warn!(gateway = name, number, "bridge: no such gateway");
-        0
     }
 
     // ----- reload ---------------------------------------------------------------------------

@@ -313,6 +313,8 @@ impl Switch {
                 state: ForkState::Failed,
                 cancel_pending: false,
                 final_status: Some(200),
+                gateway: None,
+                auth_answers: 0,
             },
         );
         other.winner = None;
