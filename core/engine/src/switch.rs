@@ -1723,7 +1723,21 @@ impl Switch {
                     leg.final_status.get_or_insert(480);
                     return self.check_group_over(now, key, fork);
                 }
-                if call.state == CallState::Answered || side == Side::A {
+                let plan_goes_on = call
+                    .script
+                    .as_ref()
+                    .is_some_and(|s| !s.hangup_after_bridge());
+                if let Side::B(fork) = side
+                    && plan_goes_on
+                    && self.continue_after_bridge(now, key, fork)
+                {
+                    return;
+                }
+                let answered = self
+                    .calls
+                    .get(&key)
+                    .is_some_and(|c| c.state == CallState::Answered);
+                if answered || side == Side::A {
                     self.hang_up_from(now, key, side, "NORMAL_CLEARING", side_name);
                 }
             }

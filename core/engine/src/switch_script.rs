@@ -104,10 +104,6 @@ impl Script {
         self.played_at = None;
     }
 
-    pub(super) fn is_bridging(&self) -> bool {
-        matches!(self.wait, Wait::Bridge(_))
-    }
-
     /// The first fork of the bridge attempt in progress: older forks belong to failed groups.
     pub(super) fn group_start(&self) -> Option<usize> {
         match &self.wait {
@@ -463,14 +459,14 @@ impl Switch {
             }
             "ring_ready" => self.ring_ready(now, key),
             "pre_answer" => {
-                if let Err((status, cause)) = self.own_media(now, key, None) {
-                    return self.finish_script(now, key, cause_or(status, cause));
+                if let Err((_, cause)) = self.own_media(now, key, None) {
+                    return self.finish_script(now, key, cause);
                 }
                 self.send_early_media(now, key);
             }
             "answer" => {
-                if let Err((status, cause)) = self.answer_locally(now, key, None) {
-                    return self.finish_script(now, key, cause_or(status, cause));
+                if let Err((_, cause)) = self.answer_locally(now, key, None) {
+                    self.finish_script(now, key, cause);
                 }
             }
             "playback" => self.start_playback(now, key, data, Wait::Playback),
@@ -698,8 +694,8 @@ impl Switch {
         if ready {
             return true;
         }
-        if let Err((status, cause)) = self.answer_locally(now, key, None) {
-            self.finish_script(now, key, cause_or(status, cause));
+        if let Err((_, cause)) = self.answer_locally(now, key, None) {
+            self.finish_script(now, key, cause);
             return false;
         }
         true
@@ -1086,9 +1082,9 @@ impl Switch {
             .calls
             .get(&key)
             .is_some_and(|c| c.a_sdp.is_none() && c.state != CallState::Answered)
-            && let Err((status, cause)) = self.own_media(now, key, Some(rate))
+            && let Err((_, cause)) = self.own_media(now, key, Some(rate))
         {
-            return self.finish_script(now, key, cause_or(status, cause));
+            return self.finish_script(now, key, cause);
         }
         let Some(a) = self
             .calls
@@ -1530,6 +1526,53 @@ impl Switch {
         true
     }
 
+    /// The callee hung up a bridge with `hangup_after_bridge=false`: the caller's leg is
+    /// ours again and its plan goes on after the `bridge`. False when the caller's media
+    /// cannot be taken over (then the call ends as usual).
+    pub(super) fn continue_after_bridge(&mut self, now: Now, key: CallKey, fork: usize) -> bool {
+        if self
+            .calls
+            .get(&key)
+            .is_none_or(|c| c.winner != Some(fork) || c.state != CallState::Answered)
+        {
+            return false;
+        }
+        self.detach_fork(key, fork);
+        if self.adopt_caller(key).is_err() {
+            if let Some(call) = self.calls.get_mut(&key) {
+                call.winner = Some(fork);
+            }
+            return false;
+        }
+        info!(
+            call = key,
+            "callee hung up; the plan goes on (hangup_after_bridge=false)"
+        );
+        self.resume(now, key);
+        true
+    }
+
+    /// Adds a module's application to the registry; the core's names cannot be taken.
+    pub fn register_application(
+        &mut self,
+        name: &str,
+        application: Arc<dyn ModuleApplication>,
+    ) -> Result<(), String> {
+        if CORE_APPLICATIONS.contains(&name) {
+            return Err(format!("{name} is a core application"));
+        }
+        if self.applications.contains_key(name) {
+            return Err(format!("{name} is already registered"));
+        }
+        self.applications.insert(name.to_owned(), application);
+        Ok(())
+    }
+
+    /// Removes a module's application (when its module unloads).
+    pub fn unregister_application(&mut self, name: &str) -> bool {
+        self.applications.remove(name).is_some()
+    }
+
     // ----- reload ---------------------------------------------------------------------------
 
     /// `reload dialplan`: new calls hunt in the new plan; calls in progress keep theirs. A
@@ -1551,10 +1594,6 @@ impl Switch {
         }
         Ok(out)
     }
-}
-
-fn cause_or(_status: u16, cause: &'static str) -> &'static str {
-    cause
 }
 
 /// Contexts and extensions of a plan, for the log and the console.

@@ -85,10 +85,8 @@ impl Switch {
     }
 
     fn context_of(&self, user: &str) -> String {
-        self.directory
-            .get(user)
-            .and_then(|_u| None::<String>) // SHIM-DIALPLAN
-            .unwrap_or_else(|| self.settings.default_context.clone())
+        let _ = self.directory.get(user); // SHIM-DIALPLAN: the user's own context
+        self.settings.default_context.clone()
     }
 
     fn accept_refer(
@@ -161,7 +159,7 @@ impl Switch {
 
     /// The fork is no longer the call's other party (it has been or will be sent our BYE);
     /// its BYE or its answer to ours ends only itself.
-    fn detach_fork(&mut self, key: CallKey, fork: usize) {
+    pub(super) fn detach_fork(&mut self, key: CallKey, fork: usize) {
         if let Some(call) = self.calls.get_mut(&key) {
             if call.winner == Some(fork) {
                 call.winner = None;
@@ -175,7 +173,7 @@ impl Switch {
     /// The caller's leg is handed its own media (terminated, alone, our SDP as its answer), so
     /// that a plan can play to it and bridge it anew. Fails when its codec is not one we
     /// decode (SRTP, an unknown codec).
-    fn adopt_caller(&mut self, key: CallKey) -> Result<(), u16> {
+    pub(super) fn adopt_caller(&mut self, key: CallKey) -> Result<(), u16> {
         let Some(call) = self.calls.get_mut(&key) else {
             return Err(481);
         };

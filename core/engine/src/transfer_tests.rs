@@ -1,5 +1,6 @@
 //! Transfers on the switch's virtual clock (see switch_tests for the harness): REFER blind
-//! and attended from the callee, and the console's `transfer`.
+//! and attended from the callee, and the console's `transfer`; module applications and
+//! `hangup_after_bridge=false`, which the transfer machinery carries out.
 
 use std::time::Duration;
 
@@ -36,7 +37,18 @@ fn callee_request(
 /// ALICE calls `to`, who answers with To tag `tag`: the INVITE the callee got and our 200 to
 /// ALICE (already ACKed).
 fn bridged_call(h: &mut Harness, caller: Phone, callee: Phone, tag: &str) -> (Message, Message) {
-    let (_, sent) = h.call(caller, callee.user);
+    dial_and_answer(h, caller, callee.user, callee, tag)
+}
+
+/// `caller` dials `destination`; `callee` answers.
+fn dial_and_answer(
+    h: &mut Harness,
+    caller: Phone,
+    destination: &str,
+    callee: Phone,
+    tag: &str,
+) -> (Message, Message) {
+    let (_, sent) = h.call(caller, destination);
     let invite = requests_to(&sent, callee, Method::Invite)
         .pop()
         .expect("the callee is rung");
@@ -250,4 +262,67 @@ fn the_console_transfers_a_bridged_caller_to_an_extension() {
     );
     assert_eq!(requests_to(&h.sent(), ALICE, Method::Bye).len(), 1);
     h.assert_nothing_left_after_bye_answers(&[ALICE, BOB_DESK, CAROL]);
+}
+
+/// A module application that answers with core ones: a `set` then a `hangup` with the cause
+/// it was given.
+struct Greet;
+
+impl crate::ModuleApplication for Greet {
+    fn run(&self, call: &crate::CallView<'_>, data: &str) -> Vec<(String, String)> {
+        assert!(!call.uuid.is_empty());
+        assert_eq!(call.variables.get("destination_number"), Some("5801"));
+        vec![
+            ("set".into(), "greeted=yes".into()),
+            ("hangup".into(), data.to_owned()),
+        ]
+    }
+}
+
+#[test]
+fn module_applications_join_the_registry_and_run_as_core_ones() {
+    let mut h = Harness::new(40480, |_| {});
+    h.register(ALICE);
+    assert!(
+        h.switch
+            .register_application("bridge", std::sync::Arc::new(Greet))
+            .is_err(),
+        "a core name cannot be taken"
+    );
+    h.switch
+        .register_application("greet", std::sync::Arc::new(Greet))
+        .unwrap();
+    assert!(
+        h.switch
+            .register_application("greet", std::sync::Arc::new(Greet))
+            .is_err()
+    );
+    let (_, sent) = h.call(ALICE, "5801");
+    assert_eq!(statuses_to(&sent, ALICE), vec![100, 403]);
+    assert_eq!(h.cdrs()[0].hangup_cause, "CALL_REJECTED");
+    assert!(h.switch.unregister_application("greet"));
+    // Unregistered: the application is skipped and the plan runs out unanswered.
+    let (_, sent) = h.call(ALICE, "5801");
+    assert_eq!(statuses_to(&sent, ALICE), vec![100, 404]);
+}
+
+#[test]
+fn with_hangup_after_bridge_false_the_plan_goes_on_when_the_callee_hangs_up() {
+    let mut h = Harness::new(40500, |_| {});
+    for phone in [ALICE, BOB_DESK] {
+        h.register(phone);
+    }
+    let (invite, _) = dial_and_answer(&mut h, ALICE, "5802", BOB_DESK, "desk");
+    h.send(
+        BOB_DESK,
+        callee_request(BOB_DESK, &invite, "desk", "BYE", 7, ""),
+    );
+    let sent = h.sent();
+    assert_eq!(requests_to(&sent, ALICE, Method::Bye).len(), 1);
+    assert_eq!(
+        h.cdrs()[0].hangup_cause,
+        "NORMAL_UNSPECIFIED",
+        "the hangup after the bridge ended the call, not the callee's BYE"
+    );
+    h.assert_nothing_left_after_bye_answers(&[ALICE, BOB_DESK]);
 }
