@@ -11,7 +11,12 @@
 //!   hint says how to make it known). `${name:-fallback}` is never reported: it says what
 //!   to do when the variable is unset;
 //! - an extension that can never be reached because an earlier one in the same context
-//!   always matches and does not `continue` (warning at each such extension).
+//!   always matches and does not `continue` (warning at each such extension);
+//! - a `bridge` target that is not `user/ID[@DOMAIN]`, `sofia/gateway/NAME/NUMBER` or
+//!   `gateway/NAME/NUMBER` (error); a user the directory lacks (warning: users come and go
+//!   with a reload) or a gateway `gateways.toml` lacks (error), when the [`CheckEnv`] lists
+//!   them;
+//! - a `play_and_get_digits` or `read` with the wrong number of arguments (warning).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -19,7 +24,7 @@ use std::path::Path;
 use crate::ir::{Action, Condition, ConditionTest, Diagnostic, Dialplan, Extension, Severity};
 use crate::timespec::TimeSpec;
 use crate::vars::references;
-use crate::xml::compile_dir;
+use crate::plan::compile_plan_dir;
 
 /// The core applications of the engine's registry; module applications join them at run
 /// time, so a [`CheckEnv`] is built from the live registry where one exists.
@@ -37,14 +42,13 @@ pub const CORE_APPLICATIONS: &[&str] = &[
     "set",
     "export",
     "unset",
+    "log",
     "record_session",
     "conference",
     "echo",
     "park",
-    "log",
     "moh",
     "tone",
-    "voicemail",
 ];
 
 /// The channel variables the engine sets on every call. A name ending in `*` stands for a
@@ -72,6 +76,7 @@ pub const CHANNEL_VARIABLES: &[&str] = &[
     "user_name",
     "direction",
     "hangup_cause",
+    "originate_disposition",
     "last_bridge_hangup_cause",
 ];
 
@@ -84,6 +89,10 @@ pub struct CheckEnv<'a> {
     pub known_variables: &'a [&'a str],
     /// Global variables from conf.
     pub globals: &'a [&'a str],
+    /// The directory's user ids; `None`: `user/ID` bridge targets are not looked up.
+    pub users: Option<&'a [&'a str]>,
+    /// The gateway names of gateways.toml; `None`: gateway targets are not looked up.
+    pub gateways: Option<&'a [&'a str]>,
 }
 
 impl CheckEnv<'static> {
@@ -93,6 +102,8 @@ impl CheckEnv<'static> {
             applications: CORE_APPLICATIONS,
             known_variables: CHANNEL_VARIABLES,
             globals: &[],
+            users: None,
+            gateways: None,
         }
     }
 }
@@ -141,10 +152,11 @@ pub fn check(plan: &Dialplan, env: &CheckEnv<'_>) -> Vec<Diagnostic> {
     checker.out
 }
 
-/// `switchyard dialplan check DIR` for an XML plan: what the loader reports (errors
-/// included) and then what [`check`] finds in everything that did compile, in source order.
+/// `switchyard dialplan check DIR` for a plan directory (`*.xml` and `*.toml`): what the
+/// loader reports (errors included) and then what [`check`] finds in everything that did
+/// compile, in source order.
 pub fn check_dir(dir: &Path, env: &CheckEnv<'_>) -> Vec<Diagnostic> {
-    let (plan, mut diagnostics) = compile_dir(dir);
+    let (plan, mut diagnostics) = compile_plan_dir(dir);
     diagnostics.extend(check(&plan, env));
     diagnostics.sort_by(|a, b| a.location.cmp(&b.location));
     diagnostics
@@ -205,6 +217,12 @@ impl Checker<'_, '_> {
                 });
             }
         }
+        match application {
+            "bridge" => self.bridge(action),
+            "play_and_get_digits" => self.argument_count(action, 9..=10, PLAY_AND_GET_DIGITS),
+            "read" => self.argument_count(action, 6..=6, READ),
+            _ => {}
+        }
         if application == "transfer"
             && let Some(context) = transfer_context(&action.data)
             && !self.plan.contexts.contains_key(context)
@@ -227,6 +245,77 @@ impl Checker<'_, '_> {
                 location: action.location.clone(),
                 message: format!("transfer to context {context:?}, which is not in the plan"),
                 hint: Some(hint),
+            });
+        }
+    }
+
+    fn bridge(&mut self, action: &Action) {
+        for target in bridge_targets(&action.data) {
+            let problem = match parse_target(target) {
+                Err(problem) => Some((Severity::Error, problem, BRIDGE_FORMS.to_owned())),
+                Ok(Target::User(id)) if !id.contains('$') => self
+                    .env
+                    .users
+                    .filter(|users| !users.contains(&id))
+                    .map(|users| {
+                        (
+                            Severity::Warning,
+                            format!("bridge to user {id:?}, who is not in the directory"),
+                            match nearest(id, users.iter().copied()) {
+                                Some(near) => format!("did you mean user/{near}?"),
+                                None => format!("add conf/directory/{id}.toml (`switchyard user add {id}`)"),
+                            },
+                        )
+                    }),
+                Ok(Target::Gateway(name)) if !name.contains('$') => self
+                    .env
+                    .gateways
+                    .filter(|gateways| !gateways.contains(&name))
+                    .map(|gateways| {
+                        (
+                            Severity::Error,
+                            format!("bridge through gateway {name:?}, which gateways.toml does not define"),
+                            match nearest(name, gateways.iter().copied()) {
+                                Some(near) => format!("did you mean {near:?}?"),
+                                None if gateways.is_empty() => "define it as [gateway.NAME] in conf/gateways.toml".to_owned(),
+                                None => format!("the gateways are: {}", gateways.join(", ")),
+                            },
+                        )
+                    }),
+                Ok(_) => None,
+            };
+            if let Some((severity, message, hint)) = problem {
+                self.out.push(Diagnostic {
+                    severity,
+                    location: action.location.clone(),
+                    message,
+                    hint: Some(hint),
+                });
+            }
+        }
+    }
+
+    fn argument_count(
+        &mut self,
+        action: &Action,
+        expected: std::ops::RangeInclusive<usize>,
+        usage: &str,
+    ) {
+        let count = action.data.split_whitespace().count();
+        if !expected.contains(&count) {
+            self.out.push(Diagnostic {
+                severity: Severity::Warning,
+                location: action.location.clone(),
+                message: format!(
+                    "{} takes {} arguments, not {count}",
+                    action.application,
+                    if expected.start() == expected.end() {
+                        expected.start().to_string()
+                    } else {
+                        format!("{} to {}", expected.start(), expected.end())
+                    }
+                ),
+                hint: Some(format!("{} {usage}", action.application)),
             });
         }
     }
@@ -257,6 +346,95 @@ impl Checker<'_, '_> {
             None => format!("set it first, declare it as a global, or write ${{{name}:-default}}"),
         }
     }
+}
+
+/// The argument lists FreeSWITCH's mod_dptools takes, as the hints show them.
+const PLAY_AND_GET_DIGITS: &str =
+    "MIN MAX TRIES TIMEOUT_MS TERMINATORS FILE INVALID_FILE VAR REGEX [DIGIT_TIMEOUT_MS]";
+const READ: &str = "MIN MAX FILE VAR TIMEOUT_MS TERMINATORS";
+const BRIDGE_FORMS: &str =
+    "a target is user/ID[@DOMAIN], sofia/gateway/NAME/NUMBER or gateway/NAME/NUMBER; `,` rings targets at once, `|` tries them in turn";
+
+/// A bridge target, as far as `check` needs it.
+#[derive(Debug, PartialEq, Eq)]
+enum Target<'d> {
+    User(&'d str),
+    Gateway(&'d str),
+    /// Wholly from a variable: known only when the call runs.
+    Computed,
+}
+
+/// The targets of bridge data: the leading `{var=value,...}` dropped, then split on `|`
+/// (groups tried in turn) and `,` (targets rung at once); a `[var=value]` prefix of one
+/// target is dropped too.
+fn bridge_targets(data: &str) -> Vec<&str> {
+    let mut rest = data.trim();
+    if rest.starts_with('{')
+        && let Some(end) = rest.find('}')
+    {
+        rest = &rest[end + 1..];
+    }
+    split_outside_brackets(rest)
+        .into_iter()
+        .map(|t| {
+            let t = t.trim();
+            match t.strip_prefix('[').and_then(|t| t.split_once(']')) {
+                Some((_, target)) => target.trim(),
+                None => t,
+            }
+        })
+        .collect()
+}
+
+/// `rest` split on `|` and `,`, but not inside `[...]`, `{...}` or `${...}`.
+fn split_outside_brackets(rest: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut depth = 0usize;
+    let mut start = 0;
+    for (i, c) in rest.char_indices() {
+        match c {
+            '[' | '{' => depth += 1,
+            ']' | '}' => depth = depth.saturating_sub(1),
+            '|' | ',' if depth == 0 => {
+                parts.push(&rest[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&rest[start..]);
+    parts
+}
+
+/// What one target names, or why it is not a target.
+fn parse_target(target: &str) -> Result<Target<'_>, String> {
+    if target.starts_with('$') {
+        return Ok(Target::Computed);
+    }
+    let word = |s: &str| !s.is_empty() && !s.contains(char::is_whitespace);
+    if let Some(user) = target.strip_prefix("user/") {
+        let id = user.split_once('@').map_or(user, |(id, _)| id);
+        return if word(id) {
+            Ok(Target::User(id))
+        } else {
+            Err(format!("bridge target {target:?} names no user"))
+        };
+    }
+    if let Some(rest) = target
+        .strip_prefix("sofia/gateway/")
+        .or_else(|| target.strip_prefix("gateway/"))
+    {
+        return match rest.split_once('/') {
+            Some((name, number)) if word(name) && word(number) => Ok(Target::Gateway(name)),
+            _ => Err(format!(
+                "bridge target {target:?} needs a gateway and a number: gateway/NAME/NUMBER"
+            )),
+        };
+    }
+    if target.is_empty() {
+        return Err("bridge with an empty target".to_owned());
+    }
+    Err(format!("bridge target {target:?} is not a target the switch can ring"))
 }
 
 /// Calls `f` on every action and anti-action, nested ones included.
@@ -413,6 +591,81 @@ mod tests {
         for p in ["^$", "^1", "^.+$", "^(.*)1$", "^\\d*$"] {
             assert!(!is_catch_all(p), "{p}");
         }
+    }
+
+    #[test]
+    fn bridge_targets_split_as_the_engine_reads_them() {
+        assert_eq!(
+            bridge_targets("{call_timeout=20,a=b}user/1001,[leg_timeout=5,x=y]user/1002@example.com|sofia/gateway/gw1/$1"),
+            ["user/1001", "user/1002@example.com", "sofia/gateway/gw1/$1"]
+        );
+        assert_eq!(bridge_targets("${target}"), ["${target}"]);
+        assert_eq!(parse_target("user/1001@d"), Ok(Target::User("1001")));
+        assert_eq!(parse_target("gateway/gw/123"), Ok(Target::Gateway("gw")));
+        assert_eq!(parse_target("sofia/gateway/gw/$1"), Ok(Target::Gateway("gw")));
+        assert_eq!(parse_target("${x}"), Ok(Target::Computed));
+        assert!(parse_target("sofia/gateway/gw").unwrap_err().contains("gateway/NAME/NUMBER"));
+        assert!(parse_target("user/").unwrap_err().contains("names no user"));
+        assert!(parse_target("sofia/internal/1000@x").unwrap_err().contains("not a target"));
+        assert!(parse_target("").unwrap_err().contains("empty"));
+    }
+
+    #[test]
+    fn bridge_targets_are_looked_up_when_the_env_lists_them() {
+        let body = r#"<extension name="a"><condition field="destination_number" expression="^(\d+)$">
+                 <action application="bridge" data="{call_timeout=5}user/1001,user/1009|gateway/provider1/$1|sofia/gateway/provder2/$1"/>
+                 <action application="bridge" data="user/$1|sofia/internal/$1"/>
+               </condition></extension>"#;
+        let text = format!("<include><context name=\"default\">{body}</context></include>");
+        let plan = load_str("t.xml", &text).unwrap().plan;
+        let found = |env: &CheckEnv| -> Vec<String> { check(&plan, env).iter().map(ToString::to_string).collect() };
+        // Without a directory or gateways, only the syntax is checked.
+        assert_eq!(
+            found(&CheckEnv::core()),
+            ["t.xml:3:18: error: bridge target \"sofia/internal/$1\" is not a target the switch can ring (hint: a target is user/ID[@DOMAIN], sofia/gateway/NAME/NUMBER or gateway/NAME/NUMBER; `,` rings targets at once, `|` tries them in turn)"]
+        );
+        let users = ["1000", "1001", "1002"];
+        let gateways = ["provider1", "provider2"];
+        let env = CheckEnv {
+            users: Some(&users),
+            gateways: Some(&gateways),
+            ..CheckEnv::core()
+        };
+        let got = found(&env);
+        assert_eq!(got.len(), 3, "{got:#?}");
+        assert_eq!(got[0], "t.xml:2:18: warning: bridge to user \"1009\", who is not in the directory (hint: did you mean user/1000?)");
+        assert_eq!(got[1], "t.xml:2:18: error: bridge through gateway \"provder2\", which gateways.toml does not define (hint: did you mean \"provider2\"?)");
+        let none: [&str; 0] = [];
+        let env = CheckEnv { users: Some(&none), gateways: Some(&none), ..CheckEnv::core() };
+        let got = found(&env);
+        assert!(got.iter().any(|d| d.contains("hint: add conf/directory/1001.toml")), "{got:#?}");
+        assert!(got.iter().any(|d| d.contains("hint: define it as [gateway.NAME]")), "{got:#?}");
+    }
+
+    #[test]
+    fn digit_collection_argument_counts() {
+        let got = diagnostics(
+            r#"<extension name="a"><condition field="destination_number" expression="^1$">
+                 <action application="play_and_get_digits" data="1 1 3 5000 # ivr-menu invalid-option digit ^[1-3]$"/>
+                 <action application="play_and_get_digits" data="1 1 3 5000 # ivr-menu invalid-option digit ^[1-3]$ 2000"/>
+                 <action application="play_and_get_digits" data="1 1 3 5000 # ivr-menu digit"/>
+                 <action application="read" data="1 4 prompt pin 5000 #"/>
+                 <action application="read" data="1 4 prompt pin"/>
+               </condition></extension>"#,
+        );
+        assert_eq!(
+            got,
+            [
+                "t.xml:4:18: warning: play_and_get_digits takes 9 to 10 arguments, not 7 (hint: play_and_get_digits MIN MAX TRIES TIMEOUT_MS TERMINATORS FILE INVALID_FILE VAR REGEX [DIGIT_TIMEOUT_MS])",
+                "t.xml:6:18: warning: read takes 6 arguments, not 4 (hint: read MIN MAX FILE VAR TIMEOUT_MS TERMINATORS)",
+            ]
+        );
+    }
+
+    #[test]
+    fn core_applications_are_the_engine_contract() {
+        let contract = "answer pre_answer ring_ready playback play_and_get_digits read sleep bridge transfer hangup set export unset log record_session conference echo park moh tone";
+        assert_eq!(CORE_APPLICATIONS.join(" "), contract);
     }
 
     #[test]

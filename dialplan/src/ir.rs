@@ -213,11 +213,11 @@ pub struct Compiled {
 
 // ----- What every front end shares --------------------------------------------------------
 
-/// The files of a dialplan directory with this extension, in file-name order, each with its
-/// text; an unreadable directory or file becomes an error diagnostic.
+/// The files of a dialplan directory with one of these extensions, in file-name order, each
+/// with its text; an unreadable directory or file becomes an error diagnostic.
 pub(crate) fn read_plan_files(
     dir: &Path,
-    extension: &str,
+    extensions: &[&str],
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Vec<(Arc<str>, String)> {
     let nowhere = |file: Arc<str>, message: String| Diagnostic {
@@ -242,7 +242,11 @@ pub(crate) fn read_plan_files(
     };
     let mut paths: Vec<_> = entries
         .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|ext| ext == extension) && p.is_file())
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|ext| extensions.iter().any(|e| ext == *e))
+                && p.is_file()
+        })
         .collect();
     paths.sort();
     let mut files = Vec::with_capacity(paths.len());

@@ -14,10 +14,15 @@ pub mod explain;
 pub mod ir;
 pub mod matcher;
 pub mod pattern;
+pub mod plan;
 pub mod timespec;
 pub mod toml_plan;
 pub mod vars;
 pub mod xml;
+pub mod zone;
+
+pub use plan::{LoadedPlan, compile_plan_dir, load_plan_dir};
+pub use zone::LocalZone;
 
 /// What the engine should do with a new call.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,6 +72,8 @@ pub enum Error {
     UnknownUser { extension: String, user: String },
     #[error("extension {extension}: {status} is not a final error status (400-699)")]
     BadRejectStatus { extension: String, status: u16 },
+    #[error("timezone {setting:?}: {reason}")]
+    TimeZone { setting: String, reason: String },
 }
 
 /// The extension table. Immutable once built: a reload builds a new one and swaps it in, so a

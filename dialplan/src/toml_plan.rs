@@ -119,7 +119,7 @@ pub fn load_str(file: &str, text: &str) -> Result<Compiled, Vec<Diagnostic>> {
 /// appears in several files gathers their extensions in that order.
 pub fn load_dir(dir: &Path) -> Result<Compiled, Vec<Diagnostic>> {
     let mut builder = Builder::default();
-    for (file, text) in read_plan_files(dir, "toml", &mut builder.diagnostics) {
+    for (file, text) in read_plan_files(dir, &["toml"], &mut builder.diagnostics) {
         builder.add_document(file, &text);
     }
     builder.finish()
@@ -196,6 +196,22 @@ fn kind(value: &DeValue) -> &'static str {
 
 fn entry<'v, 'i>(table: &'v DeTable<'i>, name: &str) -> Option<(&'v Key<'i>, &'v Item<'i>)> {
     table.iter().find(|(key, _)| key.get_ref() == name)
+}
+
+/// Adds one TOML document to a plan that other documents (of either form) also feed.
+pub(crate) fn add_document(
+    plan: &mut Dialplan,
+    diagnostics: &mut Vec<Diagnostic>,
+    file: Arc<str>,
+    text: &str,
+) {
+    let mut builder = Builder {
+        plan: std::mem::take(plan),
+        diagnostics: std::mem::take(diagnostics),
+    };
+    builder.add_document(file, text);
+    *plan = builder.plan;
+    *diagnostics = builder.diagnostics;
 }
 
 #[derive(Default)]

@@ -55,6 +55,22 @@ pub fn compile_dir(dir: &Path) -> (Dialplan, Vec<Diagnostic>) {
     builder.sorted()
 }
 
+/// Adds one XML document to a plan that other documents (of either form) also feed.
+pub(crate) fn add_document(
+    plan: &mut Dialplan,
+    diagnostics: &mut Vec<Diagnostic>,
+    file: Arc<str>,
+    text: &str,
+) {
+    let mut builder = Builder {
+        plan: std::mem::take(plan),
+        diagnostics: std::mem::take(diagnostics),
+    };
+    builder.add_document(file, text);
+    *plan = builder.plan;
+    *diagnostics = builder.diagnostics;
+}
+
 #[derive(Default)]
 struct Builder {
     plan: Dialplan,
@@ -88,7 +104,7 @@ impl Source<'_, '_> {
 
 impl Builder {
     fn add_dir(&mut self, dir: &Path) {
-        for (file, text) in read_plan_files(dir, "xml", &mut self.diagnostics) {
+        for (file, text) in read_plan_files(dir, &["xml"], &mut self.diagnostics) {
             self.add_document(file, &text);
         }
     }

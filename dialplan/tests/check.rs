@@ -72,14 +72,29 @@ fn the_routing_fixture_is_clean_with_its_globals() {
         .unwrap()
         .plan;
     let globals = ["record_calls", "vm_enabled", "domain", "language"];
+    // The fixture leaves messages with `voicemail`, which a module registers beside the core
+    // applications.
+    let mut applications = switchyard_dialplan::check::CORE_APPLICATIONS.to_vec();
+    applications.push("voicemail");
     let env = CheckEnv {
         globals: &globals,
+        applications: &applications,
         ..CheckEnv::core()
     };
     let found: Vec<String> = check(&plan, &env).iter().map(ToString::to_string).collect();
     assert!(found.is_empty(), "{found:#?}");
     // Without the globals, each is reported where it is first read.
-    let found = check(&plan, &CheckEnv::core());
+    let found = check(
+        &plan,
+        &CheckEnv {
+            applications: &applications,
+            ..CheckEnv::core()
+        },
+    );
     assert!(found.iter().all(|d| d.severity == Severity::Warning));
     assert!(found.iter().any(|d| d.message.contains("\"vm_enabled\"")));
+    // Without the module, each use of its application is an error.
+    let found = check(&plan, &CheckEnv { globals: &globals, ..CheckEnv::core() });
+    assert_eq!(found.len(), 3, "{found:#?}");
+    assert!(found.iter().all(|d| d.message == "unknown application \"voicemail\""));
 }

@@ -3,9 +3,13 @@
 //! Layout of a configuration directory:
 //!
 //! ```text
-//! conf/switchyard.toml        [sip] [media] [calls] [auth] [console]; every key optional
-//! conf/directory/<id>.toml    one user each: id, password, display_name, enabled
+//! conf/switchyard.toml        [sip] [media] [calls] [auth] [console] [recording] [dialplan];
+//!                             every key optional
+//! conf/directory/<id>.toml    one user each: id, password, display_name, enabled, context,
+//!                             caller_id_number, caller_id_name
+//! conf/dialplan/              the dialplan: *.xml and/or *.toml ([dialplan] dir)
 //! conf/routes.toml            [[route]] extension = "9196", action = "echo" | "user" | "reject"
+//! conf/gateways.toml          [gateway.NAME] SIP trunks: proxy, credentials, caller id, ACL
 //! ```
 //!
 //! Every key has a default, so an empty `switchyard.toml` gives a working switch on
@@ -22,6 +26,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+
+mod gateways;
+pub use gateways::{Cidr, GATEWAYS_FILE, GatewayConfig, GatewayTransport};
 
 /// Errors of configuration loading; each names the file at fault.
 #[derive(Debug, thiserror::Error)]
@@ -71,8 +78,11 @@ pub struct Config {
     pub auth: AuthConfig,
     pub console: ConsoleConfig,
     pub recording: RecordingConfig,
+    pub dialplan: DialplanConfig,
     pub directory: Directory,
     pub routes: Vec<RouteEntry>,
+    /// `gateways.toml`: SIP trunks by name.
+    pub gateways: BTreeMap<String, GatewayConfig>,
     /// The directory this configuration was loaded from.
     pub conf_dir: PathBuf,
 }
@@ -180,6 +190,51 @@ impl Default for RecordingConfig {
             encrypt: false,
             key_file: PathBuf::from("recording.key"),
         }
+    }
+}
+
+/// `[dialplan]`: where the plan lives and what every call starts with.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DialplanConfig {
+    /// The plan directory (`*.xml` and/or `*.toml`); relative to the conf directory.
+    pub dir: PathBuf,
+    /// A holiday calendar (TOML, `[[holiday]]` tables) for `holiday="yes"` conditions;
+    /// relative to the conf directory. Not inside `dir`, where it would be read as a plan.
+    pub holidays: Option<PathBuf>,
+    /// The zone time conditions are read in: "system", an IANA name ("Asia/Shanghai") or a
+    /// fixed offset ("+08:00").
+    pub timezone: String,
+    /// The context of a directory user who names none.
+    pub default_context: String,
+    /// The context of calls accepted from a gateway that names no `inbound_context`.
+    pub public_context: String,
+    /// `[dialplan.globals]`: variables every call starts with (FreeSWITCH vars.xml).
+    pub globals: BTreeMap<String, String>,
+}
+
+impl Default for DialplanConfig {
+    fn default() -> Self {
+        DialplanConfig {
+            dir: PathBuf::from("dialplan"),
+            holidays: None,
+            timezone: "system".into(),
+            default_context: "default".into(),
+            public_context: "public".into(),
+            globals: BTreeMap::new(),
+        }
+    }
+}
+
+impl DialplanConfig {
+    /// The plan directory, a relative `dir` taken from `conf_dir`.
+    pub fn dir_path(&self, conf_dir: &Path) -> PathBuf {
+        conf_dir.join(&self.dir)
+    }
+
+    /// The holiday calendar file, a relative path taken from `conf_dir`.
+    pub fn holidays_path(&self, conf_dir: &Path) -> Option<PathBuf> {
+        self.holidays.as_ref().map(|h| conf_dir.join(h))
     }
 }
 
@@ -292,6 +347,13 @@ pub struct User {
     pub enabled: bool,
     /// How this user's phone sends and expects DTMF.
     pub dtmf: DtmfMode,
+    /// The dialplan context this user's calls hunt in (`[dialplan] default_context` when the
+    /// file names none).
+    pub context: String,
+    /// The caller id this user presents on calls out (effective_caller_id_number / _name);
+    /// `None`: the id the phone sent.
+    pub caller_id_number: Option<String>,
+    pub caller_id_name: Option<String>,
 }
 
 /// How a phone carries DTMF.
@@ -347,6 +409,7 @@ struct MainFile {
     auth: AuthConfig,
     console: ConsoleConfig,
     recording: RecordingConfig,
+    dialplan: DialplanConfig,
 }
 
 #[derive(Deserialize)]
@@ -359,6 +422,9 @@ struct UserFile {
     enabled: bool,
     #[serde(default)]
     dtmf: DtmfMode,
+    context: Option<String>,
+    caller_id_number: Option<String>,
+    caller_id_name: Option<String>,
 }
 
 fn yes() -> bool {
@@ -396,7 +462,10 @@ pub fn load(conf_dir: &Path) -> Result<Config, Error> {
     let (text, main) = parse_file::<MainFile>(&main_path)?;
     validate_main(&main_path, &text, &main)?;
 
-    let directory = load_directory(&conf_dir.join(DIRECTORY_DIR))?;
+    let directory = load_directory(
+        &conf_dir.join(DIRECTORY_DIR),
+        &main.dialplan.default_context,
+    )?;
 
     let routes_path = conf_dir.join(ROUTES_FILE);
     let routes = if routes_path.exists() {
@@ -405,6 +474,10 @@ pub fn load(conf_dir: &Path) -> Result<Config, Error> {
     } else {
         Vec::new()
     };
+    let gateways = gateways::load(
+        &conf_dir.join(GATEWAYS_FILE),
+        &main.dialplan.public_context,
+    )?;
 
     Ok(Config {
         sip: main.sip,
@@ -413,8 +486,10 @@ pub fn load(conf_dir: &Path) -> Result<Config, Error> {
         auth: main.auth,
         console: main.console,
         recording: main.recording,
+        dialplan: main.dialplan,
         directory,
         routes,
+        gateways,
         conf_dir: conf_dir.to_path_buf(),
     })
 }
@@ -643,7 +718,155 @@ fn validate_main(path: &Path, text: &str, m: &MainFile) -> Result<(), Error> {
             "[console] socket must not be empty".into(),
         ));
     }
+    validate_dialplan(path, text, &m.dialplan)
+}
+
+fn validate_dialplan(path: &Path, text: &str, d: &DialplanConfig) -> Result<(), Error> {
+    let invalid = |section: &str, key: &str, message: String| Error::Invalid {
+        path: path.to_path_buf(),
+        line: section_key_line(text, section, key),
+        message,
+    };
+    if d.dir.as_os_str().is_empty() {
+        return Err(invalid(
+            "dialplan",
+            "dir",
+            "[dialplan] dir must not be empty".into(),
+        ));
+    }
+    if let Some(holidays) = &d.holidays {
+        let in_plan_dir = holidays.parent().is_some_and(|p| p == d.dir);
+        let plan_form = holidays
+            .extension()
+            .is_some_and(|e| e == "toml" || e == "xml");
+        if holidays.as_os_str().is_empty() || (in_plan_dir && plan_form) {
+            return Err(invalid(
+                "dialplan",
+                "holidays",
+                format!(
+                    "[dialplan] holidays {:?}: give a file outside the plan directory {:?}, where every *.toml is read as a plan (e.g. \"holidays.toml\")",
+                    holidays, d.dir
+                ),
+            ));
+        }
+    }
+    if let Err(problem) = check_timezone(&d.timezone) {
+        return Err(invalid(
+            "dialplan",
+            "timezone",
+            format!("[dialplan] timezone {:?}: {problem}", d.timezone),
+        ));
+    }
+    for (key, context) in [
+        ("default_context", &d.default_context),
+        ("public_context", &d.public_context),
+    ] {
+        if !valid_context(context) {
+            return Err(invalid(
+                "dialplan",
+                key,
+                format!(
+                    "[dialplan] {key} {context:?}: use letters, digits, -, _ and . (a context name of the plan)"
+                ),
+            ));
+        }
+    }
+    for (name, value) in &d.globals {
+        if !valid_variable(name) {
+            return Err(invalid(
+                "dialplan.globals",
+                name,
+                format!(
+                    "[dialplan.globals] {name:?}: a variable name is letters, digits and _ (as ${{name}} expands it)"
+                ),
+            ));
+        }
+        if value.contains('\n') {
+            return Err(invalid(
+                "dialplan.globals",
+                name,
+                format!("[dialplan.globals] {name}: a value is one line"),
+            ));
+        }
+    }
     Ok(())
+}
+
+/// The shape of a `[dialplan] timezone`: "system", "UTC", an offset `+HH:MM`, `+HHMM` or
+/// `+HH` (up to ±14:00),
+/// or a zone name (IANA `Area/City`, or a POSIX TZ string). Whether the name is in the
+/// machine's zone database is known when the dialplan resolves it.
+fn check_timezone(zone: &str) -> Result<(), String> {
+    let hint = "write \"system\", an IANA name like \"Asia/Shanghai\" or an offset like \"+08:00\"";
+    if zone.is_empty() {
+        return Err(format!("empty ({hint})"));
+    }
+    if let Some(rest) = zone.strip_prefix(['+', '-']) {
+        let (hours, minutes) = match rest.split_once(':') {
+            Some(parts) => parts,
+            None if rest.len() == 4 => rest.split_at(2),
+            None => (rest, "00"),
+        };
+        let two_digits = |s: &str| s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit());
+        if !two_digits(hours) || !two_digits(minutes) {
+            return Err(format!("not an offset ({hint})"));
+        }
+        let (h, m): (u32, u32) = (hours.parse().unwrap_or(99), minutes.parse().unwrap_or(99));
+        if h > 14 || m > 59 || (h == 14 && m > 0) {
+            return Err(format!("offset beyond ±14:00, which no zone uses ({hint})"));
+        }
+        return Ok(());
+    }
+    let name_byte = |b: u8| b.is_ascii_alphanumeric() || b"/_-+,.:<>".contains(&b);
+    if !zone.bytes().all(name_byte) || zone.starts_with('/') || zone.contains("..") {
+        return Err(format!("not a zone name ({hint})"));
+    }
+    Ok(())
+}
+
+/// A dialplan context name: what `transfer EXT XML CONTEXT` can name in one word.
+fn valid_context(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// A channel variable name `${name}` can expand.
+fn valid_variable(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// The line of `key =` inside `[section]` (up to the next table header), for messages about
+/// keys whose names other sections share (`dir`).
+fn section_key_line(text: &str, section: &str, key: &str) -> Option<usize> {
+    let header = format!("[{section}]");
+    let mut inside = false;
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim_start();
+        if line.starts_with('[') {
+            inside = line.split('#').next().is_some_and(|h| h.trim() == header);
+            continue;
+        }
+        if inside
+            && line
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        {
+            return Some(i + 1);
+        }
+    }
+    // `[dialplan] dir = ...` may also be written as `dialplan.dir = ...` at the top.
+    key_line(text, &format!("{section}.{key}"))
+}
+
+/// What a user presents as caller id: digits with an optional leading +, or `*#`.
+fn valid_caller_number(number: &str) -> bool {
+    let digits = number.strip_prefix('+').unwrap_or(number);
+    !digits.is_empty()
+        && digits.len() <= 32
+        && digits.bytes().all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
 }
 
 /// User ids are what phones put in the URI user part and what the file is named after:
@@ -652,7 +875,7 @@ fn valid_user_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
-fn load_directory(dir: &Path) -> Result<Directory, Error> {
+fn load_directory(dir: &Path, default_context: &str) -> Result<Directory, Error> {
     let mut users = BTreeMap::new();
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -710,6 +933,35 @@ fn load_directory(dir: &Path) -> Result<Directory, Error> {
                 format!("user {id} has an empty password"),
             ));
         }
+        if let Some(context) = &file.context
+            && !valid_context(context)
+        {
+            return Err(invalid(
+                "context",
+                format!("user {id}: context {context:?}: use letters, digits, -, _ and ."),
+            ));
+        }
+        if let Some(number) = &file.caller_id_number
+            && !valid_caller_number(number)
+        {
+            return Err(invalid(
+                "caller_id_number",
+                format!(
+                    "user {id}: caller_id_number {number:?}: use digits, with an optional leading + (e.g. \"+861088886666\")"
+                ),
+            ));
+        }
+        if let Some(name) = &file.caller_id_name
+            && (name.trim().is_empty() || name.contains(['"', '\r', '\n']))
+        {
+            // The name goes into a From display-name (RFC 3261 §25.1 quoted-string).
+            return Err(invalid(
+                "caller_id_name",
+                format!(
+                    "user {id}: caller_id_name {name:?}: give a name without quotes or line breaks"
+                ),
+            ));
+        }
         users.insert(
             id.clone(),
             User {
@@ -718,6 +970,9 @@ fn load_directory(dir: &Path) -> Result<Directory, Error> {
                 display_name: file.display_name,
                 enabled: file.enabled,
                 dtmf: file.dtmf,
+                context: file.context.unwrap_or_else(|| default_context.to_owned()),
+                caller_id_number: file.caller_id_number,
+                caller_id_name: file.caller_id_name,
             },
         );
     }

@@ -16,7 +16,7 @@
 //!                 FAIL_WAIT ── retry_secs · 2^(failures-1), at most max_retry_secs ──▶ TRYING
 //! ```
 //! `unregister` sends Expires: 0 (RFC 3261 §10.2.2) and ends in UNREGED.
-// The switch drives this table once the lead wires gateways in; until then only the tests do.
+// Until the switch uses every item (`inbound_gateway` for `trunk_of`), only the tests do.
 #![cfg_attr(not(test), allow(dead_code))]
 
 use std::fmt::Write as _;
@@ -222,8 +222,8 @@ impl Gateways {
         gateway: &str,
         response: &Message,
     ) -> Option<Outgoing> {
-        let user_agent = self.user_agent.clone();
-        let g = self.get_mut(gateway)?;
+        let user_agent = self.user_agent.as_str();
+        let g = self.entries.iter_mut().find(|g| g.config.name == gateway)?;
         let status = response.status()?;
         if status < 200 {
             return None;
@@ -294,7 +294,7 @@ impl Gateways {
                     auth_answers: attempt.auth_answers + 1,
                     ..attempt
                 };
-                g.send_register(next, Some(authorization), &user_agent)
+                g.send_register(next, Some(authorization), user_agent)
             }
             423 => {
                 // RFC 3261 §10.2.8: ask again for at least Min-Expires.
@@ -309,7 +309,7 @@ impl Gateways {
                             expires: min,
                             ..attempt
                         };
-                        g.send_register(next, None, &user_agent)
+                        g.send_register(next, None, user_agent)
                     }
                     _ if unregistering => {
                         g.state = RegState::Unreged;
@@ -466,6 +466,21 @@ impl Gateways {
                 g.config.proxy.ip().to_canonical() == source
                     || g.config.inbound_acl.iter().any(|c| c.contains(source))
             })
+            .map(|g| g.config.name.as_str())
+    }
+
+    /// Like [`Gateways::accept_inbound`], but the proxy is recognised by address and port,
+    /// so a phone on the proxy's host still authenticates and two gateways on one host (two
+    /// SIPp providers on loopback) are told apart: the first enabled gateway (by name) whose
+    /// proxy is exactly `source`, else the first whose `inbound_acl` holds its address.
+    pub fn inbound_gateway(&self, source: SocketAddr) -> Option<&str> {
+        let ip = source.ip().to_canonical();
+        let enabled = || self.entries.iter().filter(|g| g.config.enabled);
+        enabled()
+            .find(|g| {
+                g.config.proxy.ip().to_canonical() == ip && g.config.proxy.port() == source.port()
+            })
+            .or_else(|| enabled().find(|g| g.config.inbound_acl.iter().any(|c| c.contains(ip))))
             .map(|g| g.config.name.as_str())
     }
 
@@ -1379,6 +1394,34 @@ mod tests {
         assert_eq!(gw.accept_inbound(ip("192.0.2.60")), None, "disabled");
         assert_eq!(gw.accept_inbound(ip("203.0.114.1")), None);
         assert_eq!(gw.config("b").unwrap().inbound_context, "public");
+    }
+
+    #[test]
+    fn inbound_gateways_are_told_apart_by_port() {
+        let t0 = origin();
+        let mut a = config("a");
+        a.proxy = "127.0.0.1:15060".parse().unwrap();
+        let mut b = config("b");
+        b.proxy = "127.0.0.1:15062".parse().unwrap();
+        let mut c = config("c");
+        c.proxy = "192.0.2.1:5060".parse().unwrap();
+        c.inbound_acl = vec!["127.0.0.0/8".parse().unwrap()];
+        let gw = Gateways::new([&a, &b, &c], "ua", t0);
+        let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert_eq!(gw.inbound_gateway(addr("127.0.0.1:15060")), Some("a"));
+        assert_eq!(gw.inbound_gateway(addr("127.0.0.1:15062")), Some("b"));
+        assert_eq!(
+            gw.inbound_gateway(addr("[::ffff:127.0.0.1]:15062")),
+            Some("b")
+        );
+        assert_eq!(
+            gw.inbound_gateway(addr("127.0.0.1:5062")),
+            Some("c"),
+            "a phone on the proxies' host: only an ACL admits it"
+        );
+        let gw = Gateways::new([&a, &b], "ua", t0);
+        assert_eq!(gw.inbound_gateway(addr("127.0.0.1:5062")), None);
+        assert_eq!(gw.inbound_gateway(addr("192.0.2.1:5060")), None);
     }
 
     #[test]

@@ -340,7 +340,14 @@ impl Switch {
                 return;
             }
             let Some(action) = script.queue.pop_front() else {
-                // FreeSWITCH hangs a channel up when its extension runs out of actions.
+                // FreeSWITCH hangs a channel up when its extension runs out of actions; an
+                // unanswered one with why its last bridge failed, if it tried one.
+                if call.state != CallState::Answered
+                    && let Some(cause) = script.vars.get("last_bridge_hangup_cause")
+                {
+                    let cause = cause.to_owned();
+                    return self.finish_script(now, key, &cause);
+                }
                 let answered = call.state == CallState::Answered;
                 return self.finish_script(
                     now,
@@ -1242,11 +1249,12 @@ impl Switch {
             };
             return self.bridge_group_failed(now, key, status, cause);
         }
-        let epoch = self
-            .calls
-            .get(&key)
-            .and_then(|c| c.script.as_ref())
-            .map_or(0, |s| s.epoch);
+        // A new epoch: the call_timeout of an earlier group must not cut this one short.
+        let Some(script) = self.calls.get_mut(&key).and_then(|c| c.script.as_mut()) else {
+            return;
+        };
+        script.epoch += 1;
+        let epoch = script.epoch;
         self.timers
             .push(Reverse((now.mono + timeout, Timer::Script(key, epoch))));
     }

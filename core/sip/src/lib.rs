@@ -9,6 +9,7 @@ pub mod builder;
 mod error;
 pub mod header;
 pub mod message;
+pub mod refer;
 pub mod transaction;
 pub mod uri;
 

@@ -48,7 +48,8 @@ enum Command {
         #[command(subcommand)]
         action: RecordingAction,
     },
-    /// The XML dialplan in conf/dialplan: check it, or see what a call would do.
+    /// The dialplan in conf/dialplan (*.xml and/or *.toml): check it, or see what a call
+    /// would do.
     Dialplan {
         #[command(subcommand)]
         action: DialplanAction,
@@ -59,7 +60,7 @@ enum Command {
 enum DialplanAction {
     /// Every error and warning with file:line:column and a hint; exit 1 if there are errors.
     Check {
-        /// The dialplan directory (*.xml files).
+        /// The dialplan directory (*.xml and *.toml files).
         #[arg(default_value = "conf/dialplan")]
         dir: PathBuf,
     },
@@ -79,6 +80,10 @@ enum DialplanAction {
         /// Offset of local time from UTC in minutes (e.g. 480 for China) when --at is absent.
         #[arg(long, default_value_t = 0)]
         utc_offset: i32,
+        /// The zone of local time when --at is absent, as [dialplan] timezone takes it
+        /// ("system", "Asia/Shanghai", "+08:00"); overrides --utc-offset.
+        #[arg(long)]
+        timezone: Option<String>,
         /// Extra channel variables, name=value (repeatable).
         #[arg(long = "var")]
         vars: Vec<String>,
@@ -215,6 +220,7 @@ fn main() -> ExitCode {
                     caller,
                     at,
                     utc_offset,
+                    timezone,
                     vars,
                     dir,
                     holidays,
@@ -225,6 +231,7 @@ fn main() -> ExitCode {
             caller,
             at,
             utc_offset,
+            timezone,
             vars,
             dir,
             holidays,
@@ -273,6 +280,7 @@ struct DialplanTest {
     caller: String,
     at: Option<String>,
     utc_offset: i32,
+    timezone: Option<String>,
     vars: Vec<String>,
     dir: PathBuf,
     holidays: Option<PathBuf>,
@@ -282,20 +290,8 @@ fn dialplan_test(t: DialplanTest) -> ExitCode {
     use switchyard_dialplan::ir::HuntEnv;
     use switchyard_dialplan::timespec::{CivilTime, Holidays};
     use switchyard_dialplan::vars::Variables;
-    // A directory of TOML plans (and no XML) is read in the TOML form.
-    let has = |ext: &str| {
-        std::fs::read_dir(&t.dir).is_ok_and(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .any(|e| e.path().extension().is_some_and(|x| x == ext))
-        })
-    };
-    let loaded = if has("toml") && !has("xml") {
-        switchyard_dialplan::toml_plan::load_dir(&t.dir)
-    } else {
-        switchyard_dialplan::xml::load_dir(&t.dir)
-    };
-    let plan = match loaded {
+    // Both forms: *.xml and *.toml, in file-name order.
+    let plan = match switchyard_dialplan::load_plan_dir(&t.dir) {
         Ok(compiled) => compiled.plan,
         Err(diagnostics) => {
             for diagnostic in &diagnostics {
@@ -322,7 +318,13 @@ fn dialplan_test(t: DialplanTest) -> ExitCode {
             let secs = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64);
-            CivilTime::from_unix(secs, t.utc_offset * 60)
+            match &t.timezone {
+                Some(zone) => match switchyard_dialplan::LocalZone::parse(zone) {
+                    Ok(zone) => zone.civil_time(secs),
+                    Err(error) => return fail(&error.to_string()),
+                },
+                None => CivilTime::from_unix(secs, t.utc_offset * 60),
+            }
         }
     };
     let holidays_path = t.holidays.clone().unwrap_or_else(|| {
