@@ -16,8 +16,6 @@
 //!                 FAIL_WAIT ── retry_secs · 2^(failures-1), at most max_retry_secs ──▶ TRYING
 //! ```
 //! `unregister` sends Expires: 0 (RFC 3261 §10.2.2) and ends in UNREGED.
-// Until the switch uses every item (`inbound_gateway` for `trunk_of`), only the tests do.
-#![cfg_attr(not(test), allow(dead_code))]
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
@@ -112,7 +110,7 @@ struct Gateway {
 /// The gateways of `gateways.toml`, by name.
 #[derive(Debug)]
 pub struct Gateways {
-    /// Sorted by name (the config map's order): `accept_inbound` picks the first match.
+    /// Sorted by name (the config map's order): `inbound_gateway` picks the first match.
     entries: Vec<Gateway>,
     user_agent: String,
 }
@@ -455,24 +453,10 @@ impl Gateways {
         out
     }
 
-    /// The gateway a request from `source` comes from: the first enabled gateway (by name)
-    /// whose proxy address is `source` or whose `inbound_acl` holds it.
-    pub fn accept_inbound(&self, source: IpAddr) -> Option<&str> {
-        let source = source.to_canonical();
-        self.entries
-            .iter()
-            .filter(|g| g.config.enabled)
-            .find(|g| {
-                g.config.proxy.ip().to_canonical() == source
-                    || g.config.inbound_acl.iter().any(|c| c.contains(source))
-            })
-            .map(|g| g.config.name.as_str())
-    }
-
-    /// Like [`Gateways::accept_inbound`], but the proxy is recognised by address and port,
-    /// so a phone on the proxy's host still authenticates and two gateways on one host (two
-    /// SIPp providers on loopback) are told apart: the first enabled gateway (by name) whose
-    /// proxy is exactly `source`, else the first whose `inbound_acl` holds its address.
+    /// The gateway a request from `source` comes from. The proxy is recognised by address and
+    /// port, so a phone on the proxy's host still authenticates and two gateways on one host
+    /// (two SIPp providers on loopback) are told apart: the first enabled gateway (by name)
+    /// whose proxy is exactly `source`, else the first whose `inbound_acl` holds its address.
     pub fn inbound_gateway(&self, source: SocketAddr) -> Option<&str> {
         let ip = source.ip().to_canonical();
         let enabled = || self.entries.iter().filter(|g| g.config.enabled);
@@ -1381,18 +1365,25 @@ mod tests {
         off.proxy = "192.0.2.60:5060".parse().unwrap();
         off.enabled = false;
         let gw = Gateways::new([&a, &b, &off], "ua", t0);
-        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
         assert_eq!(
-            gw.accept_inbound(ip("198.51.100.10")),
+            gw.inbound_gateway(addr("198.51.100.10:5060")),
             Some("a"),
-            "a's proxy (b shares it: first by name)"
+            "a's proxy (c has the same address but is disabled)"
         );
-        assert_eq!(gw.accept_inbound(ip("203.0.113.77")), Some("a"));
-        assert_eq!(gw.accept_inbound(ip("::ffff:203.0.113.77")), Some("a"));
-        assert_eq!(gw.accept_inbound(ip("2001:db8:5::1")), Some("a"));
-        assert_eq!(gw.accept_inbound(ip("192.0.2.50")), Some("b"));
-        assert_eq!(gw.accept_inbound(ip("192.0.2.60")), None, "disabled");
-        assert_eq!(gw.accept_inbound(ip("203.0.114.1")), None);
+        assert_eq!(gw.inbound_gateway(addr("203.0.113.77:5999")), Some("a"));
+        assert_eq!(
+            gw.inbound_gateway(addr("[::ffff:203.0.113.77]:5999")),
+            Some("a")
+        );
+        assert_eq!(gw.inbound_gateway(addr("[2001:db8:5::1]:5060")), Some("a"));
+        assert_eq!(gw.inbound_gateway(addr("192.0.2.50:5080")), Some("b"));
+        assert_eq!(
+            gw.inbound_gateway(addr("192.0.2.60:5060")),
+            None,
+            "disabled"
+        );
+        assert_eq!(gw.inbound_gateway(addr("203.0.114.1:5060")), None);
         assert_eq!(gw.config("b").unwrap().inbound_context, "public");
     }
 

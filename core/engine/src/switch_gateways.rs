@@ -180,18 +180,11 @@ impl Switch {
         true
     }
 
-    /// The gateway a new INVITE comes from, when its source is a trunk: the proxy's own
-    /// address and port, or an address of the gateway's inbound ACL.
+    /// The gateway a new INVITE comes from, when its source is a trunk: the proxy by its
+    /// address and port (phones may share its IP, in a lab or a test on loopback, and must
+    /// still authenticate), or an address of the gateway's inbound ACL.
     pub(super) fn trunk_of(&self, source: SocketAddr) -> Option<String> {
-        let name = self.gateways.accept_inbound(source.ip())?;
-        let config = self.gateways.config(name)?;
-        // The proxy is recognised by its address and port: phones may share its IP (a lab,
-        // a test on loopback) and must still authenticate.
-        let by_acl = config
-            .inbound_acl
-            .iter()
-            .any(|cidr| cidr.contains(source.ip()));
-        (by_acl || config.proxy == source).then(|| name.to_owned())
+        self.gateways.inbound_gateway(source).map(str::to_owned)
     }
 
     pub(super) fn gateways_text(&self, now: Now) -> String {
