@@ -163,6 +163,14 @@ impl Gateways {
         }
     }
 
+    /// Every gateway's name, in order (for `dialplan check`).
+    pub fn names(&self) -> Vec<&str> {
+        self.entries
+            .iter()
+            .map(|g| g.config.name.as_str())
+            .collect()
+    }
+
     /// The configuration of gateway `name`.
     pub fn config(&self, name: &str) -> Option<&GatewayConfig> {
         self.get(name).map(|g| &g.config)

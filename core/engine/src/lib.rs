@@ -101,15 +101,33 @@ pub fn run(options: RunOptions) -> Result<(), Error> {
         "creating data directory {}",
         options.data_dir.display()
     )))?;
-    let dialplan_dir = options.conf_dir.join("dialplan"); // SHIM-DIALPLAN
-    let holidays: Option<PathBuf> = None; // SHIM-DIALPLAN
+    let dialplan_dir = config.dialplan.dir_path(&options.conf_dir);
+    let holidays = config.dialplan.holidays_path(&options.conf_dir);
+    let zone = switchyard_dialplan::LocalZone::parse(&config.dialplan.timezone).map_err(|e| {
+        Error::Dialplan {
+            dir: dialplan_dir.display().to_string(),
+            errors: e.to_string(),
+        }
+    })?;
+    // Checked against the core applications (modules add theirs when they load), the
+    // directory, the gateways and the globals.
+    let users: Vec<&str> = config.directory.users.keys().map(String::as_str).collect();
+    let gateways: Vec<&str> = config.gateways.keys().map(String::as_str).collect();
+    let globals: Vec<&str> = config.dialplan.globals.keys().map(String::as_str).collect();
+    let env = switchyard_dialplan::check::CheckEnv {
+        applications: switchyard_dialplan::check::CORE_APPLICATIONS,
+        known_variables: switchyard_dialplan::check::CHANNEL_VARIABLES,
+        globals: &globals,
+        users: Some(&users),
+        gateways: Some(&gateways),
+    };
     let (plan, warnings) =
-        switch::load_routing_plan(&dialplan_dir, holidays.as_deref()).map_err(|errors| {
-            Error::Dialplan {
+        switch::load_routing_plan(&dialplan_dir, holidays.as_deref(), zone, &env).map_err(
+            |errors| Error::Dialplan {
                 dir: dialplan_dir.display().to_string(),
                 errors,
-            }
-        })?;
+            },
+        )?;
     for warning in warnings {
         warn!("dialplan: {warning}");
     }

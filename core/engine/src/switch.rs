@@ -108,8 +108,6 @@ struct Settings {
     default_context: String,
     /// `[dialplan.globals]`: every call starts with these variables.
     globals: Vec<(String, String)>,
-    /// Local time for time-of-day conditions.
-    utc_offset_secs: i32,
 }
 
 /// `[recording]` as the switch applies it.
@@ -508,9 +506,13 @@ impl Switch {
             },
             dialplan_dir,
             holidays,
-            default_context: "default".into(), // SHIM-DIALPLAN
-            globals: Vec::new(),               // SHIM-DIALPLAN
-            utc_offset_secs: 0,
+            default_context: config.dialplan.default_context.clone(),
+            globals: config
+                .dialplan
+                .globals
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         };
         let gateways = gateways::gateways_from(&config, now);
         let transactions = TransactionLayer::new(TimerConfig {
@@ -1093,7 +1095,7 @@ impl Switch {
             None => self
                 .directory
                 .get(&caller)
-                .and_then(|_u| None::<String>) // SHIM-DIALPLAN
+                .map(|u| u.context.clone())
                 .unwrap_or_else(|| self.settings.default_context.clone()),
         };
         let mut vars = self.call_variables(msg, &caller, &destination, peer, &call_uuid, &context);
@@ -1297,7 +1299,16 @@ impl Switch {
         set(&mut vars, "uuid", uuid);
         set(&mut vars, "domain_name", &self.settings.domain);
         set(&mut vars, "direction", "inbound");
-        // SHIM-DIALPLAN user caller id
+        if let Some(user) = user {
+            // The caller id this user presents when calling out (a DID), as FreeSWITCH's
+            // effective_caller_id_*; the plan can still override it.
+            if let Some(number) = &user.caller_id_number {
+                set(&mut vars, "effective_caller_id_number", number);
+            }
+            if let Some(name) = &user.caller_id_name {
+                set(&mut vars, "effective_caller_id_name", name);
+            }
+        }
         vars
     }
 

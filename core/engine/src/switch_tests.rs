@@ -70,6 +70,16 @@ pub(crate) fn conf_dir() -> std::path::PathBuf {
 impl Harness {
     /// `rtp_base`: each test its own media ports, so tests can run in parallel threads.
     pub(crate) fn new(rtp_base: u16, tweak: impl FnOnce(&mut Config)) -> Harness {
+        Harness::with_plan_dir(rtp_base, &conf_dir().join("dialplan"), tweak)
+    }
+
+    /// As [`Harness::new`], serving the dialplan of `dialplan_dir` (which `reload dialplan`
+    /// reads again): tests that rewrite the plan work on a copy.
+    pub(crate) fn with_plan_dir(
+        rtp_base: u16,
+        dialplan_dir: &Path,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Harness {
         let mut config =
             switchyard_config::load(&conf_dir()).expect("the test configuration loads");
         tweak(&mut config);
@@ -87,8 +97,22 @@ impl Harness {
             Box::new(|_| {}),
         )
         .unwrap();
-        let dialplan_dir = conf_dir().join("dialplan"); // SHIM-DIALPLAN
-        let (plan, _) = crate::switch::load_routing_plan(&dialplan_dir, None).unwrap();
+        let dialplan_dir = dialplan_dir.to_path_buf();
+        // Checked like the daemon's, except that test plans may use module applications the
+        // tests register themselves.
+        let mut applications = switchyard_dialplan::check::CORE_APPLICATIONS.to_vec();
+        applications.push("greet");
+        let env = switchyard_dialplan::check::CheckEnv {
+            applications: &applications,
+            ..switchyard_dialplan::check::CheckEnv::core()
+        };
+        let (plan, _) = crate::switch::load_routing_plan(
+            &dialplan_dir,
+            None,
+            switchyard_dialplan::LocalZone::utc(),
+            &env,
+        )
+        .unwrap();
         let now = Now {
             mono: Instant::now(),
             unix_ms: 1_800_000_000_000,

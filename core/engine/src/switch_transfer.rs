@@ -85,8 +85,10 @@ impl Switch {
     }
 
     fn context_of(&self, user: &str) -> String {
-        let _ = self.directory.get(user); // SHIM-DIALPLAN: the user's own context
-        self.settings.default_context.clone()
+        self.directory.get(user).map_or_else(
+            || self.settings.default_context.clone(),
+            |u| u.context.clone(),
+        )
     }
 
     fn accept_refer(

@@ -281,7 +281,8 @@ impl crate::ModuleApplication for Greet {
 
 #[test]
 fn module_applications_join_the_registry_and_run_as_core_ones() {
-    let mut h = Harness::new(40480, |_| {});
+    let plan = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/module-plan");
+    let mut h = Harness::with_plan_dir(40480, &plan, |_| {});
     h.register(ALICE);
     assert!(
         h.switch
