@@ -22,9 +22,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use crate::ir::{Action, Condition, ConditionTest, Diagnostic, Dialplan, Extension, Severity};
+use crate::plan::compile_plan_dir;
 use crate::timespec::TimeSpec;
 use crate::vars::references;
-use crate::plan::compile_plan_dir;
 
 /// The core applications of the engine's registry; module applications join them at run
 /// time, so a [`CheckEnv`] is built from the live registry where one exists.
@@ -352,8 +352,7 @@ impl Checker<'_, '_> {
 const PLAY_AND_GET_DIGITS: &str =
     "MIN MAX TRIES TIMEOUT_MS TERMINATORS FILE INVALID_FILE VAR REGEX [DIGIT_TIMEOUT_MS]";
 const READ: &str = "MIN MAX FILE VAR TIMEOUT_MS TERMINATORS";
-const BRIDGE_FORMS: &str =
-    "a target is user/ID[@DOMAIN], sofia/gateway/NAME/NUMBER or gateway/NAME/NUMBER; `,` rings targets at once, `|` tries them in turn";
+const BRIDGE_FORMS: &str = "a target is user/ID[@DOMAIN], sofia/gateway/NAME/NUMBER or gateway/NAME/NUMBER; `,` rings targets at once, `|` tries them in turn";
 
 /// A bridge target, as far as `check` needs it.
 #[derive(Debug, PartialEq, Eq)]
@@ -434,7 +433,9 @@ fn parse_target(target: &str) -> Result<Target<'_>, String> {
     if target.is_empty() {
         return Err("bridge with an empty target".to_owned());
     }
-    Err(format!("bridge target {target:?} is not a target the switch can ring"))
+    Err(format!(
+        "bridge target {target:?} is not a target the switch can ring"
+    ))
 }
 
 /// Calls `f` on every action and anti-action, nested ones included.
@@ -596,17 +597,30 @@ mod tests {
     #[test]
     fn bridge_targets_split_as_the_engine_reads_them() {
         assert_eq!(
-            bridge_targets("{call_timeout=20,a=b}user/1001,[leg_timeout=5,x=y]user/1002@example.com|sofia/gateway/gw1/$1"),
+            bridge_targets(
+                "{call_timeout=20,a=b}user/1001,[leg_timeout=5,x=y]user/1002@example.com|sofia/gateway/gw1/$1"
+            ),
             ["user/1001", "user/1002@example.com", "sofia/gateway/gw1/$1"]
         );
         assert_eq!(bridge_targets("${target}"), ["${target}"]);
         assert_eq!(parse_target("user/1001@d"), Ok(Target::User("1001")));
         assert_eq!(parse_target("gateway/gw/123"), Ok(Target::Gateway("gw")));
-        assert_eq!(parse_target("sofia/gateway/gw/$1"), Ok(Target::Gateway("gw")));
+        assert_eq!(
+            parse_target("sofia/gateway/gw/$1"),
+            Ok(Target::Gateway("gw"))
+        );
         assert_eq!(parse_target("${x}"), Ok(Target::Computed));
-        assert!(parse_target("sofia/gateway/gw").unwrap_err().contains("gateway/NAME/NUMBER"));
+        assert!(
+            parse_target("sofia/gateway/gw")
+                .unwrap_err()
+                .contains("gateway/NAME/NUMBER")
+        );
         assert!(parse_target("user/").unwrap_err().contains("names no user"));
-        assert!(parse_target("sofia/internal/1000@x").unwrap_err().contains("not a target"));
+        assert!(
+            parse_target("sofia/internal/1000@x")
+                .unwrap_err()
+                .contains("not a target")
+        );
         assert!(parse_target("").unwrap_err().contains("empty"));
     }
 
@@ -618,11 +632,15 @@ mod tests {
                </condition></extension>"#;
         let text = format!("<include><context name=\"default\">{body}</context></include>");
         let plan = load_str("t.xml", &text).unwrap().plan;
-        let found = |env: &CheckEnv| -> Vec<String> { check(&plan, env).iter().map(ToString::to_string).collect() };
+        let found = |env: &CheckEnv| -> Vec<String> {
+            check(&plan, env).iter().map(ToString::to_string).collect()
+        };
         // Without a directory or gateways, only the syntax is checked.
         assert_eq!(
             found(&CheckEnv::core()),
-            ["t.xml:3:18: error: bridge target \"sofia/internal/$1\" is not a target the switch can ring (hint: a target is user/ID[@DOMAIN], sofia/gateway/NAME/NUMBER or gateway/NAME/NUMBER; `,` rings targets at once, `|` tries them in turn)"]
+            [
+                "t.xml:3:18: error: bridge target \"sofia/internal/$1\" is not a target the switch can ring (hint: a target is user/ID[@DOMAIN], sofia/gateway/NAME/NUMBER or gateway/NAME/NUMBER; `,` rings targets at once, `|` tries them in turn)"
+            ]
         );
         let users = ["1000", "1001", "1002"];
         let gateways = ["provider1", "provider2"];
@@ -633,13 +651,31 @@ mod tests {
         };
         let got = found(&env);
         assert_eq!(got.len(), 3, "{got:#?}");
-        assert_eq!(got[0], "t.xml:2:18: warning: bridge to user \"1009\", who is not in the directory (hint: did you mean user/1000?)");
-        assert_eq!(got[1], "t.xml:2:18: error: bridge through gateway \"provder2\", which gateways.toml does not define (hint: did you mean \"provider2\"?)");
+        assert_eq!(
+            got[0],
+            "t.xml:2:18: warning: bridge to user \"1009\", who is not in the directory (hint: did you mean user/1000?)"
+        );
+        assert_eq!(
+            got[1],
+            "t.xml:2:18: error: bridge through gateway \"provder2\", which gateways.toml does not define (hint: did you mean \"provider2\"?)"
+        );
         let none: [&str; 0] = [];
-        let env = CheckEnv { users: Some(&none), gateways: Some(&none), ..CheckEnv::core() };
+        let env = CheckEnv {
+            users: Some(&none),
+            gateways: Some(&none),
+            ..CheckEnv::core()
+        };
         let got = found(&env);
-        assert!(got.iter().any(|d| d.contains("hint: add conf/directory/1001.toml")), "{got:#?}");
-        assert!(got.iter().any(|d| d.contains("hint: define it as [gateway.NAME]")), "{got:#?}");
+        assert!(
+            got.iter()
+                .any(|d| d.contains("hint: add conf/directory/1001.toml")),
+            "{got:#?}"
+        );
+        assert!(
+            got.iter()
+                .any(|d| d.contains("hint: define it as [gateway.NAME]")),
+            "{got:#?}"
+        );
     }
 
     #[test]

@@ -94,7 +94,51 @@ fn the_routing_fixture_is_clean_with_its_globals() {
     assert!(found.iter().all(|d| d.severity == Severity::Warning));
     assert!(found.iter().any(|d| d.message.contains("\"vm_enabled\"")));
     // Without the module, each use of its application is an error.
-    let found = check(&plan, &CheckEnv { globals: &globals, ..CheckEnv::core() });
+    let found = check(
+        &plan,
+        &CheckEnv {
+            globals: &globals,
+            ..CheckEnv::core()
+        },
+    );
     assert_eq!(found.len(), 3, "{found:#?}");
-    assert!(found.iter().all(|d| d.message == "unknown application \"voicemail\""));
+    assert!(
+        found
+            .iter()
+            .all(|d| d.message == "unknown application \"voicemail\"")
+    );
+}
+
+#[test]
+fn check_dir_reads_both_forms() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("10_default.xml"),
+        "<include><context name=\"default\">\n<extension name=\"a\"><condition field=\"destination_number\" expression=\"^1$\">\n<action application=\"playbak\" data=\"x\"/></condition></extension>\n</context></include>",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("20_default.toml"),
+        "[[context]]\nname = \"default\"\n[[context.extension]]\nname = \"b\"\npattern = \"2\"\nactions = [\"transfer 1 XML publc\", \"bridge sip:1000@x\"]\n",
+    )
+    .unwrap();
+    let got: Vec<String> = check_dir(dir.path(), &CheckEnv::core())
+        .iter()
+        .map(|d| {
+            let file = Path::new(&*d.location.file)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            format!("{file}:{} {}", d.location.line, d.message)
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "10_default.xml:3 unknown application \"playbak\"",
+            "20_default.toml:6 transfer to context \"publc\", which is not in the plan",
+            "20_default.toml:6 bridge target \"sip:1000@x\" is not a target the switch can ring",
+        ]
+    );
 }

@@ -8,14 +8,13 @@
 //! conf/directory/<id>.toml    one user each: id, password, display_name, enabled, context,
 //!                             caller_id_number, caller_id_name
 //! conf/dialplan/              the dialplan: *.xml and/or *.toml ([dialplan] dir)
-//! conf/routes.toml            [[route]] extension = "9196", action = "echo" | "user" | "reject"
 //! conf/gateways.toml          [gateway.NAME] SIP trunks: proxy, credentials, caller id, ACL
 //! ```
 //!
 //! Every key has a default, so an empty `switchyard.toml` gives a working switch on
 //! 127.0.0.1:5060. Unknown keys are errors, so a typo (`rtp_port_mn`) is reported with its file,
-//! line and column instead of being silently ignored. Extension numbers equal to a directory user
-//! id route to that user implicitly; that is the engine's rule, this crate only loads.
+//! line and column instead of being silently ignored. This crate only loads: the dialplan crate
+//! compiles `dialplan/`, and the engine decides what a call does.
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
@@ -48,7 +47,7 @@ pub enum Error {
         column: Option<usize>,
         message: String,
     },
-    /// Well-formed TOML whose values make no sense (port range, duplicate extension, ...).
+    /// Well-formed TOML whose values make no sense (port range, listener listed twice, ...).
     #[error("{}{}: {message}", path.display(), fmt_pos(*line, None))]
     Invalid {
         path: PathBuf,
@@ -80,7 +79,6 @@ pub struct Config {
     pub recording: RecordingConfig,
     pub dialplan: DialplanConfig,
     pub directory: Directory,
-    pub routes: Vec<RouteEntry>,
     /// `gateways.toml`: SIP trunks by name.
     pub gateways: BTreeMap<String, GatewayConfig>,
     /// The directory this configuration was loaded from.
@@ -371,35 +369,6 @@ pub enum DtmfMode {
     Inband,
 }
 
-/// One line of the extension table.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RouteEntry {
-    pub extension: String,
-    pub action: RouteAction,
-    /// Line in routes.toml where this `[[route]]` starts, for messages.
-    pub line: Option<usize>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RouteAction {
-    /// Answer and send every RTP packet back to the caller.
-    Echo,
-    /// Ring a directory user.
-    User(String),
-    /// Refuse with this final response code (400..=699).
-    Reject { code: u16 },
-    /// Answer, play these prompts of the language's set (names relative to sounds/<lang>/),
-    /// then hang up.
-    Playback { prompts: Vec<String>, lang: String },
-    /// Answer and play a call-progress tone (dial, ringback, busy, congestion) or a tone
-    /// spec such as "%(1000,4000,450)", forever.
-    Tone { tone: String },
-    /// Answer and play music on hold, forever.
-    MusicOnHold,
-    /// Answer and join this conference room.
-    Conference { room: String },
-}
-
 #[derive(Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 struct MainFile {
@@ -431,32 +400,12 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct RoutesFile {
-    route: Vec<toml::Spanned<RouteFileEntry>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RouteFileEntry {
-    extension: String,
-    action: String,
-    user: Option<String>,
-    code: Option<u16>,
-    prompts: Option<Vec<String>>,
-    lang: Option<String>,
-    tone: Option<String>,
-    room: Option<String>,
-}
-
 /// File names inside a configuration directory.
 pub const MAIN_FILE: &str = "switchyard.toml";
 pub const DIRECTORY_DIR: &str = "directory";
-pub const ROUTES_FILE: &str = "routes.toml";
 
 /// Loads and validates the configuration in `conf_dir`. `switchyard.toml` must exist (possibly
-/// empty); `directory/` and `routes.toml` are optional.
+/// empty); `directory/` and `gateways.toml` are optional.
 pub fn load(conf_dir: &Path) -> Result<Config, Error> {
     let main_path = conf_dir.join(MAIN_FILE);
     let (text, main) = parse_file::<MainFile>(&main_path)?;
@@ -467,17 +416,7 @@ pub fn load(conf_dir: &Path) -> Result<Config, Error> {
         &main.dialplan.default_context,
     )?;
 
-    let routes_path = conf_dir.join(ROUTES_FILE);
-    let routes = if routes_path.exists() {
-        let (text, file) = parse_file::<RoutesFile>(&routes_path)?;
-        routes_from_file(&routes_path, &text, file)?
-    } else {
-        Vec::new()
-    };
-    let gateways = gateways::load(
-        &conf_dir.join(GATEWAYS_FILE),
-        &main.dialplan.public_context,
-    )?;
+    let gateways = gateways::load(&conf_dir.join(GATEWAYS_FILE), &main.dialplan.public_context)?;
 
     Ok(Config {
         sip: main.sip,
@@ -488,7 +427,6 @@ pub fn load(conf_dir: &Path) -> Result<Config, Error> {
         recording: main.recording,
         dialplan: main.dialplan,
         directory,
-        routes,
         gateways,
         conf_dir: conf_dir.to_path_buf(),
     })
@@ -735,7 +673,13 @@ fn validate_dialplan(path: &Path, text: &str, d: &DialplanConfig) -> Result<(), 
         ));
     }
     if let Some(holidays) = &d.holidays {
-        let in_plan_dir = holidays.parent().is_some_and(|p| p == d.dir);
+        // `./dialplan/x.toml` and `dialplan/x.toml` are the same place.
+        let plain = |p: &Path| -> PathBuf {
+            p.components()
+                .filter(|c| *c != std::path::Component::CurDir)
+                .collect()
+        };
+        let in_plan_dir = holidays.parent().is_some_and(|p| plain(p) == plain(&d.dir));
         let plan_form = holidays
             .extension()
             .is_some_and(|e| e == "toml" || e == "xml");
@@ -866,7 +810,9 @@ fn valid_caller_number(number: &str) -> bool {
     let digits = number.strip_prefix('+').unwrap_or(number);
     !digits.is_empty()
         && digits.len() <= 32
-        && digits.bytes().all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
+        && digits
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
 }
 
 /// User ids are what phones put in the URI user part and what the file is named after:
@@ -977,173 +923,6 @@ fn load_directory(dir: &Path, default_context: &str) -> Result<Directory, Error>
         );
     }
     Ok(Directory { users })
-}
-
-fn valid_prompt_name(name: &str) -> bool {
-    !name.is_empty()
-        && !name.contains("..")
-        && !name.starts_with('/')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'/'))
-}
-
-fn valid_extension(ext: &str) -> bool {
-    !ext.is_empty()
-        && ext
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'*' | b'#' | b'+'))
-}
-
-fn routes_from_file(path: &Path, text: &str, file: RoutesFile) -> Result<Vec<RouteEntry>, Error> {
-    let mut routes: Vec<RouteEntry> = Vec::with_capacity(file.route.len());
-    for spanned in file.route {
-        let line = line_col(text, spanned.span().start).0;
-        let r = spanned.into_inner();
-        let invalid = |message: String| Error::Invalid {
-            path: path.to_path_buf(),
-            line: Some(line),
-            message,
-        };
-        if !valid_extension(&r.extension) {
-            return Err(invalid(format!(
-                "invalid extension {:?}: use digits, letters, *, # or +",
-                r.extension
-            )));
-        }
-        if let Some(prev) = routes.iter().find(|p| p.extension == r.extension) {
-            return Err(invalid(format!(
-                "extension {} is already routed (line {})",
-                r.extension,
-                prev.line.unwrap_or(0)
-            )));
-        }
-        let media_keys = r.prompts.is_some() as u8
-            + r.lang.is_some() as u8
-            + r.tone.is_some() as u8
-            + r.room.is_some() as u8;
-        match (r.action.as_str(), &r.prompts, &r.tone, &r.room) {
-            ("playback", Some(prompts), None, None) if !prompts.is_empty() => {
-                let lang = r.lang.clone().unwrap_or_else(|| "en".into());
-                if let Some(bad) = prompts.iter().find(|p| !valid_prompt_name(p)) {
-                    return Err(invalid(format!(
-                        "prompt name {bad:?}: use letters, digits, -, _ and / (no ..)"
-                    )));
-                }
-                if !valid_user_id(&lang) {
-                    return Err(invalid(format!("invalid language {lang:?}")));
-                }
-                routes.push(RouteEntry {
-                    extension: r.extension,
-                    action: RouteAction::Playback {
-                        prompts: prompts.clone(),
-                        lang,
-                    },
-                    line: Some(line),
-                });
-                continue;
-            }
-            ("playback", _, _, _) => {
-                return Err(invalid(
-                    "action = \"playback\" needs prompts = [\"welcome\", ...] and optionally lang"
-                        .into(),
-                ));
-            }
-            ("tone", None, Some(tone), None) if r.lang.is_none() => {
-                routes.push(RouteEntry {
-                    extension: r.extension,
-                    action: RouteAction::Tone { tone: tone.clone() },
-                    line: Some(line),
-                });
-                continue;
-            }
-            ("tone", _, _, _) => {
-                return Err(invalid(
-                    "action = \"tone\" needs tone = \"ringback\" (dial, busy, congestion) or a spec like \"%(1000,4000,450)\"".into(),
-                ));
-            }
-            ("moh", _, _, _) if media_keys == 0 && r.user.is_none() && r.code.is_none() => {
-                routes.push(RouteEntry {
-                    extension: r.extension,
-                    action: RouteAction::MusicOnHold,
-                    line: Some(line),
-                });
-                continue;
-            }
-            ("conference", None, None, Some(room)) if r.lang.is_none() => {
-                if !valid_user_id(room) {
-                    return Err(invalid(format!(
-                        "invalid room {room:?}: use letters and digits only"
-                    )));
-                }
-                routes.push(RouteEntry {
-                    extension: r.extension,
-                    action: RouteAction::Conference { room: room.clone() },
-                    line: Some(line),
-                });
-                continue;
-            }
-            ("conference", _, _, _) => {
-                return Err(invalid(
-                    "action = \"conference\" needs room = \"<name>\"".into(),
-                ));
-            }
-            _ => {}
-        }
-        if media_keys > 0 {
-            return Err(invalid(format!(
-                "action = {:?} takes none of prompts, lang, tone, room",
-                r.action
-            )));
-        }
-        let action = match (r.action.as_str(), r.user, r.code) {
-            ("echo", None, None) => RouteAction::Echo,
-            ("user", Some(user), None) => {
-                if !valid_user_id(&user) {
-                    return Err(invalid(format!(
-                        "invalid user id {user:?}: use letters and digits only"
-                    )));
-                }
-                RouteAction::User(user)
-            }
-            ("user", None, _) => {
-                return Err(invalid("action = \"user\" needs user = \"<id>\"".into()));
-            }
-            ("reject", None, Some(code)) => {
-                if !(400..=699).contains(&code) {
-                    return Err(invalid(format!(
-                        "reject code {code} is not a final error response (400-699)"
-                    )));
-                }
-                RouteAction::Reject { code }
-            }
-            ("reject", _, None) => {
-                return Err(invalid("action = \"reject\" needs code = <400-699>".into()));
-            }
-            ("echo" | "user" | "reject", _, _) => {
-                return Err(invalid(format!(
-                    "action = {:?} takes {}",
-                    r.action,
-                    match r.action.as_str() {
-                        "echo" => "no other key",
-                        "user" => "only user = \"<id>\"",
-                        _ => "only code = <400-699>",
-                    }
-                )));
-            }
-            (other, _, _) => {
-                return Err(invalid(format!(
-                    "unknown action {other:?}: expected echo, user, reject, playback, tone, moh or conference"
-                )));
-            }
-        };
-        routes.push(RouteEntry {
-            extension: r.extension,
-            action,
-            line: Some(line),
-        });
-    }
-    Ok(routes)
 }
 
 /// `switchyard user add <id>`: writes `conf_dir/directory/<id>.toml` with a random

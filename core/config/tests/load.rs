@@ -2,7 +2,7 @@ use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use switchyard_config::{DtmfMode, Error, RouteAction, add_user, load};
+use switchyard_config::{DtmfMode, Error, add_user, load};
 
 fn repo_dir(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -40,10 +40,6 @@ fn shipped_default_conf_loads() {
     assert_eq!(c.auth.max_register_expires, 3600);
     // No user with a guessable password ships.
     assert!(c.directory.users.is_empty());
-    assert_eq!(c.routes[0].extension, "9196");
-    assert_eq!(c.routes[0].action, RouteAction::Echo);
-    let extensions: Vec<&str> = c.routes.iter().map(|r| r.extension.as_str()).collect();
-    assert_eq!(extensions, ["9196", "9664", "9197", "9198", "3000"]);
     assert_eq!(c.conf_dir, dir);
 }
 
@@ -79,25 +75,6 @@ fn test_basic_conf_loads() {
     assert_eq!(c.directory.get("1000").unwrap().dtmf, DtmfMode::Auto);
     assert_eq!(c.directory.get("1010").unwrap().dtmf, DtmfMode::Info);
     assert_eq!(c.directory.get("1011").unwrap().dtmf, DtmfMode::Inband);
-    assert_eq!(c.routes[0].action, RouteAction::Echo);
-    assert!(c.routes.iter().any(|r| r.action
-        == RouteAction::Playback {
-            prompts: vec!["welcome".into(), "please-hold".into()],
-            lang: "zh".into()
-        }));
-    assert!(c.routes.iter().any(|r| r.action
-        == RouteAction::Conference {
-            room: "3000".into()
-        }));
-    assert!(
-        c.routes
-            .iter()
-            .any(|r| r.action == RouteAction::MusicOnHold)
-    );
-    assert!(c.routes.iter().any(|r| r.action
-        == RouteAction::Tone {
-            tone: "ringback".into()
-        }));
 }
 
 #[test]
@@ -113,7 +90,6 @@ fn empty_main_file_gives_defaults_and_missing_one_is_an_error() {
         c.console.socket_path(Path::new("/var/lib/sy")),
         PathBuf::from("/var/lib/sy/console.sock")
     );
-    assert!(c.routes.is_empty());
 
     let empty = tempfile::tempdir().unwrap();
     let e = load(empty.path()).unwrap_err().to_string();
@@ -153,16 +129,6 @@ fn typo_key_is_reported_with_file_line_and_column() {
     ]);
     assert!(e.contains("1000.toml:2:1:"), "{e}");
     assert!(e.contains("pasword"), "{e}");
-
-    let e = err_of(&[
-        ("switchyard.toml", ""),
-        (
-            "routes.toml",
-            "[[route]]\nextension = \"1\"\nactoin = \"echo\"\n",
-        ),
-    ]);
-    assert!(e.contains("routes.toml:"), "{e}");
-    assert!(e.contains("actoin"), "{e}");
 }
 
 #[test]
@@ -256,87 +222,6 @@ fn directory_rules() {
     assert!(e.contains("1000.toml") && e.contains("password"), "{e}");
     let e = err_of(&[main, ("directory/1000.toml", "password = \"\"\n")]);
     assert!(e.contains("empty password"), "{e}");
-}
-
-#[test]
-fn route_actions_and_errors() {
-    let main = ("switchyard.toml", "");
-    let dir = conf(&[
-        main,
-        (
-            "routes.toml",
-            "# comment\n[[route]]\nextension = \"9196\"\naction = \"echo\"\n\n[[route]]\nextension = \"100\"\naction = \"user\"\nuser = \"1000\"\n\n[[route]]\nextension = \"*666#\"\naction = \"reject\"\ncode = 403\n",
-        ),
-    ]);
-    let c = load(dir.path()).unwrap();
-    let got: Vec<_> = c
-        .routes
-        .iter()
-        .map(|r| (r.extension.as_str(), r.action.clone(), r.line))
-        .collect();
-    assert_eq!(
-        got,
-        vec![
-            ("9196", RouteAction::Echo, Some(2)),
-            ("100", RouteAction::User("1000".into()), Some(6)),
-            ("*666#", RouteAction::Reject { code: 403 }, Some(11)),
-        ]
-    );
-
-    for (text, needle) in [
-        (
-            "[[route]]\nextension = \"1\"\naction = \"park\"\n",
-            "unknown action",
-        ),
-        (
-            "[[route]]\nextension = \"1\"\naction = \"user\"\n",
-            "needs user",
-        ),
-        (
-            "[[route]]\nextension = \"1\"\naction = \"reject\"\n",
-            "needs code",
-        ),
-        (
-            "[[route]]\nextension = \"1\"\naction = \"reject\"\ncode = 200\n",
-            "400-699",
-        ),
-        (
-            "[[route]]\nextension = \"1\"\naction = \"echo\"\ncode = 404\n",
-            "no other key",
-        ),
-        (
-            "[[route]]\nextension = \"1 2\"\naction = \"echo\"\n",
-            "invalid extension",
-        ),
-        (
-            "[[route]]\nextension = \"1\"\naction = \"echo\"\n[[route]]\nextension = \"1\"\naction = \"echo\"\n",
-            "already routed (line 1)",
-        ),
-        (
-            "[[route]]\nextension = \"1\"\naction = \"playback\"\n",
-            "needs prompts",
-        ),
-        (
-            "[[route]]\nextension = \"1\"\naction = \"playback\"\nprompts = [\"../../etc/passwd\"]\n",
-            "prompt name",
-        ),
-        (
-            "[[route]]\nextension = \"1\"\naction = \"tone\"\n",
-            "needs tone",
-        ),
-        (
-            "[[route]]\nextension = \"1\"\naction = \"conference\"\n",
-            "needs room",
-        ),
-        (
-            "[[route]]\nextension = \"1\"\naction = \"echo\"\nroom = \"2\"\n",
-            "takes none of",
-        ),
-    ] {
-        let e = err_of(&[main, ("routes.toml", text)]);
-        assert!(e.contains("routes.toml:"), "{text}: {e}");
-        assert!(e.contains(needle), "{text}: {e}");
-    }
 }
 
 #[test]

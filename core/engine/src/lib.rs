@@ -131,6 +131,12 @@ pub fn run(options: RunOptions) -> Result<(), Error> {
     for warning in warnings {
         warn!("dialplan: {warning}");
     }
+    if options.conf_dir.join("routes.toml").exists() {
+        warn!(
+            "conf/routes.toml is no longer read: routing is the dialplan in {}",
+            dialplan_dir.display()
+        );
+    }
 
     let mut reactor = Reactor::new().map_err(io_context("creating the signalling reactor"))?;
     let bound = reactor

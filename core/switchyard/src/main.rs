@@ -18,7 +18,7 @@ struct Cli {
 enum Command {
     /// Run the daemon in the foreground (SIGTERM or `shutdown` stops it gracefully).
     Run {
-        /// Configuration directory (switchyard.toml, directory/, routes.toml).
+        /// Configuration directory (switchyard.toml, directory/, dialplan/, gateways.toml).
         #[arg(long, default_value = "conf")]
         conf: PathBuf,
         /// Data directory: the database, the console socket, recordings.
@@ -63,6 +63,11 @@ enum DialplanAction {
         /// The dialplan directory (*.xml and *.toml files).
         #[arg(default_value = "conf/dialplan")]
         dir: PathBuf,
+        /// The configuration whose [dialplan.globals], directory users and gateways the plan
+        /// is checked against (default: the directory above DIR, when it holds
+        /// switchyard.toml).
+        #[arg(long)]
+        conf: Option<PathBuf>,
     },
     /// Which extension a call matches and every action it would run, variables expanded;
     /// no call is placed.
@@ -210,8 +215,8 @@ fn main() -> ExitCode {
             }
         }
         Command::Dialplan {
-            action: DialplanAction::Check { dir },
-        } => dialplan_check(&dir),
+            action: DialplanAction::Check { dir, conf },
+        } => dialplan_check(&dir, conf.as_deref()),
         Command::Dialplan {
             action:
                 DialplanAction::Test {
@@ -251,13 +256,45 @@ fn main() -> ExitCode {
     }
 }
 
-fn dialplan_check(dir: &std::path::Path) -> ExitCode {
+fn dialplan_check(dir: &std::path::Path, conf: Option<&std::path::Path>) -> ExitCode {
     use switchyard_dialplan::check::{CheckEnv, check_dir};
     use switchyard_dialplan::ir::Severity;
     if !dir.is_dir() {
         return fail(&format!("no dialplan directory at {}", dir.display()));
     }
-    let diagnostics = check_dir(dir, &CheckEnv::core());
+    // The names the plan may use from the configuration: globals, users, gateways.
+    let beside = dir
+        .parent()
+        .filter(|p| p.join(switchyard_config::MAIN_FILE).is_file());
+    let config = match conf.or(beside) {
+        Some(conf_dir) => match switchyard_config::load(conf_dir) {
+            Ok(config) => {
+                println!(
+                    "checking against the configuration in {}",
+                    conf_dir.display()
+                );
+                Some(config)
+            }
+            Err(error) => return fail(&error.to_string()),
+        },
+        None => None,
+    };
+    let globals: Vec<&str> = config.as_ref().map_or_else(Vec::new, |c| {
+        c.dialplan.globals.keys().map(String::as_str).collect()
+    });
+    let users: Option<Vec<&str>> = config
+        .as_ref()
+        .map(|c| c.directory.users.keys().map(String::as_str).collect());
+    let gateways: Option<Vec<&str>> = config
+        .as_ref()
+        .map(|c| c.gateways.keys().map(String::as_str).collect());
+    let env = CheckEnv {
+        globals: &globals,
+        users: users.as_deref(),
+        gateways: gateways.as_deref(),
+        ..CheckEnv::core()
+    };
+    let diagnostics = check_dir(dir, &env);
     for diagnostic in &diagnostics {
         println!("{diagnostic}");
     }
