@@ -1,5 +1,5 @@
 //! `switchyard dialplan check` and `switchyard dialplan test` as an engineer runs them, on the
-//! dialplan crate's fixtures (issue 4: the dialplan language; the engine does not use it yet).
+//! dialplan crate's fixtures and the shipped plans.
 
 use std::process::{Command, Output};
 
@@ -27,19 +27,29 @@ fn check_reports_each_planted_error_at_its_line_and_fails() {
     ] {
         assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
     }
-    let clean = run(&["dialplan", "check", "dialplan/tests/fixtures"]);
-    let text = String::from_utf8_lossy(&clean.stdout);
-    assert!(clean.status.success(), "only warnings:\n{text}");
+    for shipped in ["conf/dialplan", "conf/dialplan-toml"] {
+        let clean = run(&["dialplan", "check", shipped]);
+        let text = String::from_utf8_lossy(&clean.stdout);
+        assert!(clean.status.success(), "{shipped}:\n{text}");
+        assert!(text.contains("0 errors, 0 warnings"), "{shipped}:\n{text}");
+    }
 }
 
 #[test]
 fn test_prints_the_matching_extension_and_its_actions_with_no_call() {
+    // The fixtures hold the same plan in both forms: each form gets a directory of its own.
+    let xml_dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        workspace_dir().join("dialplan/tests/fixtures/plan.xml"),
+        xml_dir.path().join("plan.xml"),
+    )
+    .unwrap();
     let out = run(&[
         "dialplan",
         "test",
         "9196",
         "--dir",
-        "dialplan/tests/fixtures",
+        xml_dir.path().to_str().unwrap(),
         "--from",
         "1000",
         "--at",
@@ -49,11 +59,11 @@ fn test_prints_the_matching_extension_and_its_actions_with_no_call() {
     assert!(out.status.success(), "{out:?}");
     assert!(text.contains("time: 2026-11-24 10:00:00 (Tue)"), "{text}");
     assert!(
-        text.contains("echo (dialplan/tests/fixtures/plan.xml:37:5): matched"),
+        text.contains("plan.xml:37:5): matched") && text.contains("echo ("),
         "{text}"
     );
     assert!(
-        text.contains("1. answer (dialplan/tests/fixtures/plan.xml:39:9)\n  2. echo"),
+        text.contains("plan.xml:39:9)\n  2. echo") && text.contains("1. answer ("),
         "{text}"
     );
     // The same call through the TOML form of the plan (a directory holding only plan.toml).
@@ -90,7 +100,7 @@ fn test_prints_the_matching_extension_and_its_actions_with_no_call() {
         "test",
         "1",
         "--dir",
-        "dialplan/tests/fixtures",
+        xml_dir.path().to_str().unwrap(),
         "--at",
         "tomorrow",
     ]);

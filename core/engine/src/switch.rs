@@ -186,6 +186,8 @@ struct BLeg {
     /// The trunk this fork goes out through, whose credentials answer a challenge.
     gateway: Option<String>,
     auth_answers: u8,
+    /// Who this fork rings (a user id, or `gateway/number`): the call's callee if it wins.
+    callee: String,
 }
 
 impl BLeg {
@@ -275,6 +277,8 @@ struct Call {
 
 /// Where a fork goes and who it says is calling.
 struct ForkTarget<'a> {
+    /// Who is rung: a user id, or `gateway/number`.
+    callee: &'a str,
     from_user: &'a str,
     display: Option<&'a str>,
     /// A whole From value (without tag) instead of one built from the user and display.
@@ -1321,6 +1325,7 @@ impl Switch {
         max_forwards: u32,
     ) -> Option<ClientTxId> {
         let ForkTarget {
+            callee,
             from_user,
             display,
             from_uri,
@@ -1376,6 +1381,7 @@ impl Switch {
             final_status: None,
             gateway: None,
             auth_answers: 0,
+            callee: callee.to_owned(),
         });
         self.client_roles
             .insert(invite_tx, ClientRole::BInvite { call: key, fork });
@@ -1563,6 +1569,7 @@ impl Switch {
                 return;
             }
             call.winner = Some(fork);
+            call.callee = call.forks[fork].callee.clone();
             call.b_final = Some(status);
             let uuid = call.uuid.clone();
             let ours = call.a_sdp.clone();

@@ -88,13 +88,15 @@ impl Switch {
             );
             return 0;
         };
+        let callee = format!("{name}/{number}");
         if let Some(c) = self.calls.get_mut(&key) {
-            c.callee = format!("{name}/{number}");
+            c.callee = callee.clone();
         }
         let Some(tx) = self.start_fork(
             now,
             key,
             ForkTarget {
+                callee: &callee,
                 from_user: &number_presented,
                 display: None,
                 from_uri: Some(&target.from_uri),

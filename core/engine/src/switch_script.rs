@@ -1154,8 +1154,8 @@ impl Switch {
                 let Some(call) = self.calls.get_mut(&key) else {
                     return;
                 };
+                // The CDR keeps the number dialled; the log tells where it went.
                 info!(uuid = call.uuid, extension, context, "transfer");
-                call.destination = extension;
                 if let Some(script) = call.script.as_mut() {
                     script.queue = actions.into();
                     script.vars = vars;
@@ -1347,6 +1347,7 @@ impl Switch {
                         now,
                         key,
                         ForkTarget {
+                            callee: user,
                             from_user: &number,
                             display: display.as_deref(),
                             from_uri: None,
@@ -1375,15 +1376,9 @@ impl Switch {
             return;
         };
         let first = run.first_fork;
-        // The most telling failure wins (RFC 3261 §16.7): busy over unavailable, and a
-        // timeout only when nothing else was heard.
-        let better = match &run.last_failure {
-            None => true,
-            Some((old, _)) => best_failure([*old, status].into_iter()) == status && *old != status,
-        };
-        if better {
-            run.last_failure = Some((status, cause.to_owned()));
-        }
+        // As FreeSWITCH's originate_disposition: the cause of the last attempt (within a
+        // group, check_group_over already chose its most telling status).
+        run.last_failure = Some((status, cause.to_owned()));
         let count = call.forks.len();
         for fork in first..count {
             self.cancel_fork(now, key, fork);

@@ -315,6 +315,7 @@ impl Switch {
                 final_status: Some(200),
                 gateway: None,
                 auth_answers: 0,
+                callee: String::new(),
             },
         );
         other.winner = None;
