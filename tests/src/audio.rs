@@ -101,6 +101,29 @@ pub fn analyze_wav(path: &Path) -> ToneReport {
     } else {
         &mono[..]
     };
+    tone_report(window, rate, n as f64 / rate)
+}
+
+/// Analyses at most `secs` seconds of a WAV from `from` seconds in (first channel): the part
+/// of a recording after its far end changed mid-call (a transfer). Panics when the recording
+/// is shorter than `from`.
+pub fn analyze_wav_window(path: &Path, from: f64, secs: f64) -> ToneReport {
+    let (mono, rate) = read_first_channel(path);
+    let rate = f64::from(rate);
+    let n = mono.len();
+    let start = (from * rate) as usize;
+    assert!(
+        start < n,
+        "{}: {:.2} s long, no audio from {from:.2} s",
+        path.display(),
+        n as f64 / rate
+    );
+    let end = n.min(start + (secs * rate) as usize);
+    tone_report(&mono[start..end], rate, n as f64 / rate)
+}
+
+/// RMS and the strongest test frequency of `window`.
+fn tone_report(window: &[f64], rate: f64, seconds: f64) -> ToneReport {
     let rms = if window.is_empty() {
         0.0
     } else {
@@ -122,6 +145,6 @@ pub fn analyze_wav(path: &Path) -> ToneReport {
         rms,
         dominant,
         powers,
-        seconds: n as f64 / rate,
+        seconds,
     }
 }

@@ -17,7 +17,7 @@ pub mod sip;
 pub mod sipp;
 pub mod slot;
 
-pub use audio::{ToneReport, analyze_wav, goertzel, write_tone_wav};
+pub use audio::{ToneReport, analyze_wav, analyze_wav_window, goertzel, write_tone_wav};
 pub use baresip::{Baresip, BaresipConfig};
 pub use daemon::{Cdr, CdrQuality, Daemon, DaemonBuilder};
 pub use sip::{DigestChallenge, SipMessage, UdpPeer, digest_response};
