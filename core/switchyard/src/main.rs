@@ -340,6 +340,26 @@ fn dialplan_test(t: DialplanTest) -> ExitCode {
             ));
         }
     };
+    // The configuration beside the plan, when there is one: its globals and time zone.
+    let config = match t
+        .dir
+        .parent()
+        .filter(|p| p.join(switchyard_config::MAIN_FILE).is_file())
+        .map(switchyard_config::load)
+    {
+        Some(Ok(config)) => Some(config),
+        Some(Err(error)) => return fail(&error.to_string()),
+        None => None,
+    };
+    let zone_setting = t
+        .timezone
+        .clone()
+        .or_else(|| {
+            // An explicit --utc-offset wins over the configuration's zone.
+            (t.utc_offset == 0)
+                .then(|| config.as_ref().map(|c| c.dialplan.timezone.clone()))
+                .flatten()
+        });
     let now = match &t.at {
         Some(text) => match parse_civil(text) {
             Some(time) => time,
@@ -355,7 +375,7 @@ fn dialplan_test(t: DialplanTest) -> ExitCode {
             let secs = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64);
-            match &t.timezone {
+            match &zone_setting {
                 Some(zone) => match switchyard_dialplan::LocalZone::parse(zone) {
                     Ok(zone) => zone.civil_time(secs),
                     Err(error) => return fail(&error.to_string()),
@@ -378,7 +398,14 @@ fn dialplan_test(t: DialplanTest) -> ExitCode {
         Err(_) if t.holidays.is_none() => Holidays::new(),
         Err(error) => return fail(&format!("{}: {error}", holidays_path.display())),
     };
+    // A call starts with the [dialplan.globals] of the configuration beside the plan, as the
+    // daemon's calls do.
     let mut vars = Variables::new();
+    if let Some(config) = &config {
+        for (name, value) in &config.dialplan.globals {
+            vars.set(name.clone(), value.clone());
+        }
+    }
     vars.set("destination_number", t.number.clone());
     vars.set("caller_id_number", t.caller.clone());
     vars.set("context", t.context.clone());
