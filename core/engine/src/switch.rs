@@ -336,6 +336,12 @@ impl Call {
         Some(bytes)
     }
 
+    /// Whether the caller's leg can be taken over by the switch (transfers, the plan going on
+    /// after a bridge): we answered it ourselves, or we know and decode its codec.
+    fn caller_adoptable(&self) -> bool {
+        self.a_sdp.is_some() || self.a_leg_codec.is_some()
+    }
+
     /// Keeps a digit for the CDR, up to a bound: a peer flooding DTMF cannot grow the row.
     fn keep_digit(&mut self, digit: char) {
         if self.dtmf_digits.len() < MAX_CDR_DIGITS {
@@ -381,6 +387,10 @@ enum ClientRole {
     /// A REGISTER to a trunk.
     GatewayRegister {
         gateway: String,
+    },
+    /// Our own re-INVITE to the caller (its leg moved to another endpoint).
+    Reoffer {
+        call: CallKey,
     },
 }
 
@@ -1467,6 +1477,13 @@ impl Switch {
                     self.on_gateway_register_response(now, &gateway, &msg);
                 }
             }
+            Some(ClientRole::Reoffer { call }) => {
+                let call = *call;
+                if status >= 200 {
+                    self.client_roles.remove(&tx);
+                    self.on_reoffer_response(now, call, &msg);
+                }
+            }
             None => {
                 // A 2xx retransmitted after its transaction ended: re-ACK it from the fork.
                 if (200..300).contains(&status) {
@@ -1488,6 +1505,11 @@ impl Switch {
             return;
         };
         if status < 200 {
+            let current = call
+                .script
+                .as_ref()
+                .and_then(|s| s.group_start())
+                .is_some_and(|first| fork >= first);
             // Any provisional, 100 Trying included, lets a waiting CANCEL go (RFC 3261 §9.1).
             let leg = &mut call.forks[fork];
             if leg.state == ForkState::Calling {
@@ -1498,8 +1520,17 @@ impl Switch {
                 self.cancel_fork(now, key, fork);
                 return;
             }
-            if status == 100 || call.state == CallState::Answered || call.a_sdp.is_some() {
-                // Our own media faces the caller (ringback, early media): nothing to pass on.
+            if status == 100
+                || call.state == CallState::Answered
+                || call.a_sdp.is_some()
+                || !current
+                || matches!(
+                    call.forks[fork].state,
+                    ForkState::Cancelled | ForkState::Failed
+                )
+            {
+                // Our own media faces the caller (ringback, early media), or the fork belongs
+                // to an attempt given up: nothing to pass on.
                 return;
             }
             let leg = &mut call.forks[fork];
@@ -1588,8 +1619,10 @@ impl Switch {
                 if let Some(c) = self.calls.get_mut(&key) {
                     c.winner = None;
                     c.forks[fork].state = ForkState::Failed;
+                    c.forks[fork].final_status = Some(488);
                 }
-                return self.bridge_group_failed(now, key, 488, "INCOMPATIBLE_DESTINATION");
+                // Only this fork is out: the others of its group may still answer.
+                return self.check_group_over(now, key, fork);
             };
             self.cancel_other_forks(now, key, fork);
             if !answered_before {
@@ -1651,6 +1684,10 @@ impl Switch {
             }
             Some(ClientRole::GatewayRegister { gateway }) => {
                 self.on_gateway_register_timeout(now, &gateway)
+            }
+            Some(ClientRole::Reoffer { call }) => {
+                warn!(call, "the caller never answered our re-INVITE");
+                self.hang_up(now, call, "RECOVERY_ON_TIMER_EXPIRE", "system");
             }
             Some(ClientRole::AbandonedInvite { .. }) => {}
             _ => {}
@@ -2229,24 +2266,8 @@ impl Switch {
                 self.endpoint_calls.remove(&b.id);
             }
             Media::Single { a } => {
-                if let Some(App::Conference(room)) = &call.app
-                    && let Some(r) = self.rooms.get_mut(room)
-                {
-                    let tone = Player::new(
-                        vec![switchyard_media::PlayItem::Tone(Sounds::conference_tone(
-                            false,
-                        ))],
-                        self.settings.conference_rate,
-                        false,
-                    )
-                    .ok();
-                    self.media.leave_conference(r.id, a.id, tone);
-                    r.members = r.members.saturating_sub(1);
-                    if r.members == 0 {
-                        self.media.close_conference(r.id);
-                        self.rooms.remove(room);
-                        info!(room, "conference room closed");
-                    }
+                if let Some(App::Conference(room)) = &call.app {
+                    self.leave_room(room, a.id);
                 }
                 self.media.release(a.id);
                 self.endpoint_calls.remove(&a.id);
@@ -2332,6 +2353,28 @@ impl Switch {
         );
         self.store.insert_cdr(cdr);
         self.check_drained();
+    }
+
+    /// A member leaves a room (with the leave tone); the last one out closes it.
+    fn leave_room(&mut self, room: &str, endpoint: switchyard_media::EndpointId) {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        let tone = Player::new(
+            vec![switchyard_media::PlayItem::Tone(Sounds::conference_tone(
+                false,
+            ))],
+            self.settings.conference_rate,
+            false,
+        )
+        .ok();
+        self.media.leave_conference(r.id, endpoint, tone);
+        r.members = r.members.saturating_sub(1);
+        if r.members == 0 {
+            self.media.close_conference(r.id);
+            self.rooms.remove(room);
+            info!(room, "conference room closed");
+        }
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -139,6 +139,15 @@ impl Switch {
         let Some(gateway) = leg.gateway.clone() else {
             return false;
         };
+        let current = call
+            .script
+            .as_ref()
+            .and_then(|s| s.group_start())
+            .is_some_and(|first| fork >= first);
+        if !current || leg.cancel_pending || leg.state == ForkState::Cancelled {
+            // The challenge crossed our CANCEL: the fork is given up, not tried again.
+            return false;
+        }
         if leg.auth_answers >= MAX_INVITE_AUTH {
             warn!(gateway, "the gateway refused our credentials for the call");
             return false;

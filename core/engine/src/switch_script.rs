@@ -298,6 +298,12 @@ fn parse_sound(file: &str) -> Sound {
     )
 }
 
+/// A duration from a plan (a variable may hold anything): at most a day, so that adding it
+/// to the clock cannot overflow.
+fn bounded_ms(ms: u64) -> Duration {
+    Duration::from_millis(ms.min(86_400_000))
+}
+
 fn split_args(data: &str) -> Vec<&str> {
     data.split_whitespace().collect()
 }
@@ -405,9 +411,32 @@ impl Switch {
         let Some(script) = self.calls.get_mut(&key).and_then(|c| c.script.as_mut()) else {
             return 0;
         };
+        if !matches!(wait, Wait::Running) {
+            // A plan that waits is not looping: an IVR may send callers back to its menu
+            // any number of times.
+            script.transfers = 0;
+        }
         script.wait = wait;
         script.epoch += 1;
         script.epoch
+    }
+
+    /// Waits for the caller to hang up (park, endless music, echo, a conference). A call
+    /// not answered yet is given up after the no-answer time: an INVITE transaction that only
+    /// sent provisional responses never times out by itself, and a vanished caller would
+    /// otherwise hold the call forever.
+    fn wait_forever(&mut self, now: Now, key: CallKey) {
+        let epoch = self.wait(key, Wait::Forever);
+        if self
+            .calls
+            .get(&key)
+            .is_some_and(|c| c.state != CallState::Answered)
+        {
+            self.timers.push(Reverse((
+                now.mono + self.settings.no_answer,
+                Timer::Script(key, epoch),
+            )));
+        }
     }
 
     fn resume(&mut self, now: Now, key: CallKey) {
@@ -477,7 +506,7 @@ impl Switch {
                 let ms: u64 = data.trim().parse().unwrap_or(0);
                 let epoch = self.wait(key, Wait::Sleep);
                 self.timers.push(Reverse((
-                    now.mono + Duration::from_millis(ms),
+                    now.mono + bounded_ms(ms),
                     Timer::Script(key, epoch),
                 )));
             }
@@ -496,7 +525,7 @@ impl Switch {
             }
             "echo" => self.start_echo(now, key),
             "park" => {
-                self.wait(key, Wait::Forever);
+                self.wait_forever(now, key);
             }
             "conference" => self.join_room(now, key, data),
             "record_session" => {
@@ -758,7 +787,11 @@ impl Switch {
                 };
                 self.media.play(a, player);
                 let endless = forever || matches!(parse_sound(file), Sound::Music);
-                self.wait(key, if endless { Wait::Forever } else { wait });
+                if endless {
+                    self.wait_forever(now, key);
+                } else {
+                    self.wait(key, wait);
+                }
             }
             Err(error) => {
                 // FreeSWITCH logs a missing file and goes on with the next action.
@@ -861,10 +894,8 @@ impl Switch {
             warn!(regex, "play_and_get_digits: bad regex");
             return;
         };
-        let timeout = Duration::from_millis(timeout);
-        let digit_timeout = digit_timeout
-            .and_then(number)
-            .map_or(timeout, Duration::from_millis);
+        let timeout = bounded_ms(timeout);
+        let digit_timeout = digit_timeout.and_then(number).map_or(timeout, bounded_ms);
         if !self.media_ready(now, key) {
             return;
         }
@@ -1025,6 +1056,13 @@ impl Switch {
                 info!(call = key, "bridge: no answer within call_timeout");
                 self.bridge_group_failed(now, key, 480, "NO_ANSWER");
             }
+            Wait::Forever => {
+                info!(
+                    call = key,
+                    "parked without an answer for the no-answer time"
+                );
+                self.finish_script(now, key, "NO_ANSWER");
+            }
             _ => {}
         }
     }
@@ -1093,17 +1131,30 @@ impl Switch {
             return;
         };
         let id = self.room(&room, a);
+        let a = if a.thread() == id.thread() {
+            a
+        } else {
+            // A room lives on one media thread and this call's leg is on another: the leg
+            // moves to a new endpoint beside the room.
+            match self.move_caller_leg(now, key, id) {
+                Some(moved) => moved,
+                None => {
+                    warn!(
+                        room,
+                        "conference: the call's media cannot move to the room's thread"
+                    );
+                    if self.rooms.get(&room).is_some_and(|r| r.members == 0)
+                        && let Some(r) = self.rooms.remove(&room)
+                    {
+                        self.media.close_conference(r.id);
+                    }
+                    return self.finish_script(now, key, "NORMAL_TEMPORARY_FAILURE");
+                }
+            }
+        };
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        if a.thread() != id.thread() {
-            // A room lives on one media thread; this call's leg is on another.
-            warn!(
-                room,
-                "conference: the call's media is on another thread than the room"
-            );
-            return self.finish_script(now, key, "NORMAL_TEMPORARY_FAILURE");
-        }
         call.app = Some(App::Conference(room.clone()));
         if let Some(r) = self.rooms.get_mut(&room) {
             r.members += 1;
@@ -1122,6 +1173,100 @@ impl Switch {
             self.answer_a(now, key, sdp);
         }
         self.wait(key, Wait::Forever);
+    }
+
+    /// Moves the caller's terminated leg to a new endpoint on `room`'s media thread. An
+    /// answered caller is sent a re-INVITE with the new address (RFC 3264 §8.3.1, same codec);
+    /// one that has not had our SDP yet simply gets the new address in it. None when the leg
+    /// is not ours or only early media was given (no re-INVITE in an early dialog).
+    fn move_caller_leg(
+        &mut self,
+        now: Now,
+        key: CallKey,
+        room: switchyard_media::ConferenceId,
+    ) -> Option<switchyard_media::EndpointId> {
+        let call = self.calls.get(&key)?;
+        if call.early && call.state != CallState::Answered {
+            return None;
+        }
+        let codec = call.a_leg_codec.clone()?;
+        let old = call.media.endpoint(Side::A)?.clone();
+        let remote = call.a_offer.as_ref().and_then(|o| o.audio_destination());
+        let our_sdp = SessionDescription::parse(call.a_sdp.as_deref()?).ok()?;
+        let dtmf = call.a_plan.as_ref().map_or(LegDtmf::Rfc4733, |p| p.dtmf);
+        let answered = call.state == CallState::Answered;
+        let new = self
+            .media
+            .allocate_for(room)
+            .map_err(|error| warn!(%error, "no media ports to move the caller's leg"))
+            .ok()?;
+        if let Some(remote) = remote {
+            self.media.set_remote(new.id, remote);
+        }
+        self.media.terminate(
+            new.id,
+            codec,
+            DtmfOptions {
+                detect_inband: dtmf == LegDtmf::Inband,
+                mute_detected: false,
+            },
+        );
+        self.media.release(old.id);
+        self.endpoint_calls.remove(&old.id);
+        self.endpoint_calls.insert(new.id, key);
+        let user_agent = self.settings.user_agent.clone();
+        let call = self.calls.get_mut(&key)?;
+        let sdp = switchyard_sdp::anchor(&our_sdp, new.local, &mut call.a.origin, None)
+            .ok()?
+            .to_bytes();
+        call.a_sdp = Some(sdp.clone());
+        call.a.last_sdp = Some(sdp.clone());
+        call.media = Media::Single { a: new.clone() };
+        info!(
+            uuid = call.uuid,
+            "caller leg moved to the conference's media thread"
+        );
+        if answered {
+            let dialog = &mut call.a.dialog;
+            let bytes = dialog.request(
+                Method::Invite,
+                None,
+                &new_branch(),
+                &user_agent,
+                Some((SDP, &sdp)),
+            );
+            let peer = dialog.peer;
+            let request = parse_own(bytes)?;
+            let tx = self.transactions.send_request(now.mono, request, peer);
+            self.client_roles
+                .insert(tx, ClientRole::Reoffer { call: key });
+        }
+        Some(new.id)
+    }
+
+    /// The caller's answer to our re-INVITE: ACKed (RFC 3261 §13.2.2.4); a refusal leaves the
+    /// caller sending to an address we no longer hold, so the call ends.
+    pub(super) fn on_reoffer_response(&mut self, now: Now, key: CallKey, msg: &Message) {
+        let status = msg.status().unwrap_or_default();
+        let user_agent = self.settings.user_agent.clone();
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if (200..300).contains(&status) {
+            let dialog = &mut call.a.dialog;
+            let ack = dialog.acknowledge(msg.cseq().0, &new_branch(), &user_agent);
+            self.transactions.send_stateless(dialog.peer, ack);
+            if let (Ok(answer), Some(a)) = (
+                SessionDescription::parse(msg.body()),
+                call.media.endpoint(Side::A).map(|e| e.id),
+            ) && let Some(remote) = answer.audio_destination()
+            {
+                self.media.set_remote(a, remote);
+            }
+        } else if status >= 300 {
+            warn!(uuid = call.uuid, status, "the caller refused our re-INVITE");
+            self.hang_up(now, key, "NORMAL_TEMPORARY_FAILURE", "system");
+        }
     }
 
     /// `transfer EXTENSION [DIALPLAN [CONTEXT]]`: hunts again in the plan the call started
@@ -1189,7 +1334,9 @@ impl Switch {
         };
         let timeout = var("call_timeout")
             .and_then(|t| t.parse::<u64>().ok())
-            .map_or(self.settings.no_answer, Duration::from_secs);
+            .map_or(self.settings.no_answer, |secs| {
+                bounded_ms(secs.saturating_mul(1000))
+            });
         let caller_id = (
             var("origination_caller_id_number").or_else(|| var("effective_caller_id_number")),
             var("origination_caller_id_name").or_else(|| var("effective_caller_id_name")),

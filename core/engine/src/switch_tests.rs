@@ -91,7 +91,8 @@ impl Harness {
                 port_min: rtp_base,
                 port_max: rtp_base + 39,
                 rtp_timeout: Duration::from_secs(60),
-                threads: 1,
+                // One thread unless a test asks for more (`[media] threads` in its tweak).
+                threads: config.media.threads.clamp(1, 4),
                 realtime_priority: None,
             },
             Box::new(|_| {}),

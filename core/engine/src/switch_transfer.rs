@@ -54,6 +54,14 @@ impl Switch {
         let notify = refer_sub_wanted(msg.header("Refer-Sub"));
         let event_id = Some(msg.cseq().0);
         match refer_to.replaces() {
+            None if !call.caller_adoptable() => {
+                // SRTP or a codec we do not decode: the caller's leg cannot be taken over.
+                info!(
+                    uuid = call.uuid,
+                    "blind transfer refused: the caller's media is not ours to take"
+                );
+                self.respond(now, tx, 488, &[], None, None);
+            }
             None => {
                 let Some(target) = refer_to.user().map(|u| u.into_owned()) else {
                     return self.respond(now, tx, 400, &[], None, None);
@@ -184,6 +192,7 @@ impl Switch {
         };
         if call.a_sdp.is_none() {
             let codec = call.a_leg_codec.clone().ok_or(488u16)?;
+            // (checked by callers with caller_adoptable before anything is sent)
             let dtmf = call.a_plan.as_ref().map_or(LegDtmf::Rfc4733, |p| p.dtmf);
             call.a_rate = codec.sample_rate;
             call.a_sdp = call.a.last_sdp.clone();
@@ -201,6 +210,14 @@ impl Switch {
             self.media.release(b);
             self.endpoint_calls.remove(&b);
         }
+        // Out of a conference or the echo: the leg is the plan's again.
+        match call.app.take() {
+            Some(App::Conference(room)) => self.leave_room(&room, a.id),
+            Some(App::Echo) | None => {}
+        }
+        let Some(call) = self.calls.get_mut(&key) else {
+            return Err(481);
+        };
         call.media = Media::Single { a: a.clone() };
         call.b_offer = None;
         call.b_plan = None;
@@ -261,6 +278,14 @@ impl Switch {
             let named = replaces.matches(&d.call_id, &d.local_tag, remote)
                 || replaces.matches(&d.call_id, remote, &d.local_tag);
             (named && *k != key).then_some(*k)
+        });
+        // Only the consultation call's own caller may hand it over: a callee that merely knows
+        // a Call-ID and tags cannot take someone else's call.
+        let transferor = self.calls.get(&key).map(|c| c.callee.clone());
+        let consult = consult.filter(|k| {
+            self.calls
+                .get(k)
+                .is_some_and(|c| Some(&c.caller) == transferor.as_ref())
         });
         let Some(consult) = consult else {
             info!(
@@ -402,6 +427,11 @@ impl Switch {
         });
         let winner = call.winner;
         let answered = call.state == CallState::Answered;
+        if answered && !call.caller_adoptable() {
+            return Err(format!(
+                "{uuid}: the caller's media (SRTP or an undecoded codec) cannot be taken over"
+            ));
+        }
         let ringing: Vec<usize> = call
             .forks
             .iter()

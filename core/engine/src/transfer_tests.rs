@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use switchyard_sdp::SessionDescription;
 use switchyard_sip::{Message, Method};
 
 use crate::switch_tests::*;
@@ -326,4 +327,48 @@ fn with_hangup_after_bridge_false_the_plan_goes_on_when_the_callee_hangs_up() {
         "the hangup after the bridge ended the call, not the callee's BYE"
     );
     h.assert_nothing_left_after_bye_answers(&[ALICE, BOB_DESK]);
+}
+
+#[test]
+fn a_caller_answered_on_another_media_thread_is_moved_into_the_room_by_a_reinvite() {
+    let mut h = Harness::new(40520, |c| c.media.threads = 2);
+    for phone in [ALICE, BOB_DESK] {
+        h.register(phone);
+    }
+    // Alice opens room 3000: it lives on her leg's media thread.
+    let (_, sent) = h.call(ALICE, "3000");
+    assert_eq!(statuses_to(&sent, ALICE), vec![100, 200]);
+    // Bob is answered by the plan first (the next thread, round robin), then sent to 3000.
+    let (_, sent) = h.call(BOB_DESK, "5803");
+    let first_ok = sent
+        .iter()
+        .find(|(to, m)| *to == BOB_DESK.peer().addr && m.status() == Some(200))
+        .map(|(_, m)| m.clone())
+        .expect("Bob is answered");
+    let first_port = SessionDescription::parse(first_ok.body())
+        .unwrap()
+        .audio_destination()
+        .unwrap()
+        .port();
+    h.advance(Duration::from_millis(100));
+    let sent = h.sent();
+    let reinvite = requests_to(&sent, BOB_DESK, Method::Invite)
+        .pop()
+        .expect("Bob's leg moves: a re-INVITE");
+    assert_eq!(reinvite.call_id(), first_ok.call_id());
+    let moved_port = SessionDescription::parse(reinvite.body())
+        .unwrap()
+        .audio_destination()
+        .unwrap()
+        .port();
+    assert_ne!(moved_port, first_port, "a new endpoint beside the room");
+    h.answer(BOB_DESK, &reinvite, 200, "a1001");
+    let sent = h.sent();
+    assert_eq!(
+        requests_to(&sent, BOB_DESK, Method::Ack).len(),
+        1,
+        "our re-INVITE is ACKed"
+    );
+    let rooms = h.switch.execute(h.now, "show conferences").unwrap();
+    assert!(rooms.contains("3000 2 members"), "{rooms}");
 }
