@@ -27,6 +27,8 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 mod gateways;
+mod modules;
+pub use modules::{MODULES_FILE, ModuleEntry};
 pub use gateways::{Cidr, GATEWAYS_FILE, GatewayConfig, GatewayTransport};
 
 /// Errors of configuration loading; each names the file at fault.
@@ -81,6 +83,8 @@ pub struct Config {
     pub directory: Directory,
     /// `gateways.toml`: SIP trunks by name.
     pub gateways: BTreeMap<String, GatewayConfig>,
+    /// `modules.toml`: the modules loaded at start, in order.
+    pub modules: Vec<ModuleEntry>,
     /// The directory this configuration was loaded from.
     pub conf_dir: PathBuf,
 }
@@ -417,6 +421,7 @@ pub fn load(conf_dir: &Path) -> Result<Config, Error> {
     )?;
 
     let gateways = gateways::load(&conf_dir.join(GATEWAYS_FILE), &main.dialplan.public_context)?;
+    let modules = modules::load(&conf_dir.join(MODULES_FILE))?;
 
     Ok(Config {
         sip: main.sip,
@@ -428,6 +433,7 @@ pub fn load(conf_dir: &Path) -> Result<Config, Error> {
         dialplan: main.dialplan,
         directory,
         gateways,
+        modules,
         conf_dir: conf_dir.to_path_buf(),
     })
 }
