@@ -10,6 +10,7 @@ mod dialog;
 mod gateway;
 mod guard;
 mod media_plan;
+mod modules;
 mod reactor;
 mod registrar;
 #[cfg(test)]
@@ -65,6 +66,9 @@ pub enum Error {
     },
     #[error("no SIP listener configured: set sip.udp or sip.tcp in switchyard.toml")]
     NoListener,
+    /// A required module of modules.toml did not load.
+    #[error("{0}")]
+    Module(String),
 }
 
 fn io_context(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
@@ -101,6 +105,36 @@ pub fn run(options: RunOptions) -> Result<(), Error> {
         "creating data directory {}",
         options.data_dir.display()
     )))?;
+    let mut reactor = Reactor::new().map_err(io_context("creating the signalling reactor"))?;
+    let bound = reactor
+        .bind(&config.sip.udp, &config.sip.tcp)
+        .map_err(io_context("binding SIP listeners"))?;
+    reactor
+        .watch_signals()
+        .map_err(io_context("installing signal handlers"))?;
+    let handle = reactor.handle();
+
+    // Modules load before the plan is checked: the plan may use their applications.
+    let mut modules = modules::Modules::new(
+        modules::EngineHost::new(Some(handle.clone())),
+        config.modules.clone(),
+        &options.conf_dir,
+        modules::Modules::default_search(),
+    );
+    let mut module_apps: Vec<String> = Vec::new();
+    for entry in config.modules.clone() {
+        match modules.load(&entry.name) {
+            Ok(loaded) => module_apps.extend(
+                loaded
+                    .interfaces
+                    .iter()
+                    .filter(|r| r.kind == switchyard_loader::InterfaceKind::Application)
+                    .map(|r| r.name.clone()),
+            ),
+            Err(error) if entry.required => return Err(Error::Module(error)),
+            Err(error) => warn!(module = entry.name, "optional module not loaded: {error}"),
+        }
+    }
     let dialplan_dir = config.dialplan.dir_path(&options.conf_dir);
     let holidays = config.dialplan.holidays_path(&options.conf_dir);
     let zone = switchyard_dialplan::LocalZone::parse(&config.dialplan.timezone).map_err(|e| {
@@ -109,13 +143,15 @@ pub fn run(options: RunOptions) -> Result<(), Error> {
             errors: e.to_string(),
         }
     })?;
-    // Checked against the core applications (modules add theirs when they load), the
-    // directory, the gateways and the globals.
+    // Checked against the core applications and the loaded modules' ones, the directory,
+    // the gateways and the globals.
     let users: Vec<&str> = config.directory.users.keys().map(String::as_str).collect();
     let gateways: Vec<&str> = config.gateways.keys().map(String::as_str).collect();
     let globals: Vec<&str> = config.dialplan.globals.keys().map(String::as_str).collect();
+    let mut applications: Vec<&str> = switchyard_dialplan::check::CORE_APPLICATIONS.to_vec();
+    applications.extend(module_apps.iter().map(String::as_str));
     let env = switchyard_dialplan::check::CheckEnv {
-        applications: switchyard_dialplan::check::CORE_APPLICATIONS,
+        applications: &applications,
         known_variables: switchyard_dialplan::check::CHANNEL_VARIABLES,
         globals: &globals,
         users: Some(&users),
@@ -138,14 +174,6 @@ pub fn run(options: RunOptions) -> Result<(), Error> {
         );
     }
 
-    let mut reactor = Reactor::new().map_err(io_context("creating the signalling reactor"))?;
-    let bound = reactor
-        .bind(&config.sip.udp, &config.sip.tcp)
-        .map_err(io_context("binding SIP listeners"))?;
-    reactor
-        .watch_signals()
-        .map_err(io_context("installing signal handlers"))?;
-    let handle = reactor.handle();
 
     let (store, store_thread) = Store::open(&database_path(&options.data_dir))?;
     let media_handle = handle.clone();
@@ -187,6 +215,7 @@ pub fn run(options: RunOptions) -> Result<(), Error> {
             plan,
             dialplan_dir,
             holidays,
+            modules,
             local,
             media: media.clone(),
             store: store.clone(),

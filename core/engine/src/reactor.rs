@@ -43,6 +43,12 @@ const STOP_LINGER: Duration = Duration::from_secs(4);
 /// What other threads hand the reactor.
 pub enum Input {
     Media(MediaEvent),
+    /// A message a module sent the host (`SyHost.send`), from any thread.
+    Module {
+        module: String,
+        name: String,
+        body: Vec<u8>,
+    },
     Command {
         line: String,
         reply: SyncSender<Result<String, String>>,
@@ -256,6 +262,9 @@ impl Reactor {
         while let Ok(input) = self.inbox.try_recv() {
             match input {
                 Input::Media(event) => switch.handle_media_event(now(), event),
+                Input::Module { module, name, body } => {
+                    switch.handle_module_message(now(), &module, &name, &body)
+                }
                 Input::Command { line, reply } => {
                     let _ = reply.send(switch.execute(now(), &line));
                 }

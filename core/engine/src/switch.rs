@@ -34,6 +34,8 @@ use crate::media_plan::{self, LegDtmf, Sounds};
 
 #[path = "switch_gateways.rs"]
 mod gateways;
+#[path = "switch_modules.rs"]
+mod modules_side;
 #[path = "switch_media.rs"]
 mod media_setup;
 #[path = "switch_script.rs"]
@@ -273,6 +275,8 @@ struct Call {
     /// keeps with these.
     a_leg_codec: Option<switchyard_media::LegCodec>,
     b_leg_codec: Option<switchyard_media::LegCodec>,
+    /// Module applications this call ran, each the instance it first used.
+    pinned_apps: HashMap<String, Arc<dyn ModuleApplication>>,
 }
 
 /// Where a fork goes and who it says is calling.
@@ -431,6 +435,8 @@ pub struct Switch {
     applications: HashMap<String, Arc<dyn ModuleApplication>>,
     /// SIP trunks: their registrations, calls out and in.
     gateways: crate::gateway::Gateways,
+    /// Dynamic modules and what they registered.
+    modules: crate::modules::Modules,
     transactions: TransactionLayer,
     challenger: DigestChallenger,
     guard: AuthGuard,
@@ -465,6 +471,8 @@ pub struct SwitchParts {
     /// The plan's directory, read again by `reload dialplan`.
     pub dialplan_dir: std::path::PathBuf,
     pub holidays: Option<std::path::PathBuf>,
+    /// The modules loaded at start (their applications join the registry).
+    pub modules: crate::modules::Modules,
     pub local: LocalAddrs,
     pub media: MediaEngine,
     pub store: Store,
@@ -483,6 +491,7 @@ impl Switch {
             plan,
             dialplan_dir,
             holidays,
+            modules,
             local,
             media,
             store,
@@ -562,6 +571,7 @@ impl Switch {
             plan: Arc::new(plan),
             applications: HashMap::new(),
             gateways,
+            modules,
             transactions,
             registrar,
             media,
@@ -586,6 +596,10 @@ impl Switch {
         switch
             .timers
             .push(Reverse((now.mono + SWEEP_EVERY, Timer::Sweep)));
+        let loaded: Vec<String> = switch.modules.iter().map(|(n, _)| n.clone()).collect();
+        for name in loaded {
+            switch.sync_module_apps(&name);
+        }
         switch
     }
 
@@ -1242,8 +1256,10 @@ impl Switch {
             max_forwards: msg.max_forwards().unwrap_or(70).saturating_sub(1).min(70),
             a_leg_codec: None,
             b_leg_codec: None,
+            pinned_apps: HashMap::new(),
         };
         self.calls.insert(key, call);
+        self.publish_call("call.new", key, serde_json::json!({}));
         if self.calls[&key].max_forwards == 0 {
             return self.fail_unanswered(now, key, 483, "EXCHANGE_ROUTING_ERROR");
         }
@@ -1420,6 +1436,10 @@ impl Switch {
             Some(&tag),
             Some((SDP, &sdp)),
         );
+        // A bridged call is announced once connected (script_bridged).
+        if self.calls.get(&key).is_some_and(|c| c.winner.is_none()) {
+            self.publish_call("call.answered", key, serde_json::json!({}));
+        }
     }
 
     // ----- responses from B legs and relays -----------------------------------------------
@@ -2251,6 +2271,11 @@ impl Switch {
 
     /// Releases everything a call holds and writes its CDR.
     fn end_call(&mut self, now: Now, key: CallKey, cause: &str, side: &str) {
+        self.publish_call(
+            "call.ended",
+            key,
+            serde_json::json!({ "cause": cause, "side": side }),
+        );
         let Some(call) = self.calls.remove(&key) else {
             return;
         };
@@ -2640,7 +2665,9 @@ impl Switch {
                 ))
             }
             ["help"] | [] => Ok(format!("commands: {}\n", COMMANDS.join(", "))),
-            _ => Err(format!("unknown command: {line} (try `help`)")),
+            _ => self
+                .module_command(&words, line)
+                .unwrap_or_else(|| Err(format!("unknown command: {line} (try `help`)"))),
         };
         self.drain_transaction_events(now);
         result
@@ -2847,6 +2874,10 @@ pub const COMMANDS: &[&str] = &[
     "conference",
     "reload dialplan",
     "reloadxml",
+    "show modules",
+    "load",
+    "unload",
+    "reload",
     "transfer",
     "shutdown",
     "help",

@@ -39,6 +39,8 @@ pub const CORE_APPLICATIONS: &[&str] = switchyard_dialplan::check::CORE_APPLICAT
 /// A dialplan application a module provides: it looks at the call and answers with the core
 /// applications to run in its place (the hook the modules issue builds on).
 pub trait ModuleApplication: Send + Sync {
+    /// The module that provides it: `unload` counts the calls that used its applications.
+    fn owner(&self) -> &str;
     fn run(&self, call: &CallView<'_>, data: &str) -> Vec<(String, String)>;
 }
 
@@ -548,13 +550,25 @@ impl Switch {
                 }
             }
             other => {
-                let Some(module) = self.applications.get(other).cloned() else {
+                // A call keeps the module instance it first used: a reload serves new calls
+                // with the new code, and this one goes on with the code it started with.
+                let pinned = self
+                    .calls
+                    .get(&key)
+                    .and_then(|c| c.pinned_apps.get(other))
+                    .cloned();
+                let Some(module) = pinned.or_else(|| self.applications.get(other).cloned())
+                else {
                     warn!(application = other, "unknown dialplan application: skipped");
                     return;
                 };
-                let Some(call) = self.calls.get(&key) else {
+                let Some(call) = self.calls.get_mut(&key) else {
                     return;
                 };
+                call.pinned_apps
+                    .entry(other.to_owned())
+                    .or_insert_with(|| Arc::clone(&module));
+                let call = &*call;
                 let Some(script) = call.script.as_ref() else {
                     return;
                 };
@@ -1586,6 +1600,7 @@ impl Switch {
             .and_then(|c| c.script.as_mut())
             .and_then(|s| s.record_when_bridged.take());
         self.wait(key, Wait::Bridged);
+        self.publish_call("call.answered", key, serde_json::json!({}));
         let layout = record.or(self.settings.recording.automatic);
         if layout.is_some()
             && let Err(error) = self.start_recording(key, layout)

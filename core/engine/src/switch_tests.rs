@@ -135,6 +135,12 @@ impl Harness {
                 nonce_secret: [7; 32],
                 recorder: None,
                 recordings_dir: dir.path().join("recordings"),
+                modules: crate::modules::Modules::new(
+                    crate::modules::EngineHost::new(None),
+                    Vec::new(),
+                    &conf_dir(),
+                    Vec::new(),
+                ),
             },
             now,
         );

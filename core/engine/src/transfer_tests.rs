@@ -270,6 +270,10 @@ fn the_console_transfers_a_bridged_caller_to_an_extension() {
 struct Greet;
 
 impl crate::ModuleApplication for Greet {
+    fn owner(&self) -> &str {
+        "test"
+    }
+
     fn run(&self, call: &crate::CallView<'_>, data: &str) -> Vec<(String, String)> {
         assert!(!call.uuid.is_empty());
         assert_eq!(call.variables.get("destination_number"), Some("5801"));
