@@ -174,7 +174,6 @@ pub fn run(options: RunOptions) -> Result<(), Error> {
         );
     }
 
-
     let (store, store_thread) = Store::open(&database_path(&options.data_dir))?;
     let media_handle = handle.clone();
     let media = MediaEngine::start(

@@ -62,7 +62,9 @@ impl Host for EngineHost {
         help: &str,
     ) -> Result<(), String> {
         if name.is_empty() || name.len() > 64 || name.contains(char::is_whitespace) {
-            return Err(format!("interface name {name:?}: 1-64 characters, no spaces"));
+            return Err(format!(
+                "interface name {name:?}: 1-64 characters, no spaces"
+            ));
         }
         self.registrations
             .lock()
@@ -116,6 +118,10 @@ pub(crate) struct Modules {
     conf_dir: PathBuf,
     /// Where a module without a `path` is looked for (`lib<name>.so`), in order.
     search: Vec<PathBuf>,
+    /// Where each load's private copy of a module file goes before it is mapped.
+    staging: PathBuf,
+    /// Loads so far, naming those copies.
+    opened: u64,
 }
 
 impl Modules {
@@ -131,6 +137,8 @@ impl Modules {
             entries,
             conf_dir: conf_dir.to_path_buf(),
             search,
+            staging: std::env::temp_dir().join("switchyard-modules"),
+            opened: 0,
         }
     }
 
@@ -167,8 +175,11 @@ impl Modules {
             .map(|dir| dir.join(&file))
             .find(|p| p.is_file())
             .ok_or_else(|| {
-                let looked: Vec<String> =
-                    self.search.iter().map(|d| d.display().to_string()).collect();
+                let looked: Vec<String> = self
+                    .search
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect();
                 format!("module {name}: no {file} in {}", looked.join(", "))
             })
     }
@@ -183,9 +194,31 @@ impl Modules {
 
     /// Opens, checks and starts module `name`, then hands it its config. The library's entry
     /// is checked before any of its code runs (the loader's promise).
-    fn open(&self, name: &str) -> Result<Loaded, String> {
+    fn open(&mut self, name: &str) -> Result<Loaded, String> {
         let path = self.path_of(name)?;
-        let library = Library::open(&path).map_err(|e| e.to_string())?;
+        // glibc's dlopen hands back the library already mapped for a path while it is
+        // open, so a reload would get the old code: each load maps its own copy. The copy
+        // is removed once mapped (the mapping stays).
+        self.opened += 1;
+        let dir = self
+            .staging
+            .join(format!("{}-{}", std::process::id(), self.opened));
+        let copy = dir.join(format!("lib{name}.so"));
+        std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::copy(&path, &copy))
+            .map_err(|e| {
+                format!(
+                    "module {name}: copying {} to {}: {e}",
+                    path.display(),
+                    copy.display()
+                )
+            })?;
+        let library = Library::open(&copy);
+        let _ = std::fs::remove_dir_all(&dir);
+        let library = library.map_err(|e| {
+            e.to_string()
+                .replace(&copy.display().to_string(), &path.display().to_string())
+        })?;
         if library.name() != name {
             return Err(format!(
                 "{} is module {}, not {name}",
@@ -237,11 +270,11 @@ impl Modules {
     fn check_clashes(&self, name: &str, interfaces: &[Registration]) -> Result<(), String> {
         for mine in interfaces {
             for (other, loaded) in self.loaded.iter().filter(|(n, _)| n.as_str() != name) {
-                if loaded
-                    .interfaces
-                    .iter()
-                    .any(|r| r.kind == mine.kind && r.name == mine.name && r.kind != InterfaceKind::Subscription)
-                {
+                if loaded.interfaces.iter().any(|r| {
+                    r.kind == mine.kind
+                        && r.name == mine.name
+                        && r.kind != InterfaceKind::Subscription
+                }) {
                     return Err(format!(
                         "module {name}: {:?} {} is already registered by {other}",
                         mine.kind, mine.name

@@ -34,10 +34,10 @@ use crate::media_plan::{self, LegDtmf, Sounds};
 
 #[path = "switch_gateways.rs"]
 mod gateways;
-#[path = "switch_modules.rs"]
-mod modules_side;
 #[path = "switch_media.rs"]
 mod media_setup;
+#[path = "switch_modules.rs"]
+mod modules_side;
 #[path = "switch_script.rs"]
 mod script;
 #[path = "switch_transfer.rs"]

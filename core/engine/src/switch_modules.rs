@@ -45,7 +45,11 @@ impl Switch {
     }
 
     /// `load` / `unload` / `reload NAME` and `show modules`; a module's own commands.
-    pub(super) fn module_command(&mut self, words: &[&str], line: &str) -> Option<Result<String, String>> {
+    pub(super) fn module_command(
+        &mut self,
+        words: &[&str],
+        line: &str,
+    ) -> Option<Result<String, String>> {
         let result = match words {
             ["load", name] => self.modules.load(name).map(|_| ()).map(|()| {
                 self.sync_module_apps(name);

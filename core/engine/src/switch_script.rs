@@ -557,8 +557,7 @@ impl Switch {
                     .get(&key)
                     .and_then(|c| c.pinned_apps.get(other))
                     .cloned();
-                let Some(module) = pinned.or_else(|| self.applications.get(other).cloned())
-                else {
+                let Some(module) = pinned.or_else(|| self.applications.get(other).cloned()) else {
                     warn!(application = other, "unknown dialplan application: skipped");
                     return;
                 };
