@@ -231,6 +231,13 @@ impl Modules {
         let started = library.start(host);
         let interfaces = self.host.take_registrations(name);
         let module = started.map_err(|e| e.to_string())?;
+        // Where the daemon's configuration is, before the module's own: a module resolves the
+        // relative paths of its config against it. Modules that need no paths ignore it.
+        let host_facts = json!({ "conf_dir": self.conf_dir }).to_string();
+        match module.request("module.host", host_facts.as_bytes()) {
+            Ok(_) | Err(CallError::UnknownMessage { .. }) => {}
+            Err(e) => return Err(format!("module {name} refused module.host: {e}")),
+        }
         let config = self.config_of(name).to_string();
         module
             .request("module.config", config.as_bytes())

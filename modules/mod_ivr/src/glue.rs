@@ -17,10 +17,17 @@ pub const DEFAULT_DIR: &str = "ivr";
 pub struct IvrModule {
     menus: MenuSet,
     dir: Option<PathBuf>,
+    /// The daemon's configuration directory (`module.host`): a relative `dir` is under it.
+    conf_dir: Option<PathBuf>,
 }
 
 /// Lines for the host's log, with their levels.
 pub type LogLines = Vec<(LogLevel, String)>;
+
+#[derive(Deserialize)]
+struct HostFacts {
+    conf_dir: PathBuf,
+}
 
 #[derive(Deserialize)]
 struct Config {
@@ -47,10 +54,20 @@ impl IvrModule {
     /// returned instead of sent.
     pub fn handle(&mut self, name: &str, body: &[u8]) -> Result<(Vec<u8>, LogLines), MessageError> {
         match name {
+            "module.host" => {
+                let facts: HostFacts = serde_json::from_slice(body)
+                    .map_err(|e| MessageError::BadInput(format!("module.host: {e}")))?;
+                self.conf_dir = Some(facts.conf_dir);
+                Ok((b"{}".to_vec(), Vec::new()))
+            }
             "module.config" => {
                 let config: Config = serde_json::from_slice(body)
                     .map_err(|e| MessageError::BadInput(format!("module.config: {e}")))?;
                 let dir = PathBuf::from(config.dir.unwrap_or_else(|| DEFAULT_DIR.to_owned()));
+                let dir = match &self.conf_dir {
+                    Some(conf) if dir.is_relative() => conf.join(dir),
+                    _ => dir,
+                };
                 let logs = self.load(dir)?;
                 Ok((b"{}".to_vec(), logs))
             }
@@ -144,6 +161,26 @@ mod tests {
         assert_eq!(switchyard_module.magic, switchyard_abi::SY_MAGIC);
         assert_eq!(switchyard_module.abi_major, switchyard_abi::SY_ABI_MAJOR);
         assert!(switchyard_module.on_message.is_some());
+    }
+
+    #[test]
+    fn a_relative_dir_is_under_the_hosts_configuration_directory() {
+        let mut module = IvrModule::default();
+        let conf = conf_dir();
+        let parent = conf.parent().expect("conf/ivr has a parent");
+        let facts = serde_json::json!({ "conf_dir": parent }).to_string();
+        module.handle("module.host", facts.as_bytes()).unwrap();
+        let name = conf.file_name().unwrap().to_str().unwrap();
+        let relative = serde_json::json!({ "dir": name }).to_string();
+        module.handle("module.config", relative.as_bytes()).unwrap();
+        assert!(
+            module.menus().get("demo").is_some(),
+            "the shipped menus loaded"
+        );
+        assert!(
+            module.handle("module.host", b"{}").is_err(),
+            "conf_dir is required"
+        );
     }
 
     #[test]
