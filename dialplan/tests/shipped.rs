@@ -323,7 +323,11 @@ fn shipped_plans_check_clean() {
     let globals: Vec<&str> = globals.iter().map(|(k, _)| k.as_str()).collect();
     let gateways = ["provider1", "provider2"];
     let users = ["1000", "1001", "1002", "1003"];
+    // What conf/modules.toml's modules register (mod_ivr's menus, mod_recorder's policy).
+    let mut applications = switchyard_dialplan::check::CORE_APPLICATIONS.to_vec();
+    applications.extend(["ivr", "ivr_route"]);
     let env = CheckEnv {
+        applications: &applications,
         globals: &globals,
         gateways: Some(&gateways),
         users: Some(&users),

@@ -317,6 +317,33 @@ fn recording_row(info: RecordingInfo) -> switchyard_store::Recording {
     }
 }
 
+/// The dialplan applications the modules of `config` (modules.toml) register, found by
+/// loading them as the daemon would (for `dialplan check`). A required module that does not
+/// load is an error; an optional one is left out.
+pub fn module_applications(config: &Config) -> Result<Vec<String>, String> {
+    let mut modules = modules::Modules::new(
+        modules::EngineHost::new(None),
+        config.modules.clone(),
+        &config.conf_dir,
+        modules::Modules::default_search(),
+    );
+    let mut names = Vec::new();
+    for entry in &config.modules {
+        match modules.load(&entry.name) {
+            Ok(loaded) => names.extend(
+                loaded
+                    .interfaces
+                    .iter()
+                    .filter(|r| r.kind == switchyard_loader::InterfaceKind::Application)
+                    .map(|r| r.name.clone()),
+            ),
+            Err(error) if entry.required => return Err(error),
+            Err(_) => {}
+        }
+    }
+    Ok(names)
+}
+
 /// The key that signs digest nonces. Kept on disk so nonces handed out before a restart are
 /// still recognised (as stale at worst) instead of looking forged.
 fn load_or_create_secret(path: &Path) -> Result<[u8; 32], Error> {

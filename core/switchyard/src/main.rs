@@ -288,7 +288,19 @@ fn dialplan_check(dir: &std::path::Path, conf: Option<&std::path::Path>) -> Exit
     let gateways: Option<Vec<&str>> = config
         .as_ref()
         .map(|c| c.gateways.keys().map(String::as_str).collect());
+    // The applications of the configuration's modules join the core ones, found by loading
+    // the modules as the daemon does.
+    let module_apps = match &config {
+        Some(config) => match switchyard_engine::module_applications(config) {
+            Ok(names) => names,
+            Err(error) => return fail(&error),
+        },
+        None => Vec::new(),
+    };
+    let mut applications: Vec<&str> = switchyard_dialplan::check::CORE_APPLICATIONS.to_vec();
+    applications.extend(module_apps.iter().map(String::as_str));
     let env = CheckEnv {
+        applications: &applications,
         globals: &globals,
         users: users.as_deref(),
         gateways: gateways.as_deref(),
