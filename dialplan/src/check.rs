@@ -43,7 +43,6 @@ pub const CORE_APPLICATIONS: &[&str] = &[
     "export",
     "unset",
     "log",
-    "record_session",
     "conference",
     "echo",
     "park",
@@ -700,7 +699,7 @@ mod tests {
 
     #[test]
     fn core_applications_are_the_engine_contract() {
-        let contract = "answer pre_answer ring_ready playback play_and_get_digits read sleep bridge transfer hangup set export unset log record_session conference echo park moh tone";
+        let contract = "answer pre_answer ring_ready playback play_and_get_digits read sleep bridge transfer hangup set export unset log conference echo park moh tone";
         assert_eq!(CORE_APPLICATIONS.join(" "), contract);
     }
 

@@ -131,9 +131,9 @@ fn wait_audio_seconds(wav: &Path, secs: f64) {
 
 #[test]
 fn a_stereo_recording_holds_each_party_on_its_own_channel_and_pauses_as_silence() {
-    let d = Daemon::builder("basic")
+    // tests/conf/recording loads mod_recorder, which records every bridged call in stereo.
+    let d = Daemon::builder("recording")
         .set("auth.digest_algorithms", r#"["MD5"]"#)
-        .set("recording.mode", r#""stereo""#)
         .start();
     let (mut a, mut b) = phones(&d);
     call(&d, &mut a, &mut b, true);
@@ -177,9 +177,9 @@ fn an_encrypted_recording_decrypts_to_the_tones_and_a_tampered_one_is_refused() 
         .output()
         .unwrap();
     assert!(keygen.status.success(), "{keygen:?}");
-    let d = Daemon::builder("basic")
+    // tests/conf/recording loads mod_recorder, which records every bridged call in stereo.
+    let d = Daemon::builder("recording")
         .set("auth.digest_algorithms", r#"["MD5"]"#)
-        .set("recording.mode", r#""stereo""#)
         .set("recording.encrypt", "true")
         .set(
             "recording.key_file",

@@ -28,8 +28,8 @@ use serde::de::DeserializeOwned;
 
 mod gateways;
 mod modules;
-pub use modules::{MODULES_FILE, ModuleEntry};
 pub use gateways::{Cidr, GATEWAYS_FILE, GatewayConfig, GatewayTransport};
+pub use modules::{MODULES_FILE, ModuleEntry};
 
 /// Errors of configuration loading; each names the file at fault.
 #[derive(Debug, thiserror::Error)]
@@ -170,9 +170,10 @@ impl Default for MediaSection {
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RecordingConfig {
-    /// "off", "mono" (both parties mixed) or "stereo" (caller left, callee right): recording of
-    /// every answered call. The console starts and stops recordings in any mode.
-    pub mode: String,
+    /// Refused when set: which calls are recorded is mod_recorder's policy now (its
+    /// `[module.config] mode` in modules.toml). Kept to say so instead of "unknown key".
+    #[serde(rename = "mode")]
+    pub legacy_mode: Option<String>,
     /// Where recordings go; relative to the data directory. Default: recordings/.
     pub dir: PathBuf,
     /// 8000 or 16000.
@@ -186,7 +187,7 @@ pub struct RecordingConfig {
 impl Default for RecordingConfig {
     fn default() -> Self {
         RecordingConfig {
-            mode: "off".into(),
+            legacy_mode: None,
             dir: PathBuf::from("recordings"),
             sample_rate: 8000,
             encrypt: false,
@@ -572,12 +573,13 @@ fn validate_main(path: &Path, text: &str, m: &MainFile) -> Result<(), Error> {
         ));
     }
     let recording = &m.recording;
-    if !["off", "mono", "stereo"].contains(&recording.mode.as_str()) {
+    if let Some(mode) = &recording.legacy_mode {
         return Err(invalid(
             "mode",
             format!(
-                "[recording] mode {:?} is not \"off\", \"mono\" or \"stereo\"",
-                recording.mode
+                "[recording] mode = {mode:?}: which calls are recorded is now the policy of \
+                 mod_recorder; load it in modules.toml with [module.config] mode = \"all\" \
+                 (layout = \"stereo\"|\"mono\") and remove this line"
             ),
         ));
     }

@@ -139,9 +139,16 @@ mod tests {
     #[test]
     fn bad_entries_are_refused_at_their_line() {
         let err = load_text("[[module]]\nname = \"a\"\n\n[[module]]\nname = \"a\"\n").unwrap_err();
-        assert!(err.to_string().contains(":4: module a is listed twice (first at line 1)"), "{err}");
+        assert!(
+            err.to_string()
+                .contains(":4: module a is listed twice (first at line 1)"),
+            "{err}"
+        );
         let err = load_text("[[module]]\nname = \"../evil\"\n").unwrap_err();
-        assert!(err.to_string().contains(":1: module name \"../evil\""), "{err}");
+        assert!(
+            err.to_string().contains(":1: module name \"../evil\""),
+            "{err}"
+        );
         let err = load_text("[[module]]\nname = \"a\"\nrequierd = true\n").unwrap_err();
         assert!(err.to_string().contains("requierd"), "{err}");
     }

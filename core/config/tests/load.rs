@@ -111,7 +111,10 @@ fn typo_key_is_reported_with_file_line_and_column() {
             "[media]\nconference_rate = 44100\n",
             "conference_rate 44100",
         ),
-        ("[recording]\nmode = \"Stereo\"\n", "mode \"Stereo\""),
+        (
+            "[recording]\nmode = \"stereo\"\n",
+            "the policy of mod_recorder",
+        ),
         ("[recording]\nsample_rate = 4000\n", "sample_rate 4000"),
     ] {
         let e = err_of(&[("switchyard.toml", text)]);

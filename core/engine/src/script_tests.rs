@@ -509,7 +509,6 @@ const SAMPLES: &[(&str, &str, bool)] = &[
     ("log", "INFO every core application", true),
     ("ring_ready", "", true),
     ("pre_answer", "", true),
-    ("record_session", "", true),
     ("sleep", "1000", true),
     ("answer", "", true),
     ("read", "1 1 silence_stream://0 got 1000 #", true),

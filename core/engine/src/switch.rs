@@ -18,7 +18,7 @@ use switchyard_dialplan::vars::Variables;
 use switchyard_media::{
     ConferenceId, DtmfSource, Endpoint, EndpointId, MediaEngine, MediaEvent, Player,
 };
-use switchyard_recording::{Layout, Recorder};
+use switchyard_recording::Recorder;
 use switchyard_sdp::{CodecOffer, Direction, OriginState, SessionDescription};
 use switchyard_sip::auth::{AuthOutcome, DigestAlgorithm, DigestChallenger};
 use switchyard_sip::transaction::{
@@ -112,10 +112,9 @@ struct Settings {
     globals: Vec<(String, String)>,
 }
 
-/// `[recording]` as the switch applies it.
+/// `[recording]`: where and how recordings are written. Which calls are recorded is
+/// mod_recorder's policy; it asks through the console's `record` command.
 struct RecordingPolicy {
-    /// Record every answered bridged call in this layout.
-    automatic: Option<Layout>,
     dir: std::path::PathBuf,
     sample_rate: u32,
     encrypt: bool,
@@ -518,11 +517,6 @@ impl Switch {
             transcodable: media_plan::transcodable_offers(&config.media.codecs),
             conference_rate: config.media.conference_rate,
             recording: RecordingPolicy {
-                automatic: match config.recording.mode.as_str() {
-                    "mono" => Some(Layout::Mono),
-                    "stereo" => Some(Layout::Stereo),
-                    _ => None,
-                },
                 dir: recordings_dir,
                 sample_rate: config.recording.sample_rate,
                 encrypt: config.recording.encrypt,

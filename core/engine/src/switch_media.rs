@@ -156,7 +156,6 @@ impl Switch {
             call.relay_codec = codec.clone();
             call.a_leg_codec = codec.clone();
             call.b_leg_codec = codec.clone();
-            let record = self.settings.recording.automatic.is_some();
             if a_dtmf != b_dtmf
                 && let Some(codec) = codec
             {
@@ -180,11 +179,6 @@ impl Switch {
                         b_codec.payload_type,
                         &label,
                     );
-                }
-                if record && let Some(codec) = codec {
-                    // Decode copies for the recorder; the packets are still relayed untouched.
-                    terminate_pair(&self.media, &a, &b, codec.clone(), codec, a_dtmf, b_dtmf);
-                    call.tapped = true;
                 }
             }
             return Some(a_sdp);
@@ -253,8 +247,8 @@ impl Switch {
         key: CallKey,
         layout: Option<Layout>,
     ) -> Result<String, String> {
-        let Some(layout) = layout.or(self.settings.recording.automatic) else {
-            return Err("recording is off".into());
+        let Some(layout) = layout else {
+            return Err("no layout (mono or stereo) asked for".into());
         };
         let Some(recorder) = &self.recorder else {
             return Err("no recorder: see [recording] in switchyard.toml".into());

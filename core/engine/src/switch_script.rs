@@ -16,7 +16,6 @@ use switchyard_dialplan::ir::{Diagnostic, Severity};
 use switchyard_dialplan::matcher::{PlannedAction, apply_variable_application};
 use switchyard_dialplan::vars::{Variables, expand};
 use switchyard_media::{DtmfOptions, PlayItem, Player};
-use switchyard_recording::Layout;
 
 use super::*;
 
@@ -60,8 +59,6 @@ pub(super) struct Script {
     /// a different epoch and is ignored.
     epoch: u64,
     transfers: u32,
-    /// `record_session` ran before the call was bridged: record once it is.
-    pub(super) record_when_bridged: Option<Layout>,
     /// When the last prompt stopped being sent: a hang-up waits for the phone to play it.
     played_at: Option<Instant>,
 }
@@ -79,7 +76,6 @@ impl Script {
             wait: Wait::Running,
             epoch: 0,
             transfers: 0,
-            record_when_bridged: None,
             played_at: None,
         }
     }
@@ -530,25 +526,6 @@ impl Switch {
                 self.wait_forever(now, key);
             }
             "conference" => self.join_room(now, key, data),
-            "record_session" => {
-                let layout = match data.trim() {
-                    "mono" => Some(Layout::Mono),
-                    _ => Some(self.settings.recording.automatic.unwrap_or(Layout::Stereo)),
-                };
-                let bridged = self
-                    .calls
-                    .get(&key)
-                    .is_some_and(|c| c.winner.is_some() && c.state == CallState::Answered);
-                if bridged {
-                    if let Err(error) = self.start_recording(key, layout) {
-                        warn!(%error, "record_session");
-                    }
-                } else if let Some(script) =
-                    self.calls.get_mut(&key).and_then(|c| c.script.as_mut())
-                {
-                    script.record_when_bridged = layout;
-                }
-            }
             other => {
                 // A call keeps the module instance it first used: a reload serves new calls
                 // with the new code, and this one goes on with the code it started with.
@@ -1593,19 +1570,9 @@ impl Switch {
 
     /// The callee answered: the script waits for the bridge to end.
     pub(super) fn script_bridged(&mut self, now: Now, key: CallKey) {
-        let record = self
-            .calls
-            .get_mut(&key)
-            .and_then(|c| c.script.as_mut())
-            .and_then(|s| s.record_when_bridged.take());
+        // Whether to record it is mod_recorder's decision, on this event.
         self.wait(key, Wait::Bridged);
         self.publish_call("call.answered", key, serde_json::json!({}));
-        let layout = record.or(self.settings.recording.automatic);
-        if layout.is_some()
-            && let Err(error) = self.start_recording(key, layout)
-        {
-            warn!(%error, "cannot record the call");
-        }
         let _ = now;
     }
 
