@@ -274,7 +274,9 @@ fn set_toml_key(text: &str, key: &str, value: &str) -> String {
     out.join("\n") + "\n"
 }
 
-fn copy_tree(src: &Path, dst: &Path, edit: &dyn Fn(&str) -> String) {
+/// Copies a conf tree, passing every text file through `edit` (binary files are copied as
+/// they are): how tests make a template of their own with per-test values filled in.
+pub fn copy_tree(src: &Path, dst: &Path, edit: &dyn Fn(&str) -> String) {
     std::fs::create_dir_all(dst).expect("mkdir");
     for entry in std::fs::read_dir(src).expect("read conf dir") {
         let entry = entry.expect("dir entry");

@@ -9,8 +9,8 @@
 //! listening so the first REGISTER finds them.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
+use switchyard_e2e::daemon::copy_tree;
 use switchyard_e2e::slot::offset;
 use switchyard_e2e::{
     Daemon, Sipp, Slot, UdpPeer, digest_response, e2e_dir, sipp_callee, sipp_caller, wait_until,
@@ -29,21 +29,6 @@ const GW2: (&str, &str) = ("gw2user", "gw2secret");
 const NUMBER: &str = "5551234";
 const DID: &str = "442071230001";
 
-/// Copies `src` into `dst`, passing every text file through `edit`.
-fn copy_conf(src: &Path, dst: &Path, edit: &dyn Fn(&str) -> String) {
-    std::fs::create_dir_all(dst).expect("mkdir");
-    for entry in std::fs::read_dir(src).expect("read conf template") {
-        let from = entry.expect("dir entry").path();
-        let to = dst.join(from.file_name().expect("file name"));
-        if from.is_dir() {
-            copy_conf(&from, &to, edit);
-        } else {
-            let text = std::fs::read_to_string(&from).expect("conf files are text");
-            std::fs::write(&to, edit(&text)).expect("write conf file");
-        }
-    }
-}
-
 /// Starts the daemon from tests/conf/gateways with this slot's provider ports.
 fn start_daemon(slot: Slot) -> Daemon {
     let p1 = slot.port(PROVIDER1).to_string();
@@ -52,7 +37,7 @@ fn start_daemon(slot: Slot) -> Daemon {
         .prefix("sy-gw-template-")
         .tempdir()
         .expect("tempdir");
-    copy_conf(
+    copy_tree(
         &e2e_dir().join("conf").join("gateways"),
         conf.path(),
         &|t| {

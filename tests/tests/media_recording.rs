@@ -275,3 +275,72 @@ fn the_console_records_a_relayed_call_on_demand() {
     );
     assert_eq!(quality.transcoded, Some(false), "still a relay");
 }
+
+/// The recording rows so far: (call uuid, path).
+fn recording_rows(d: &Daemon) -> Vec<(String, String)> {
+    let Ok(conn) = rusqlite::Connection::open_with_flags(
+        d.db_path(),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    ) else {
+        return Vec::new();
+    };
+    let Ok(mut statement) = conn.prepare("SELECT call_uuid, path FROM recording") else {
+        return Vec::new();
+    };
+    statement
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map(|rows| rows.filter_map(Result::ok).collect())
+        .unwrap_or_default()
+}
+
+/// mod_recorder on demand: a call whose plan runs `record_session mono` before its bridge is
+/// recorded (mono), a call straight to the user is not.
+#[test]
+fn on_demand_the_dialplan_asks_and_only_that_call_is_recorded() {
+    let conf = tempfile::tempdir().unwrap();
+    switchyard_e2e::daemon::copy_tree(
+        &switchyard_e2e::e2e_dir().join("conf").join("recording"),
+        conf.path(),
+        &|t| {
+            let t = t.replace("mode = \"all\"", "mode = \"on-demand\"");
+            t.replace(
+                "  </context>",
+                "    <extension name=\"recorded\">\
+                 <condition field=\"destination_number\" expression=\"^5860$\">\
+                 <action application=\"record_session\" data=\"mono\"/>\
+                 <action application=\"bridge\" data=\"user/1001\"/>\
+                 </condition></extension>\n  </context>",
+            )
+        },
+    );
+    let d = Daemon::builder(conf.path().to_str().unwrap()).start();
+    let mut uas = switchyard_e2e::sipp_callee(&d, "uas_echo", "1001", &["-m", "2"]);
+    d.wait_registered("1001", 1, T);
+    for destination in ["1001", "5860"] {
+        let mut uac = switchyard_e2e::sipp_caller(
+            &d,
+            "uac",
+            &[],
+            "1000",
+            destination,
+            &["-m", "1", "-d", "1500", "-timeout", "30"],
+        );
+        let outcome = uac.wait(T);
+        assert_eq!(outcome.code, Some(0), "{}", outcome.report);
+    }
+    uas.wait(T);
+    let cdrs = d.wait_cdrs(2, T);
+    let recorded = cdrs
+        .iter()
+        .find(|c| c.destination == "5860")
+        .expect("the 5860 call's CDR");
+    let rows = poll_until(T, || {
+        let rows = recording_rows(&d);
+        (!rows.is_empty()).then_some(rows)
+    })
+    .unwrap_or_else(|| panic!("no recording\n{}", d.log_tail()));
+    assert_eq!(rows.len(), 1, "only the call that asked: {rows:?}");
+    assert_eq!(rows[0].0, recorded.uuid);
+    let spec = hound::WavReader::open(&rows[0].1).expect("a WAV").spec();
+    assert_eq!(spec.channels, 1, "record_session mono");
+}

@@ -11,27 +11,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use switchyard_e2e::daemon::{read_cdrs, switchyard_bin};
+use switchyard_e2e::daemon::{copy_tree, read_cdrs, switchyard_bin};
 use switchyard_e2e::{
     Daemon, Slot, call_expecting, e2e_dir, sipp_callee, sipp_caller, wait_until, workspace_dir,
 };
 
 const T: Duration = Duration::from_secs(25);
-
-/// Copies `src` into `dst`, passing every text file through `edit`.
-fn copy_conf(src: &Path, dst: &Path, edit: &dyn Fn(&str) -> String) {
-    std::fs::create_dir_all(dst).expect("mkdir");
-    for entry in std::fs::read_dir(src).expect("read conf template") {
-        let from = entry.expect("dir entry").path();
-        let to = dst.join(from.file_name().expect("file name"));
-        if from.is_dir() {
-            copy_conf(&from, &to, edit);
-        } else {
-            let text = std::fs::read_to_string(&from).expect("conf files are text");
-            std::fs::write(&to, edit(&text)).expect("write conf file");
-        }
-    }
-}
 
 /// Compiles a C module of core/loader/tests/c_module into `dir` as `lib<name>.so`, with the
 /// system C compiler and only switchyard_module.h: what a vendor does.
@@ -70,7 +55,7 @@ fn start_daemon(
         .tempdir()
         .expect("tempdir");
     let c_path = c_module.to_str().expect("UTF-8 path").to_owned();
-    copy_conf(&e2e_dir().join("conf").join("modules"), conf.path(), &|t| {
+    copy_tree(&e2e_dir().join("conf").join("modules"), conf.path(), &|t| {
         edit(&t.replace("__C_MODULE__", &c_path))
     });
     let template = conf.path().to_str().expect("UTF-8 temp path").to_owned();
@@ -233,7 +218,7 @@ fn a_module_built_for_another_abi_is_refused_with_a_clear_message() {
     let slot = Slot::acquire();
     let listen = format!("127.0.0.1:{}", slot.port(60));
     let conf = tempfile::tempdir().unwrap();
-    copy_conf(&e2e_dir().join("conf").join("modules"), conf.path(), &|t| {
+    copy_tree(&e2e_dir().join("conf").join("modules"), conf.path(), &|t| {
         let t = t.replace("__C_MODULE__", c.to_str().unwrap());
         let t = t.replace("127.0.0.1:5060", &listen);
         if t.contains("[[module]]") {
