@@ -363,15 +363,12 @@ fn dialplan_test(t: DialplanTest) -> ExitCode {
         Some(Err(error)) => return fail(&error.to_string()),
         None => None,
     };
-    let zone_setting = t
-        .timezone
-        .clone()
-        .or_else(|| {
-            // An explicit --utc-offset wins over the configuration's zone.
-            (t.utc_offset == 0)
-                .then(|| config.as_ref().map(|c| c.dialplan.timezone.clone()))
-                .flatten()
-        });
+    let zone_setting = t.timezone.clone().or_else(|| {
+        // An explicit --utc-offset wins over the configuration's zone.
+        (t.utc_offset == 0)
+            .then(|| config.as_ref().map(|c| c.dialplan.timezone.clone()))
+            .flatten()
+    });
     let now = match &t.at {
         Some(text) => match parse_civil(text) {
             Some(time) => time,
