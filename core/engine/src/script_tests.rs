@@ -271,6 +271,26 @@ fn digits_by_sip_info_retry_then_pick_the_extension() {
     h.assert_nothing_left_after_bye_answers(&[ALICE]);
 }
 
+/// 5915: digits pressed while the plan sleeps before its `play_and_get_digits` are typed
+/// ahead: the collection takes them at once, so 11 reaches 5911 as soon as the sleep ends.
+#[test]
+fn digits_typed_ahead_count_for_the_next_collection() {
+    let mut h = Harness::new(41240, |_| {});
+    h.register(ALICE);
+    let (call_id, sent) = h.call(ALICE, "5915");
+    let ok = answered_by_plan(&mut h, &sent);
+    let mut cseq = 2;
+    info_digits(&mut h, &ok, &mut cseq, "11");
+    assert!(script_state(&mut h).contains("sleep"), "still asleep");
+    h.advance(Duration::from_millis(1000));
+    assert_eq!(
+        requests_to(&h.sent(), ALICE, Method::Bye).len(),
+        1,
+        "11 typed ahead transfers to 5911, which hangs up"
+    );
+    assert_eq!(cdr_of(&h, &call_id).hangup_cause, "CALL_REJECTED");
+}
+
 /// 11 at the first try: 5911 (`hangup CALL_REJECTED`).
 #[test]
 fn the_first_valid_choice_transfers_at_once() {

@@ -24,6 +24,8 @@ const MAX_TRANSFERS: u32 = 16;
 /// Actions run back to back without waiting, per event: a plan that never waits (a `set`
 /// loop through transfers) cannot hold the signalling thread.
 const MAX_STEPS: usize = 1000;
+/// Digits kept for the next collection while none runs.
+const MAX_TYPED_AHEAD: usize = 32;
 /// The default language of prompts when the channel has no `language` variable.
 const DEFAULT_LANGUAGE: &str = "en";
 
@@ -61,6 +63,9 @@ pub(super) struct Script {
     transfers: u32,
     /// When the last prompt stopped being sent: a hang-up waits for the phone to play it.
     played_at: Option<Instant>,
+    /// Digits pressed while a prompt played or the plan slept, for the next collection (a
+    /// caller who knows the menu types ahead, as FreeSWITCH's DTMF queue allows).
+    typed_ahead: String,
 }
 
 impl Script {
@@ -77,6 +82,7 @@ impl Script {
             epoch: 0,
             transfers: 0,
             played_at: None,
+            typed_ahead: String::new(),
         }
     }
 
@@ -912,10 +918,20 @@ impl Switch {
             digits: String::new(),
             prompting: false,
         };
-        if let Some(script) = self.calls.get_mut(&key).and_then(|c| c.script.as_mut()) {
-            script.vars.unset(var);
-        }
+        let typed_ahead = match self.calls.get_mut(&key).and_then(|c| c.script.as_mut()) {
+            Some(script) => {
+                script.vars.unset(var);
+                std::mem::take(&mut script.typed_ahead)
+            }
+            None => return,
+        };
         self.prompt_for_digits(now, key, collect, false);
+        // What the caller typed ahead counts as pressed now (it also cuts the prompt short).
+        for digit in typed_ahead.chars() {
+            if !self.script_digit(now, key, digit) {
+                break;
+            }
+        }
     }
 
     /// Plays the prompt (after the invalid-entry sound on a retry) and waits for digits.
@@ -961,6 +977,12 @@ impl Switch {
             return false;
         };
         let Wait::Digits(collect) = &mut script.wait else {
+            if matches!(script.wait, Wait::Playback | Wait::Sleep)
+                && script.typed_ahead.len() < MAX_TYPED_AHEAD
+            {
+                script.typed_ahead.push(digit);
+                return true;
+            }
             return false;
         };
         if collect.prompting {

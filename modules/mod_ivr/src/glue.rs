@@ -86,8 +86,15 @@ impl IvrModule {
                     .menus
                     .app_run(&run.app, &run.data, &run.variables)
                     .map_err(|e| MessageError::Failed(e.to_string()))?;
+                // The menu's decision in the daemon's log: what an engineer reads to follow a
+                // caller through the menus.
+                let decided: Vec<String> = actions
+                    .iter()
+                    .map(|(app, data)| format!("{app} {data}").trim_end().to_owned())
+                    .collect();
+                let line = format!("{} {} -> {}", run.app, run.data, decided.join("; "));
                 let reply = serde_json::json!({ "actions": actions });
-                Ok((reply.to_string().into_bytes(), Vec::new()))
+                Ok((reply.to_string().into_bytes(), vec![(LogLevel::Info, line)]))
             }
             _ => Err(MessageError::Unknown),
         }
