@@ -72,10 +72,10 @@ fn the_routing_fixture_is_clean_with_its_globals() {
         .unwrap()
         .plan;
     let globals = ["record_calls", "vm_enabled", "domain", "language"];
-    // The fixture leaves messages with `voicemail`, which a module registers beside the core
-    // applications.
+    // The fixture leaves messages with `voicemail` and records with `record_session`, which
+    // modules register beside the core applications (mod_recorder provides the latter).
     let mut applications = switchyard_dialplan::check::CORE_APPLICATIONS.to_vec();
-    applications.push("voicemail");
+    applications.extend(["voicemail", "record_session"]);
     let env = CheckEnv {
         globals: &globals,
         applications: &applications,
@@ -93,7 +93,7 @@ fn the_routing_fixture_is_clean_with_its_globals() {
     );
     assert!(found.iter().all(|d| d.severity == Severity::Warning));
     assert!(found.iter().any(|d| d.message.contains("\"vm_enabled\"")));
-    // Without the module, each use of its application is an error.
+    // Without the modules, each use of their applications is an error.
     let found = check(
         &plan,
         &CheckEnv {
@@ -101,12 +101,15 @@ fn the_routing_fixture_is_clean_with_its_globals() {
             ..CheckEnv::core()
         },
     );
-    assert_eq!(found.len(), 3, "{found:#?}");
-    assert!(
+    assert_eq!(found.len(), 4, "{found:#?}");
+    let unknown = |app: &str| {
         found
             .iter()
-            .all(|d| d.message == "unknown application \"voicemail\"")
-    );
+            .filter(|d| d.message == format!("unknown application \"{app}\""))
+            .count()
+    };
+    assert_eq!(unknown("voicemail"), 3, "{found:#?}");
+    assert_eq!(unknown("record_session"), 1, "{found:#?}");
 }
 
 #[test]
