@@ -147,6 +147,15 @@ fn skel_is_used_unloaded_reloaded_and_loaded_under_load() {
         text.contains("hello from the test conf"),
         "its config is back: {text}"
     );
+    // reload takes modules.toml as it is now.
+    let file = d.conf_dir().join("modules.toml");
+    let edited = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("hello from the test conf", "edited greeting");
+    std::fs::write(&file, edited).unwrap();
+    d.ctl_ok("reload mod_skel");
+    let text = d.ctl_ok("skel");
+    assert!(text.contains("edited greeting"), "the new config: {text}");
     let cdrs = read_cdrs(&d.db_path()).expect("cdrs");
     assert_eq!(cdrs.len(), 100);
     assert!(

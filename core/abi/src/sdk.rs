@@ -40,7 +40,8 @@ use crate::{
 
 /// A module, as its author writes it. The host calls it from one thread at a time, which is
 /// why the methods may take `&mut self` freely.
-pub trait Module: Sized + 'static {
+/// `Send`: the host may load a module on one thread and call it on another (one at a time).
+pub trait Module: Send + Sized + 'static {
     /// Builds the module's state and registers its interfaces (only possible here).
     /// An `Err` refuses the load; its text is logged through the host.
     fn load(host: &HostApi) -> Result<Self, String>;

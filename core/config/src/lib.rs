@@ -31,6 +31,12 @@ mod modules;
 pub use gateways::{Cidr, GATEWAYS_FILE, GatewayConfig, GatewayTransport};
 pub use modules::{MODULES_FILE, ModuleEntry};
 
+/// Reads `modules.toml` of `conf_dir` again (the console's `load` and `reload` take a module's
+/// current path and config from it).
+pub fn load_modules(conf_dir: &Path) -> Result<Vec<ModuleEntry>, Error> {
+    modules::load(&conf_dir.join(MODULES_FILE))
+}
+
 /// Errors of configuration loading; each names the file at fault.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

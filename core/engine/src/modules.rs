@@ -118,10 +118,6 @@ pub(crate) struct Modules {
     conf_dir: PathBuf,
     /// Where a module without a `path` is looked for (`lib<name>.so`), in order.
     search: Vec<PathBuf>,
-    /// Where each load's private copy of a module file goes before it is mapped.
-    staging: PathBuf,
-    /// Loads so far, naming those copies.
-    opened: u64,
 }
 
 impl Modules {
@@ -137,8 +133,6 @@ impl Modules {
             entries,
             conf_dir: conf_dir.to_path_buf(),
             search,
-            staging: std::env::temp_dir().join("switchyard-modules"),
-            opened: 0,
         }
     }
 
@@ -194,27 +188,27 @@ impl Modules {
 
     /// Opens, checks and starts module `name`, then hands it its config. The library's entry
     /// is checked before any of its code runs (the loader's promise).
-    fn open(&mut self, name: &str) -> Result<Loaded, String> {
+    fn open(&self, name: &str) -> Result<Loaded, String> {
         let path = self.path_of(name)?;
         // glibc's dlopen hands back the library already mapped for a path while it is
         // open, so a reload would get the old code: each load maps its own copy. The copy
         // is removed once mapped (the mapping stays).
-        self.opened += 1;
-        let dir = self
-            .staging
-            .join(format!("{}-{}", std::process::id(), self.opened));
-        let copy = dir.join(format!("lib{name}.so"));
-        std::fs::create_dir_all(&dir)
-            .and_then(|()| std::fs::copy(&path, &copy))
-            .map_err(|e| {
-                format!(
-                    "module {name}: copying {} to {}: {e}",
-                    path.display(),
-                    copy.display()
-                )
-            })?;
+        // The copy goes into a fresh directory only this process can enter (mkdtemp, 0700),
+        // so no other local user can plant or swap the file that dlopen maps.
+        let dir = tempfile::Builder::new()
+            .prefix("switchyard-module-")
+            .tempdir()
+            .map_err(|e| format!("module {name}: a private directory for its copy: {e}"))?;
+        let copy = dir.path().join(format!("lib{name}.so"));
+        std::fs::copy(&path, &copy).map_err(|e| {
+            format!(
+                "module {name}: copying {} to {}: {e}",
+                path.display(),
+                copy.display()
+            )
+        })?;
         let library = Library::open(&copy);
-        let _ = std::fs::remove_dir_all(&dir);
+        drop(dir);
         let library = library.map_err(|e| {
             e.to_string()
                 .replace(&copy.display().to_string(), &path.display().to_string())
@@ -264,6 +258,14 @@ impl Modules {
 
     /// `load NAME`: a module not loaded yet. Name clashes with what other modules registered
     /// are refused (the caller checks clashes with the core).
+    /// Takes modules.toml as it is now: `load` and `reload` use a module's current path and
+    /// config.
+    pub(crate) fn reread_entries(&mut self) -> Result<(), String> {
+        self.entries =
+            switchyard_config::load_modules(&self.conf_dir).map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
     pub(crate) fn load(&mut self, name: &str) -> Result<&Loaded, String> {
         if self.loaded.contains_key(name) {
             return Err(format!("module {name} is already loaded (use reload)"));
@@ -276,6 +278,17 @@ impl Modules {
 
     fn check_clashes(&self, name: &str, interfaces: &[Registration]) -> Result<(), String> {
         for mine in interfaces {
+            // The console's own words come first: a module command by one of them could
+            // never run.
+            let core_word = crate::switch::COMMANDS
+                .iter()
+                .any(|c| c.split_whitespace().next() == Some(mine.name.as_str()));
+            if mine.kind == InterfaceKind::Command && core_word {
+                return Err(format!(
+                    "module {name}: command {} is a console command of the core",
+                    mine.name
+                ));
+            }
             for (other, loaded) in self.loaded.iter().filter(|(n, _)| n.as_str() != name) {
                 if loaded.interfaces.iter().any(|r| {
                     r.kind == mine.kind
@@ -338,17 +351,17 @@ impl Modules {
         })
     }
 
-    /// Modules subscribed to `event` (or to every event, "*").
-    pub(crate) fn subscribers(&self, event: &str) -> Vec<Arc<Module>> {
+    /// Modules subscribed to `event` (or to every event, "*"), by name.
+    pub(crate) fn subscribers(&self, event: &str) -> Vec<(String, Arc<Module>)> {
         self.loaded
-            .values()
-            .filter(|l| {
+            .iter()
+            .filter(|(_, l)| {
                 !l.module.is_disabled()
                     && l.interfaces.iter().any(|r| {
                         r.kind == InterfaceKind::Subscription && (r.name == event || r.name == "*")
                     })
             })
-            .map(|l| Arc::clone(&l.module))
+            .map(|(name, l)| (name.clone(), Arc::clone(&l.module)))
             .collect()
     }
 
@@ -386,6 +399,10 @@ pub(crate) struct ModuleApp {
 impl ModuleApplication for ModuleApp {
     fn owner(&self) -> &str {
         self.module.name()
+    }
+
+    fn instance(&self) -> Option<Arc<Module>> {
+        Some(Arc::clone(&self.module))
     }
 
     fn run(&self, call: &CallView<'_>, data: &str) -> Vec<(String, String)> {

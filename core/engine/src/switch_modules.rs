@@ -51,10 +51,14 @@ impl Switch {
         line: &str,
     ) -> Option<Result<String, String>> {
         let result = match words {
-            ["load", name] => self.modules.load(name).map(|_| ()).map(|()| {
-                self.sync_module_apps(name);
-                format!("module {name} loaded\n")
-            }),
+            ["load", name] => self
+                .modules
+                .reread_entries()
+                .and_then(|()| self.modules.load(name).map(|_| ()))
+                .map(|()| {
+                    self.sync_module_apps(name);
+                    format!("module {name} loaded\n")
+                }),
             ["unload", name] => {
                 let in_use = self.module_in_use(name);
                 self.modules.unload(name, in_use).map(|_| {
@@ -62,11 +66,15 @@ impl Switch {
                     format!("module {name} unloaded\n")
                 })
             }
-            ["reload", name] => self.modules.reload(name).map(|_| ()).map(|()| {
-                self.sync_module_apps(name);
-                let held = self.module_in_use(name);
-                format!("module {name} reloaded; {held} call(s) finish on the previous code\n")
-            }),
+            ["reload", name] => self
+                .modules
+                .reread_entries()
+                .and_then(|()| self.modules.reload(name).map(|_| ()))
+                .map(|()| {
+                    self.sync_module_apps(name);
+                    let held = self.module_in_use(name);
+                    format!("module {name} reloaded; {held} call(s) finish on the previous code\n")
+                }),
             ["show", "modules"] | ["module", "list"] => {
                 let counts: HashMap<String, usize> = self
                     .modules
@@ -98,8 +106,14 @@ impl Switch {
         Some(result)
     }
 
-    /// Tells the modules subscribed to `event` about it.
-    pub(super) fn publish(&self, event: &str, mut fields: Value) {
+    /// Tells the modules subscribed to `event` about it; a module that served this call
+    /// earlier (`pinned`) hears it on that instance, even after a reload.
+    pub(super) fn publish(
+        &self,
+        event: &str,
+        mut fields: Value,
+        pinned: &[Arc<switchyard_loader::Module>],
+    ) {
         let subscribers = self.modules.subscribers(event);
         if subscribers.is_empty() {
             return;
@@ -108,7 +122,12 @@ impl Switch {
             map.insert("event".into(), Value::String(event.into()));
         }
         let body = fields.to_string();
-        for module in subscribers {
+        for (name, current) in subscribers {
+            let module = pinned
+                .iter()
+                .find(|m| m.name() == name)
+                .cloned()
+                .unwrap_or(current);
             if let Err(error) = module.request("event", body.as_bytes()) {
                 report_call_error(&error);
             }
@@ -145,11 +164,29 @@ impl Switch {
         if let (Some(map), Value::Object(more)) = (fields.as_object_mut(), extra) {
             map.extend(more);
         }
-        self.publish(event, fields);
+        let pinned: Vec<_> = call
+            .pinned_apps
+            .values()
+            .filter_map(|app| app.instance())
+            .collect();
+        self.publish(event, fields, &pinned);
     }
 
     /// A message a module sent the host (from any of its threads, queued to this one).
     pub fn handle_module_message(&mut self, now: Now, module: &str, name: &str, body: &[u8]) {
+        // A line queued by a module since unloaded or disabled (a panic) is not acted on.
+        if self
+            .modules
+            .get(module)
+            .is_none_or(|l| l.module.is_disabled())
+        {
+            debug!(
+                module,
+                message = name,
+                "message from a module no longer running: dropped"
+            );
+            return;
+        }
         match name {
             "console" => {
                 let line = serde_json::from_slice::<Value>(body)

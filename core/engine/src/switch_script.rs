@@ -42,6 +42,11 @@ pub const CORE_APPLICATIONS: &[&str] = switchyard_dialplan::check::CORE_APPLICAT
 pub trait ModuleApplication: Send + Sync {
     /// The module that provides it: `unload` counts the calls that used its applications.
     fn owner(&self) -> &str;
+    /// The loaded module instance behind it, when it is a dynamic module's: a call keeps
+    /// talking to the instance it started with (its other applications, its events).
+    fn instance(&self) -> Option<Arc<switchyard_loader::Module>> {
+        None
+    }
     fn run(&self, call: &CallView<'_>, data: &str) -> Vec<(String, String)>;
 }
 
@@ -535,11 +540,23 @@ impl Switch {
             other => {
                 // A call keeps the module instance it first used: a reload serves new calls
                 // with the new code, and this one goes on with the code it started with.
-                let pinned = self
-                    .calls
-                    .get(&key)
-                    .and_then(|c| c.pinned_apps.get(other))
-                    .cloned();
+                let pinned = self.calls.get(&key).and_then(|c| {
+                    c.pinned_apps.get(other).cloned().or_else(|| {
+                        // Another application of the same module already ran in this call:
+                        // this one goes to that same instance.
+                        let owner = self.applications.get(other)?.owner();
+                        let instance = c
+                            .pinned_apps
+                            .values()
+                            .find(|a| a.owner() == owner)?
+                            .instance()?;
+                        let app: Arc<dyn ModuleApplication> = Arc::new(crate::modules::ModuleApp {
+                            module: instance,
+                            app: other.to_owned(),
+                        });
+                        Some(app)
+                    })
+                });
                 let Some(module) = pinned.or_else(|| self.applications.get(other).cloned()) else {
                     warn!(application = other, "unknown dialplan application: skipped");
                     return;

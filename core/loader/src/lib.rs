@@ -313,6 +313,14 @@ impl Library {
         let mut state: *mut c_void = std::ptr::null_mut();
         if let Some(load) = self.entry.load {
             let code = load(&raw const *table, &raw mut state);
+            if code != SY_OK
+                && !state.is_null()
+                && let Some(unload) = self.entry.unload
+            {
+                // A load that failed after building state (or starting threads) still gets
+                // its unload before the library is unmapped: its code must not outlive it.
+                unload(state);
+            }
             match code {
                 SY_OK => {}
                 SY_ERR_PANIC => return Err(LoadError::Panicked { module: self.name }),
