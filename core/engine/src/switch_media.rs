@@ -330,7 +330,17 @@ impl Switch {
             via = source.as_str(),
             "DTMF"
         );
-        if !call.terminated {
+        let leg = if from == Side::A { "caller" } else { "callee" };
+        let terminated = call.terminated;
+        self.publish_call(
+            "dtmf",
+            key,
+            serde_json::json!({ "digit": digit.to_string(), "leg": leg, "via": source.as_str() }),
+        );
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if !terminated {
             return;
         }
         let Some(to) = call.other(from) else { return };
