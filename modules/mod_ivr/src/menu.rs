@@ -25,48 +25,9 @@ pub const DEFAULT_MAX_TIMEOUTS: u32 = 3;
 /// Longest digit-len accepted: the engine collects at most 128 digits.
 const MAX_DIGIT_LEN: u64 = 128;
 
-/// Where something was written: file, 1-based line and column.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Location {
-    pub file: Arc<str>,
-    pub line: u32,
-    pub column: u32,
-}
-
-impl fmt::Display for Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.file, self.line, self.column)
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Severity {
-    Warning,
-    Error,
-}
-
-/// A problem found in a menu file, with where and, when we can tell, how to fix it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Diagnostic {
-    pub severity: Severity,
-    pub location: Location,
-    pub message: String,
-    pub hint: Option<String>,
-}
-
-impl fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let level = match self.severity {
-            Severity::Warning => "warning",
-            Severity::Error => "error",
-        };
-        write!(f, "{}: {level}: {}", self.location, self.message)?;
-        if let Some(hint) = &self.hint {
-            write!(f, " (hint: {hint})")?;
-        }
-        Ok(())
-    }
-}
+/// Menu files are reported the way dialplan files are: file:line:column, severity, message,
+/// hint (the dialplan crate's diagnostics).
+pub use switchyard_dialplan::ir::{Diagnostic, Location, Severity};
 
 /// One menu, ready to run.
 #[derive(Clone, Debug)]
