@@ -170,6 +170,11 @@ fn the_c_module_works_from_the_dialplan_and_the_console() {
     let c = build_c_module("hello.c", dir.path(), "c_hello", &[]);
     let (d, _conf) = start_daemon(Slot::acquire(), &c, &|t| t.to_owned());
     assert_eq!(d.ctl_ok("c_hello").trim(), "hello from C");
+    let help = d.ctl_ok("help");
+    assert!(
+        help.contains("c_hello (c_hello): c_hello: replies hello from C"),
+        "{help}"
+    );
     let outcome = call_expecting(
         &d,
         switchyard_e2e::slot::offset::SIPP_UAC,

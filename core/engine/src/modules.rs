@@ -341,6 +341,19 @@ impl Modules {
         self.loaded.iter()
     }
 
+    /// Every module command: (module, command, help), for the console's `help`.
+    pub(crate) fn commands(&self) -> Vec<(&str, &str, &str)> {
+        self.loaded
+            .iter()
+            .flat_map(|(name, l)| {
+                l.interfaces
+                    .iter()
+                    .filter(|r| r.kind == InterfaceKind::Command)
+                    .map(move |r| (name.as_str(), r.name.as_str(), r.help.as_str()))
+            })
+            .collect()
+    }
+
     /// The module that registered console command `command`.
     pub(crate) fn command_owner(&self, command: &str) -> Option<Arc<Module>> {
         self.loaded.values().find_map(|l| {

@@ -2658,7 +2658,13 @@ impl Switch {
                     "shutting down: refusing new calls, waiting for {calls} calls\n"
                 ))
             }
-            ["help"] | [] => Ok(format!("commands: {}\n", COMMANDS.join(", "))),
+            ["help"] | [] => {
+                let mut out = format!("commands: {}\n", COMMANDS.join(", "));
+                for (module, command, help) in self.modules.commands() {
+                    let _ = writeln!(out, "{command} ({module}): {help}");
+                }
+                Ok(out)
+            }
             _ => self
                 .module_command(&words, line)
                 .unwrap_or_else(|| Err(format!("unknown command: {line} (try `help`)"))),
