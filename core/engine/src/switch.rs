@@ -276,6 +276,8 @@ struct Call {
     b_leg_codec: Option<switchyard_media::LegCodec>,
     /// Module applications this call ran, each the instance it first used.
     pinned_apps: HashMap<String, Arc<dyn ModuleApplication>>,
+    /// A module's media tap on the call (`tap start UUID MODULE`).
+    module_tap: Option<modules_side::ModuleTap>,
 }
 
 /// Where a fork goes and who it says is calling.
@@ -1251,6 +1253,7 @@ impl Switch {
             a_leg_codec: None,
             b_leg_codec: None,
             pinned_apps: HashMap::new(),
+            module_tap: None,
         };
         self.calls.insert(key, call);
         self.publish_call("call.new", key, serde_json::json!({}));
@@ -2270,9 +2273,10 @@ impl Switch {
             key,
             serde_json::json!({ "cause": cause, "side": side }),
         );
-        let Some(call) = self.calls.remove(&key) else {
+        let Some(mut call) = self.calls.remove(&key) else {
             return;
         };
+        self.end_module_tap(call.module_tap.take());
         let (a_stats, b_stats) = match &call.media {
             Media::Bridge { a, b } => (self.media.stats(a.id), self.media.stats(b.id)),
             Media::Single { a } => (self.media.stats(a.id), None),
@@ -2541,6 +2545,7 @@ impl Switch {
                 }
                 None => Err(format!("no such call: {uuid}")),
             },
+            ["tap", action, uuid, module] => self.tap_command(action, uuid, module),
             ["record", action, uuid] => {
                 let Some(key) = self.call_by_uuid(uuid) else {
                     return Err(format!("no such call: {uuid}"));
@@ -2869,6 +2874,7 @@ pub const COMMANDS: &[&str] = &[
     "hupall",
     "kill",
     "record",
+    "tap",
     "dtmf",
     "show conferences",
     "conference",

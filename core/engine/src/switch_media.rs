@@ -376,7 +376,7 @@ impl Switch {
 }
 
 /// Terminates both legs of a bridge, each with its codec and its DTMF detection.
-fn terminate_pair(
+pub(super) fn terminate_pair(
     media: &switchyard_media::MediaEngine,
     a: &Endpoint,
     b: &Endpoint,

@@ -1,15 +1,206 @@
 //! The switch's side of dynamic modules: their applications in the dialplan registry, their
 //! console commands, the events they subscribed to, the console lines they send, and the
-//! console's `load` / `unload` / `reload` / `show modules`. A child module of `switch`.
+//! console's `load` / `unload` / `reload` / `show modules`, and media taps (`tap start|stop
+//! UUID MODULE`: a call's audio as 20 ms frames to a module's `on_frame`). A child module of
+//! `switch`.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde_json::{Value, json};
-use switchyard_loader::InterfaceKind;
+use switchyard_loader::{CallError, InterfaceKind, Module};
+use switchyard_media::TapReceiver;
 
 use crate::modules::{ModuleApp, command_result, report_call_error};
 
 use super::*;
 
+/// Stream ids for `on_frame`, unique for the daemon's life.
+static NEXT_STREAM: AtomicU64 = AtomicU64::new(1);
+
+/// A module's media tap on a call: a worker thread pops the call's frames and hands them to
+/// the module, so the module's code runs neither on a media thread nor on this one.
+pub(super) struct ModuleTap {
+    pub(super) module: String,
+    caller: EndpointId,
+    stream: u64,
+    stop: Arc<AtomicBool>,
+    /// Set by the worker as it ends (the tap gone, the module disabled).
+    done: Arc<AtomicBool>,
+}
+
+impl ModuleTap {
+    /// Stops the worker: the flag for a frame in flight, the untap for a worker waiting on
+    /// the ring (its receiver reports the end at once).
+    fn end(&self, media: &MediaEngine) {
+        self.stop.store(true, Ordering::Relaxed);
+        media.untap(self.caller);
+    }
+}
+
+/// The worker: frames until the tap ends (untap, the call's release, the leg leaving its
+/// node), `stop` is set, or the module is disabled by a panic.
+fn feed_module(module: Arc<Module>, frames: TapReceiver, stream: u64, stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) && !module.is_disabled() {
+        let Ok(frame) = frames.recv() else {
+            break;
+        };
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        if let Err(error) = module.frame(stream, frame.stereo(), frame.rate(), 2) {
+            report_call_error(&error);
+            if matches!(
+                error,
+                CallError::Panicked { .. } | CallError::Disabled { .. }
+            ) {
+                break;
+            }
+        }
+    }
+    debug!(
+        module = module.name(),
+        stream,
+        dropped = frames.dropped(),
+        "media tap ended"
+    );
+}
+
 impl Switch {
+    /// `tap start|stop UUID MODULE`.
+    pub(super) fn tap_command(
+        &mut self,
+        action: &str,
+        uuid: &str,
+        module: &str,
+    ) -> Result<String, String> {
+        let Some(key) = self.call_by_uuid(uuid) else {
+            return Err(format!("no such call: {uuid}"));
+        };
+        match action {
+            "start" => self
+                .start_tap(key, module)
+                .map(|stream| format!("tapping {uuid} to {module} (stream {stream})\n")),
+            "stop" => {
+                let call = self.calls.get_mut(&key).ok_or("no such call")?;
+                match call.module_tap.take() {
+                    Some(tap) if tap.module == module => {
+                        tap.end(&self.media);
+                        Ok(format!("tap of {uuid} to {module} stopped\n"))
+                    }
+                    other => {
+                        call.module_tap = other;
+                        Err(format!("{uuid} is not tapped to {module}"))
+                    }
+                }
+            }
+            _ => Err("usage: tap start|stop <uuid> <module>".into()),
+        }
+    }
+
+    /// Taps the call's audio to `module`: the call must be answered and its media terminated
+    /// here, or relayed with a codec we decode (then both legs are terminated for decoding
+    /// only, as for a recording; the packets pass untouched). Returns the stream id.
+    fn start_tap(&mut self, key: CallKey, name: &str) -> Result<u64, String> {
+        let module = match self.modules.get(name) {
+            Some(loaded) if loaded.module.is_disabled() => {
+                return Err(format!("module {name} is disabled"));
+            }
+            Some(loaded) => Arc::clone(&loaded.module),
+            None => return Err(format!("module {name} is not loaded")),
+        };
+        let call = self.calls.get_mut(&key).ok_or("no such call")?;
+        if call.state != CallState::Answered {
+            return Err("the call is not answered yet".into());
+        }
+        if call
+            .module_tap
+            .as_ref()
+            .is_some_and(|t| !t.done.load(Ordering::Relaxed))
+        {
+            return Err("already tapped".into());
+        }
+        let caller = match (&call.media, &call.app) {
+            (_, Some(App::Conference(_))) => {
+                return Err("conference members are not tapped one by one".into());
+            }
+            (_, Some(App::Echo)) => return Err("the echo test is not tapped".into()),
+            (Media::Bridge { a, b }, _) => {
+                if !call.terminated && !call.tapped {
+                    let Some(codec) = call.relay_codec.clone() else {
+                        return Err("the call's codec is not one we decode, or it is SRTP".into());
+                    };
+                    // Decoded copies, as `start_recording` does; the packets still pass.
+                    let dtmf =
+                        |plan: &Option<LegPlan>| plan.as_ref().map_or(LegDtmf::Rfc4733, |p| p.dtmf);
+                    let (a_dtmf, b_dtmf) = (dtmf(&call.a_plan), dtmf(&call.b_plan));
+                    super::media_setup::terminate_pair(
+                        &self.media,
+                        a,
+                        b,
+                        codec.clone(),
+                        codec,
+                        a_dtmf,
+                        b_dtmf,
+                    );
+                    call.tapped = true;
+                }
+                a.id
+            }
+            (Media::Single { a }, _) => a.id,
+        };
+        // Wideband calls are tapped wideband; the rest at the telephone rate.
+        let rate = if call.a_rate >= 16000 { 16000 } else { 8000 };
+        let frames = self.media.tap(caller, rate).map_err(|e| e.to_string())?;
+        let stream = NEXT_STREAM.fetch_add(1, Ordering::Relaxed);
+        let stop = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicBool::new(false));
+        let (worker_stop, worker_done) = (Arc::clone(&stop), Arc::clone(&done));
+        let spawned = std::thread::Builder::new()
+            .name(format!("tap-{stream}"))
+            .spawn(move || {
+                feed_module(module, frames, stream, &worker_stop);
+                worker_done.store(true, Ordering::Relaxed);
+            });
+        if let Err(error) = spawned {
+            self.media.untap(caller);
+            return Err(format!("cannot start the tap's thread: {error}"));
+        }
+        info!(uuid = call.uuid, module = name, stream, rate, "media tap");
+        call.module_tap = Some(ModuleTap {
+            module: name.to_owned(),
+            caller,
+            stream,
+            stop,
+            done,
+        });
+        Ok(stream)
+    }
+
+    /// Ends the call's media tap, if any (the call ends or leaves).
+    pub(super) fn end_module_tap(&self, tap: Option<ModuleTap>) {
+        if let Some(tap) = tap {
+            debug!(
+                module = tap.module,
+                stream = tap.stream,
+                "media tap stopped"
+            );
+            tap.end(&self.media);
+        }
+    }
+
+    /// Ends every media tap to module `name` (unloaded or reloaded).
+    fn end_module_taps(&mut self, name: &str) {
+        let taps: Vec<ModuleTap> = self
+            .calls
+            .values_mut()
+            .filter(|c| c.module_tap.as_ref().is_some_and(|t| t.module == name))
+            .filter_map(|c| c.module_tap.take())
+            .collect();
+        for tap in taps {
+            self.end_module_tap(Some(tap));
+        }
+    }
+
     /// Puts module `name`'s applications into the registry in place of the ones it had
     /// (none when it is gone). A call that used the old ones keeps them (pinned).
     pub(super) fn sync_module_apps(&mut self, name: &str) {
@@ -62,6 +253,7 @@ impl Switch {
             ["unload", name] => {
                 let in_use = self.module_in_use(name);
                 self.modules.unload(name, in_use).map(|_| {
+                    self.end_module_taps(name);
                     self.sync_module_apps(name);
                     format!("module {name} unloaded\n")
                 })
@@ -71,6 +263,8 @@ impl Switch {
                 .reread_entries()
                 .and_then(|()| self.modules.reload(name).map(|_| ()))
                 .map(|()| {
+                    // Taps end with the code they fed; `tap start` again feeds the new one.
+                    self.end_module_taps(name);
                     self.sync_module_apps(name);
                     let held = self.module_in_use(name);
                     format!("module {name} reloaded; {held} call(s) finish on the previous code\n")

@@ -10,6 +10,8 @@ use switchyard_dsp::play::Player;
 use switchyard_dsp::resample::Resampler;
 use switchyard_recording::RecordingSink;
 
+use crate::tap::FrameTap;
+
 /// A resampler when the rates differ, plus its output buffer.
 pub(crate) struct RateBridge {
     resampler: Option<Resampler>,
@@ -68,11 +70,14 @@ pub(crate) struct BridgeNode {
     pub(crate) a_to_b: RateBridge,
     pub(crate) b_to_a: RateBridge,
     pub(crate) recorder: Option<RecorderTap>,
+    /// A media tap (crate::tap), independent of the recorder.
+    pub(crate) frame_tap: Option<FrameTap>,
 }
 
 pub(crate) struct SoloNode {
     pub(crate) leg: usize,
     pub(crate) recorder: Option<RecorderTap>,
+    pub(crate) frame_tap: Option<FrameTap>,
 }
 
 pub(crate) struct Member {

@@ -16,11 +16,13 @@ mod graph;
 mod leg;
 mod reactor;
 pub mod rtp;
+mod tap;
 
 pub use leg::{DtmfOptions, LegCodec};
 pub use switchyard_codec::{CodecKind, OpusFmtp};
 pub use switchyard_dsp::play::{PlayItem, Player};
 pub use switchyard_recording::RecordingSink;
+pub use tap::{TapFrame, TapReceiver};
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -515,6 +517,33 @@ impl MediaEngine {
     /// Finishes the recording of the call `caller` is in.
     pub fn stop_recording(&self, caller: EndpointId) {
         self.send(caller, Command::StopRecording(caller));
+    }
+
+    /// Taps the call `caller` is in (its bridge or its solo node, like [`record`](Self::record),
+    /// and independently of it): 20 ms frames at `rate` (8000 or 16000), caller on the left,
+    /// arrive on the returned receiver. The media thread never waits for the reader: when its
+    /// ring of one second is full, frames are dropped and counted. A call that cannot be tapped
+    /// (not connected, or a relayed leg not terminated for decoding) closes the receiver.
+    pub fn tap(&self, caller: EndpointId, rate: u32) -> Result<TapReceiver, Error> {
+        if rate != 8000 && rate != 16000 {
+            return Err(Error::Config("a media tap runs at 8000 or 16000 Hz"));
+        }
+        let (producer, receiver) = tap::channel(rate);
+        if !self.send(
+            caller,
+            Command::Tap {
+                caller,
+                tap: Box::new(producer),
+            },
+        ) {
+            return Err(Error::Stopped);
+        }
+        Ok(receiver)
+    }
+
+    /// Removes the tap of the call `caller` is in; its receiver sees the end.
+    pub fn untap(&self, caller: EndpointId) {
+        self.send(caller, Command::Untap(caller));
     }
 
     /// A new conference room mixing at `rate` (8000, 16000 or 48000), on the next thread.

@@ -29,6 +29,7 @@ use timerfd::{ClockId, SetTimeFlags, TimerFd, TimerState};
 use crate::graph::{BridgeNode, ConferenceNode, Member, Node, RateBridge, RecorderTap, SoloNode};
 use crate::leg::{DtmfOptions, LegCodec, LegMedia, LegNotice};
 use crate::rtp::{RtpHeader, is_rtcp};
+use crate::tap::{FrameTap, TapProducer};
 use crate::{ConferenceId, Counters, EndpointId, LegQuality, MediaEvent, RelayGuard};
 
 pub(crate) const WAKER: Token = Token(usize::MAX);
@@ -97,6 +98,11 @@ pub(crate) enum Command {
     },
     PauseRecording(EndpointId, bool),
     StopRecording(EndpointId),
+    Tap {
+        caller: EndpointId,
+        tap: Box<TapProducer>,
+    },
+    Untap(EndpointId),
     ConferenceCreate {
         conference: ConferenceId,
         rate: u32,
@@ -575,6 +581,9 @@ impl MediaReactor {
         if let Some(recorder) = &mut bridge.recorder {
             recorder.push(&f.a[..la], &f.b[..lb]);
         }
+        if let Some(tap) = &mut bridge.frame_tap {
+            tap.push(&f.a[..la], &f.b[..lb]);
+        }
         if !bridge.terminated {
             return;
         }
@@ -628,6 +637,9 @@ impl MediaReactor {
         if let Some(recorder) = &mut solo.recorder {
             // The caller's words on the left, what we played on the right.
             recorder.push(&f.a[..len], &f.out[..len]);
+        }
+        if let Some(tap) = &mut solo.frame_tap {
+            tap.push(&f.a[..len], &f.out[..len]);
         }
         self.collect_notices(solo.leg);
     }
@@ -794,6 +806,7 @@ impl MediaReactor {
                         {
                             tracing::warn!(endpoint = ?id, "leg re-terminated: taken out of its node");
                             drop(self.take_recorder(id.key as usize));
+                            drop(self.take_frame_tap(id.key as usize));
                             self.unlink(id.key as usize);
                         }
                         if let Some(slot) = self.slot_mut(id) {
@@ -829,6 +842,7 @@ impl MediaReactor {
                     }
                 };
                 let recorder = self.take_recorder(a.key as usize);
+                let frame_tap = self.take_frame_tap(a.key as usize);
                 self.unlink(a.key as usize);
                 self.unlink(b.key as usize);
                 let node = match (
@@ -842,6 +856,7 @@ impl MediaReactor {
                         a_to_b,
                         b_to_a,
                         recorder,
+                        frame_tap,
                     }),
                     (Err(e), _) | (_, Err(e)) => {
                         tracing::error!(error = %e, "cannot resample between the legs");
@@ -863,10 +878,12 @@ impl MediaReactor {
                     return;
                 }
                 let recorder = self.take_recorder(id.key as usize);
+                let frame_tap = self.take_frame_tap(id.key as usize);
                 self.unlink(id.key as usize);
                 let index = self.add_node(Node::Solo(SoloNode {
                     leg: id.key as usize,
                     recorder,
+                    frame_tap,
                 }));
                 if let Some(slot) = self.slot_mut(id) {
                     slot.mode = Mode::Terminated;
@@ -907,6 +924,15 @@ impl MediaReactor {
                 if self.slot_mut(id).is_some() {
                     // Dropping the sink finishes the file.
                     drop(self.take_recorder(key));
+                    self.drop_empty_relay_node(key);
+                }
+            }
+            Command::Tap { caller, tap } => self.tap(caller, *tap),
+            Command::Untap(id) => {
+                let key = id.key as usize;
+                if self.slot_mut(id).is_some() {
+                    // Dropping the sender ends the reader's stream.
+                    drop(self.take_frame_tap(key));
                     self.drop_empty_relay_node(key);
                 }
             }
@@ -1036,6 +1062,7 @@ impl MediaReactor {
                 }
                 let key = id.key as usize;
                 drop(self.take_recorder(key));
+                drop(self.take_frame_tap(key));
                 self.unlink(key);
                 // Commands run between rounds, when `revisit` is empty.
                 self.backlog.retain(|token| token / 2 != key);
@@ -1094,7 +1121,16 @@ impl MediaReactor {
         }
     }
 
-    /// A relayed bridge's node exists only to feed its recorder: without one it goes.
+    fn take_frame_tap(&mut self, key: usize) -> Option<FrameTap> {
+        let index = self.slots.get(key)?.as_ref()?.node?;
+        match self.nodes.get_mut(index)?.as_mut()? {
+            Node::Bridge(bridge) => bridge.frame_tap.take(),
+            Node::Solo(solo) => solo.frame_tap.take(),
+            Node::Conference(_) => None,
+        }
+    }
+
+    /// A relayed bridge's node exists only to feed its recorder and tap: without them it goes.
     fn drop_empty_relay_node(&mut self, key: usize) {
         let Some(index) = self
             .slots
@@ -1107,6 +1143,7 @@ impl MediaReactor {
         if let Some(Some(Node::Bridge(bridge))) = self.nodes.get(index)
             && !bridge.terminated
             && bridge.recorder.is_none()
+            && bridge.frame_tap.is_none()
         {
             let (a, b) = (bridge.a, bridge.b);
             self.nodes[index] = None;
@@ -1118,21 +1155,20 @@ impl MediaReactor {
         }
     }
 
-    /// Attaches a recorder to the node of `caller`: its terminated bridge or solo node, or a
-    /// relayed bridge (then both legs must have been terminated for decoding: the relay goes on
-    /// forwarding packets untouched and the node decodes copies).
-    fn record(&mut self, caller: EndpointId, sink: RecordingSink, rate: u32) {
+    /// The node a recorder or tap of `caller` attaches to, with the caller's and the callee's
+    /// rates: its terminated bridge or solo node, or a relayed bridge (then both legs must have
+    /// been terminated for decoding: the relay goes on forwarding packets untouched and the
+    /// node, made here, decodes copies).
+    fn tap_node(&mut self, caller: EndpointId, default_rate: u32) -> Option<(usize, u32, u32)> {
         let key = caller.key as usize;
-        let Some(slot) = self.slot_mut(caller) else {
-            return;
-        };
+        let slot = self.slot_mut(caller)?;
         let (mode, node) = (slot.mode, slot.node);
         let (node, callee_key) = match (node, mode) {
             (Some(index), _) => (index, None),
             (None, Mode::Bridged(peer)) => (usize::MAX, Some(peer)),
             _ => {
-                tracing::warn!(endpoint = ?caller, "nothing to record: the leg is not connected");
-                return;
+                tracing::warn!(endpoint = ?caller, "nothing to tap: the leg is not connected");
+                return None;
             }
         };
         let rate_of = |slots: &[Option<Slot>], key: usize| {
@@ -1145,12 +1181,12 @@ impl MediaReactor {
         let index = if let Some(peer) = callee_key {
             let (Some(ra), Some(rb)) = (rate_of(&self.slots, key), rate_of(&self.slots, peer))
             else {
-                tracing::warn!(endpoint = ?caller, "recording a relayed call needs both legs decoded");
-                return;
+                tracing::warn!(endpoint = ?caller, "tapping a relayed call needs both legs decoded");
+                return None;
             };
             let (Ok(a_to_b), Ok(b_to_a)) = (RateBridge::new(ra, rb), RateBridge::new(rb, ra))
             else {
-                return;
+                return None;
             };
             let index = self.add_node(Node::Bridge(BridgeNode {
                 a: key,
@@ -1159,6 +1195,7 @@ impl MediaReactor {
                 a_to_b,
                 b_to_a,
                 recorder: None,
+                frame_tap: None,
             }));
             for k in [key, peer] {
                 if let Some(Some(slot)) = self.slots.get_mut(k) {
@@ -1173,19 +1210,28 @@ impl MediaReactor {
             Some(Node::Bridge(b)) => (b.a, Some(b.b)),
             Some(Node::Solo(s)) => (s.leg, None),
             _ => {
-                tracing::warn!(endpoint = ?caller, "conferences are not recorded per call");
-                return;
+                tracing::warn!(endpoint = ?caller, "conferences are not tapped per call");
+                return None;
             }
         };
-        let caller_rate = rate_of(&self.slots, caller_key).unwrap_or(rate);
+        let caller_rate = rate_of(&self.slots, caller_key).unwrap_or(default_rate);
         let callee_rate = callee_key
             .and_then(|k| rate_of(&self.slots, k))
             .unwrap_or(caller_rate);
+        Some((index, caller_rate, callee_rate))
+    }
+
+    /// Attaches a recorder to the node of `caller` (see `tap_node`).
+    fn record(&mut self, caller: EndpointId, sink: RecordingSink, rate: u32) {
+        let Some((index, caller_rate, callee_rate)) = self.tap_node(caller, rate) else {
+            return;
+        };
         let (Ok(a), Ok(b)) = (
             RateBridge::new(caller_rate, rate),
             RateBridge::new(callee_rate, rate),
         ) else {
             tracing::warn!(rate, "cannot resample to the recording rate");
+            self.drop_empty_relay_node(caller.key as usize);
             return;
         };
         let tap = RecorderTap {
@@ -1196,6 +1242,29 @@ impl MediaReactor {
         match self.nodes.get_mut(index).and_then(|n| n.as_mut()) {
             Some(Node::Bridge(b)) => b.recorder = Some(tap),
             Some(Node::Solo(s)) => s.recorder = Some(tap),
+            _ => {}
+        }
+    }
+
+    /// Attaches a media tap to the node of `caller` (see `tap_node`); dropping the producer
+    /// when there is none tells the reader at once.
+    fn tap(&mut self, caller: EndpointId, producer: TapProducer) {
+        let rate = producer.rate;
+        let Some((index, caller_rate, callee_rate)) = self.tap_node(caller, rate) else {
+            return;
+        };
+        let (Ok(a), Ok(b)) = (
+            RateBridge::new(caller_rate, rate),
+            RateBridge::new(callee_rate, rate),
+        ) else {
+            tracing::warn!(rate, "cannot resample to the tap's rate");
+            self.drop_empty_relay_node(caller.key as usize);
+            return;
+        };
+        let tap = producer.attach(a, b);
+        match self.nodes.get_mut(index).and_then(|n| n.as_mut()) {
+            Some(Node::Bridge(b)) => b.frame_tap = Some(tap),
+            Some(Node::Solo(s)) => s.frame_tap = Some(tap),
             _ => {}
         }
     }

@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 use switchyard_codec::g711;
-use switchyard_media::{CodecKind, DtmfOptions, LegCodec, MediaConfig, MediaEngine, OpusFmtp};
+use switchyard_media::{
+    CodecKind, DtmfOptions, LegCodec, MediaConfig, MediaEngine, OpusFmtp, TapReceiver,
+};
 
 #[global_allocator]
 static ALLOCATOR: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -95,8 +97,16 @@ struct Tally {
 }
 
 /// `count` slots of the call from slot `first`: each phone sends its packet, then reads the one
-/// the engine generated for it on its next tick. Allocates nothing.
-fn talk(phones: &mut [Phone; 2], first: u16, count: u16, tallies: &mut [Tally; 2]) {
+/// the engine generated for it on its next tick, and the tap's frames are taken as they come.
+/// Allocates nothing; returns the count of tapped frames.
+fn talk(
+    phones: &mut [Phone; 2],
+    tap: &TapReceiver,
+    first: u16,
+    count: u16,
+    tallies: &mut [Tally; 2],
+) -> usize {
+    let mut tapped = 0;
     let mut inbox = [0u8; 2048];
     let mut pcm = [0i16; 160];
     for slot in first..first + count {
@@ -124,7 +134,11 @@ fn talk(phones: &mut [Phone; 2], first: u16, count: u16, tallies: &mut [Tally; 2
                 tally.wrong += 1;
             }
         }
+        while tap.try_recv().is_ok() {
+            tapped += 1;
+        }
     }
+    tapped
 }
 
 #[test]
@@ -172,9 +186,11 @@ fn a_transcoding_bridge_allocates_nothing_in_steady_state() {
     engine.set_remote(a.id, phones[0].socket.local_addr().unwrap());
     engine.set_remote(b.id, phones[1].socket.local_addr().unwrap());
     engine.connect(a.id, b.id);
+    // A media tap (speech analytics) rides along: its ring was allocated here.
+    let tap = engine.tap(a.id, 16000).unwrap();
 
     let mut warm_up = [Tally::default(), Tally::default()];
-    talk(&mut phones, 0, WARM_UP, &mut warm_up);
+    talk(&mut phones, &tap, 0, WARM_UP, &mut warm_up);
     for (who, tally) in ["A", "B"].iter().zip(&warm_up) {
         // The first frames are silence while the jitter buffers fill.
         assert!(
@@ -186,7 +202,7 @@ fn a_transcoding_bridge_allocates_nothing_in_steady_state() {
     let mut measured = [Tally::default(), Tally::default()];
     let started = Instant::now();
     let before = allocations();
-    talk(&mut phones, WARM_UP, MEASURED, &mut measured);
+    let tapped = talk(&mut phones, &tap, WARM_UP, MEASURED, &mut measured);
     let during = allocations() - before;
     let elapsed = started.elapsed();
 
@@ -209,6 +225,14 @@ fn a_transcoding_bridge_allocates_nothing_in_steady_state() {
         elapsed >= Duration::from_millis(1900),
         "paced by the media clock: {elapsed:?}"
     );
-    assert_eq!(during, 0, "the terminated path allocates in steady state");
+    assert!(
+        tapped >= usize::from(MEASURED) - 5,
+        "the tap delivered a frame per tick: {tapped}"
+    );
+    assert_eq!(tap.dropped(), 0);
+    assert_eq!(
+        during, 0,
+        "the terminated path (with a tap) allocates in steady state"
+    );
     engine.shutdown();
 }

@@ -24,7 +24,7 @@ use switchyard_dsp::dtmf::{DtmfDetector, DtmfEvent as InbandEvent, DtmfGenerator
 use switchyard_dsp::tone::ToneSpec;
 use switchyard_media::{
     CodecKind, DtmfOptions, DtmfSource, EndpointId, EndpointStats, LegCodec, MediaConfig,
-    MediaEngine, MediaEvent, OpusFmtp, PlayItem, Player,
+    MediaEngine, MediaEvent, OpusFmtp, PlayItem, Player, TapReceiver,
 };
 use switchyard_recording::{Layout, Recorder, RecordingInfo, RecordingSpec};
 use switchyard_rtp::event::{DtmfEvent as EventDtmf, EventReceiver, EventSender, TelephoneEvent};
@@ -1384,6 +1384,152 @@ fn records_a_relayed_bridge_through_taps() {
         &[1000.0],
         "right (callee)",
     );
+    recorder.shutdown();
+    engine.shutdown();
+}
+
+/// `count` frames of a media tap, in order, caller and callee apart.
+fn tap_frames(tap: &TapReceiver, count: usize, rate: u32) -> (Vec<i16>, Vec<i16>) {
+    let (mut left, mut right) = (Vec::new(), Vec::new());
+    for _ in 0..count {
+        let frame = tap.recv_timeout(WAIT).expect("a tapped frame every 20 ms");
+        assert_eq!(frame.rate(), rate);
+        assert_eq!(frame.samples_per_channel(), rate as usize / 50);
+        for pair in frame.stereo().chunks_exact(2) {
+            left.push(pair[0]);
+            right.push(pair[1]);
+        }
+    }
+    (left, right)
+}
+
+/// A transcoded bridge (PCMA and G.722) tapped at 16 kHz: 20 ms stereo frames, the caller on
+/// the left, the callee on the right; untapping ends the reader's stream, not the call.
+#[test]
+fn taps_a_transcoded_bridge_in_stereo_frames_until_untapped() {
+    let (engine, _events) = start_engine(24100);
+    let (a, b) = engine.allocate_pair().unwrap();
+    engine.terminate(
+        a.id,
+        leg(CodecKind::Pcma, PT_PCMA, 8000, None),
+        DtmfOptions::default(),
+    );
+    engine.terminate(
+        b.id,
+        leg(CodecKind::G722, PT_G722, 16000, None),
+        DtmfOptions::default(),
+    );
+    let (mut phone_a, mut phone_b) = (Phone::bind(), Phone::bind());
+    engine.set_remote(a.id, phone_a.addr);
+    engine.set_remote(b.id, phone_b.addr);
+    engine.connect(a.id, b.id);
+    assert!(
+        engine.tap(a.id, 48000).is_err(),
+        "a tap runs at 8 or 16 kHz"
+    );
+    let tap = engine.tap(a.id, 16000).unwrap();
+    phone_a.start(
+        a.local,
+        Speaker::new(CodecKind::Pcma, PT_PCMA, 8000, 0xa).saying(1000.0),
+    );
+    phone_b.start(
+        b.local,
+        Speaker::new(CodecKind::G722, PT_G722, 16000, 0xb).saying(600.0),
+    );
+    let (left, right) = tap_frames(&tap, 50, 16000);
+    // After the jitter buffers filled.
+    let from = 2 * SETTLE * 320;
+    assert_hears(&left[from..], 16000, &[1000.0], &[600.0], "left (caller)");
+    assert_hears(&right[from..], 16000, &[600.0], &[1000.0], "right (callee)");
+    assert_eq!(tap.dropped(), 0, "a reader keeping up loses nothing");
+
+    engine.untap(a.id);
+    // Frames queued before the untap may still come, then the end.
+    let ended = loop {
+        match tap.recv_timeout(WAIT) {
+            Ok(_) => continue,
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(ended, mpsc::RecvTimeoutError::Disconnected);
+    // The call goes on, still transcoded.
+    let heard = phone_b.drain();
+    phone_b.wait_packets(heard + 10);
+    let to_b = phone_b.hang_up();
+    assert!(to_b.iter().all(|r| r.header().payload_type == PT_G722));
+    phone_a.hang_up();
+    engine.shutdown();
+}
+
+/// A relayed bridge tapped beside its recorder: the two are independent (stopping the
+/// recording keeps the tap and the node feeding it), a reader that falls behind costs frames
+/// that are dropped and counted while the ring stays full, and releasing the call ends the tap.
+#[test]
+fn taps_a_relayed_bridge_beside_its_recorder_and_counts_dropped_frames() {
+    let (engine, _events) = start_engine(24200);
+    let (recorder, finished) = recorder();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = engine.allocate_pair().unwrap();
+    for ep in [a.id, b.id] {
+        engine.terminate(
+            ep,
+            leg(CodecKind::Pcma, PT_PCMA, 8000, None),
+            DtmfOptions::default(),
+        );
+    }
+    let (mut phone_a, mut phone_b) = (Phone::bind(), Phone::bind());
+    engine.set_remote(a.id, phone_a.addr);
+    engine.set_remote(b.id, phone_b.addr);
+    engine.bridge(a.id, b.id);
+    let sink = recorder
+        .open(RecordingSpec {
+            call_uuid: "tapped".into(),
+            layout: Layout::Stereo,
+            sample_rate: 8000,
+            path: dir.path().join("tapped.wav"),
+            encrypt: false,
+        })
+        .unwrap();
+    engine.record(a.id, sink, 8000);
+    let tap = engine.tap(a.id, 8000).unwrap();
+    phone_a.start(
+        a.local,
+        Speaker::new(CodecKind::Pcma, PT_PCMA, 8000, 0xa).saying(1000.0),
+    );
+    phone_b.start(
+        b.local,
+        Speaker::new(CodecKind::Pcma, PT_PCMA, 8000, 0xb).saying(600.0),
+    );
+    phone_b.wait_packets(20);
+    engine.stop_recording(a.id);
+    let info = finished.recv_timeout(WAIT).expect("the recording finishes");
+    assert_eq!(info.error, None);
+    // Nobody reads for 1.6 s: the ring of one second fills, later frames are dropped.
+    phone_b.wait_packets(100);
+    assert!(tap.dropped() > 0, "a full ring drops frames");
+    let mut queued = 0;
+    while tap.try_recv().is_ok() {
+        queued += 1;
+    }
+    assert!(queued >= 49, "the ring held a second of frames: {queued}");
+    // Still tapped after the recording stopped: fresh frames keep coming, in stereo.
+    let (left, right) = tap_frames(&tap, 25, 8000);
+    assert_hears(&left, 8000, &[1000.0], &[600.0], "left (caller)");
+    assert_hears(&right, 8000, &[600.0], &[1000.0], "right (callee)");
+
+    engine.release(a.id);
+    engine.release(b.id);
+    let ended = loop {
+        match tap.recv_timeout(WAIT) {
+            Ok(_) => continue,
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(ended, mpsc::RecvTimeoutError::Disconnected);
+    // Over for good: the blocking `recv` does not wait either.
+    assert!(tap.recv().is_err());
+    phone_a.hang_up();
+    phone_b.hang_up();
     recorder.shutdown();
     engine.shutdown();
 }

@@ -23,7 +23,7 @@
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use switchyard_abi::sdk::{HostApi, MessageError, Module};
+use switchyard_abi::sdk::{Frame, HostApi, MessageError, Module};
 use switchyard_abi::{InterfaceKind, LogLevel};
 
 /// The module's configuration, the `[module.config]` table of conf/modules.toml.
@@ -81,6 +81,8 @@ pub struct Skel {
     commands: u64,
     /// How many `call.ended` events arrived since load.
     calls_ended: u64,
+    /// Media frames received since load (a console `tap start UUID mod_skel` sends a call's).
+    frames: u64,
 }
 
 impl Skel {
@@ -135,14 +137,34 @@ impl Skel {
         }
         self.commands += 1;
         let text = format!(
-            "skel: call {} (args {:?}); greeting={:?} log_events={}; calls ended: {}",
+            "skel: call {} (args {:?}); greeting={:?} log_events={}; frames {}; calls ended: {}",
             self.commands,
             command.args,
             self.config.greeting,
             self.config.log_events,
+            self.frames,
             self.calls_ended
         );
         Ok(json!({ "ok": true, "text": text }))
+    }
+
+    /// `on_frame`: a 20 ms frame of a tapped call. A real module analyses it here; the frame
+    /// is only lent, copy what outlives the call. Counts well-formed frames.
+    pub fn frame(&mut self, frame: &Frame<'_>) -> Result<(), MessageError> {
+        if frame.channels == 0
+            || !frame
+                .samples
+                .len()
+                .is_multiple_of(usize::from(frame.channels))
+        {
+            return Err(MessageError::BadInput(format!(
+                "{} samples do not split into {} channels",
+                frame.samples.len(),
+                frame.channels
+            )));
+        }
+        self.frames += 1;
+        Ok(())
     }
 
     /// `event`: counts `call.ended`; returns the line to log, if any.
@@ -216,6 +238,15 @@ impl Module for Skel {
             _ => return Err(MessageError::Unknown),
         };
         Ok(reply.to_string().into_bytes())
+    }
+
+    fn frame(
+        &mut self,
+        _host: &HostApi,
+        _stream: u64,
+        frame: Frame<'_>,
+    ) -> Result<(), MessageError> {
+        Skel::frame(self, &frame)
     }
 
     fn unload(&mut self) {
@@ -308,5 +339,26 @@ mod tests {
         );
         let other = skel.command(br#"{"command":"nope"}"#).expect("command");
         assert_eq!(other["ok"], json!(false));
+    }
+
+    #[test]
+    fn frames_are_counted_and_shown_by_skel() {
+        let mut skel = Skel::default();
+        let stereo = [0i16; 320];
+        let frame = |samples, channels| Frame {
+            samples,
+            rate: 8000,
+            channels,
+            format: switchyard_abi::SY_FORMAT_PCM_S16,
+        };
+        skel.frame(&frame(&stereo, 2)).expect("a stereo frame");
+        skel.frame(&frame(&stereo, 2)).expect("a stereo frame");
+        assert!(skel.frame(&frame(&stereo[..3], 2)).is_err());
+        assert!(skel.frame(&frame(&stereo, 0)).is_err());
+        let reply = skel
+            .command(br#"{"command":"skel","args":""}"#)
+            .expect("command");
+        let text = reply["text"].as_str().expect("text");
+        assert!(text.contains("; frames 2; "), "{text}");
     }
 }
