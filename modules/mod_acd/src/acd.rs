@@ -552,6 +552,26 @@ impl Acd {
         Ok(())
     }
 
+    /// An interaction leaves `queue` for `target`: counted, logged, and told to the caller.
+    fn overflowed(&mut self, now: Millis, queue: &str, id: InteractionId, target: OverflowTarget) {
+        if let Some(q) = self.queues.get_mut(queue) {
+            q.stats.overflowed += 1;
+        }
+        self.log(
+            now,
+            queue,
+            Some(id),
+            None,
+            QueueEvent::Overflow {
+                target: target.clone(),
+            },
+        );
+        self.outputs.push_back(Output::Overflow {
+            interaction: id,
+            target,
+        });
+    }
+
     fn log(
         &mut self,
         at: Millis,
@@ -670,47 +690,12 @@ impl Acd {
                 if entry.hops < MAX_OVERFLOW_HOPS
                     && self.queues.get(&next).is_some_and(|q| !q.draining) =>
             {
-                let target = OverflowTarget::Queue(next.clone());
-                self.queues
-                    .get_mut(&queue_name)
-                    .expect("queue exists")
-                    .stats
-                    .overflowed += 1;
-                self.log(
-                    now,
-                    &queue_name,
-                    Some(id),
-                    None,
-                    QueueEvent::Overflow {
-                        target: target.clone(),
-                    },
-                );
-                self.outputs.push_back(Output::Overflow {
-                    interaction: id,
-                    target,
-                });
+                self.overflowed(now, &queue_name, id, OverflowTarget::Queue(next.clone()));
                 entry.hops += 1;
                 self.enqueue(now, entry, &next);
             }
             Some(target @ (OverflowTarget::Extension(_) | OverflowTarget::Ivr(_))) => {
-                self.queues
-                    .get_mut(&queue_name)
-                    .expect("queue exists")
-                    .stats
-                    .overflowed += 1;
-                self.log(
-                    now,
-                    &queue_name,
-                    Some(id),
-                    None,
-                    QueueEvent::Overflow {
-                        target: target.clone(),
-                    },
-                );
-                self.outputs.push_back(Output::Overflow {
-                    interaction: id,
-                    target,
-                });
+                self.overflowed(now, &queue_name, id, target);
             }
             _ => {
                 self.queues
