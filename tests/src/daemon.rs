@@ -438,6 +438,21 @@ impl Daemon {
         self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// The log lines holding every one of `parts`; a `key=value` part also matches the
+    /// quoted form tracing writes for strings (`key="value"`).
+    pub fn log_lines_with(&self, parts: &[&str]) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter(|l| {
+                parts.iter().all(|p| match p.split_once('=') {
+                    Some((k, v)) => l.contains(p) || l.contains(&format!("{k}=\"{v}\"")),
+                    None => l.contains(p),
+                })
+            })
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// The last 60 log lines, for assertion messages.
     pub fn log_tail(&self) -> String {
         format!("--- daemon log (tail) ---\n{}", tail(&self.log(), 60))

@@ -135,6 +135,22 @@ pub fn sipp_caller(
     Sipp::spawn_with(scenario, substitutions, Some(d.sip_port()), &all)
 }
 
+/// SIPp caller arguments of the load tests: 100 calls of 3 s, 50 at a time.
+pub const LOAD_50_CONCURRENT: &[&str] = &[
+    "-r",
+    "50",
+    "-l",
+    "50",
+    "-m",
+    "100",
+    "-d",
+    "3000",
+    "-recv_timeout",
+    "15000",
+    "-timeout",
+    "90",
+];
+
 /// The substitutions for `uac_final.xml`: accept any of `codes` as the final response,
 /// with or without a preceding 407 (the last `recv` mandatory, as SIPp requires).
 pub fn finals(codes: &[u16]) -> Vec<(String, String)> {

@@ -41,25 +41,11 @@ fn prompt(name: &str) -> std::path::PathBuf {
         .join(format!("{name}.wav"))
 }
 
-/// Log lines holding every one of `parts` (a field may be logged `name=v` or `name="v"`).
-fn log_lines_with(d: &Daemon, parts: &[&str]) -> Vec<String> {
-    d.log()
-        .lines()
-        .filter(|l| {
-            parts.iter().all(|p| match p.split_once('=') {
-                Some((k, v)) => l.contains(p) || l.contains(&format!("{k}=\"{v}\"")),
-                None => l.contains(p),
-            })
-        })
-        .map(str::to_owned)
-        .collect()
-}
-
 fn wait_log(d: &Daemon, parts: &[&str]) {
     wait_until(
         T,
         &format!("a log line with {parts:?}"),
-        || (!log_lines_with(d, parts).is_empty()).then_some(()),
+        || (!d.log_lines_with(parts).is_empty()).then_some(()),
         || d.log_tail(),
     );
 }
@@ -96,7 +82,8 @@ fn ivr_digit_1_transfers_to_the_english_greeting() {
     a.wait_event("CALL_CLOSED", Duration::from_secs(15));
     for extension in ["5941", "9197"] {
         assert!(
-            !log_lines_with(&d, &["transfer", &format!("extension={extension}")]).is_empty(),
+            !d.log_lines_with(&["transfer", &format!("extension={extension}")])
+                .is_empty(),
             "the transfer to {extension} is logged\n{}",
             d.log_tail()
         );
@@ -186,23 +173,10 @@ fn reload_under_load_never_drops_a_call() {
         &[],
         "1000",
         "5950",
-        &[
-            "-r",
-            "50",
-            "-l",
-            "50",
-            "-m",
-            "100",
-            "-d",
-            "3000",
-            "-recv_timeout",
-            "15000",
-            "-timeout",
-            "90",
-        ],
+        switchyard_e2e::LOAD_50_CONCURRENT,
     );
     let cdrs = || read_cdrs(&d.db_path()).map_or(0, |c| c.len());
-    let new_calls = || log_lines_with(&d, &["new call", "destination=5950"]).len();
+    let new_calls = || d.log_lines_with(&["new call", "destination=5950"]).len();
     let under_load = |what: &str| {
         let calls = d.call_count();
         assert!(calls >= 10, "{what}: calls are up ({calls})");

@@ -52,26 +52,12 @@ fn prompt(language: &str, name: &str) -> PathBuf {
         .join(format!("{name}.wav"))
 }
 
-/// Log lines holding every one of `parts` (a field may be logged `name=v` or `name="v"`).
-fn log_lines_with(d: &Daemon, parts: &[&str]) -> Vec<String> {
-    d.log()
-        .lines()
-        .filter(|l| {
-            parts.iter().all(|p| match p.split_once('=') {
-                Some((k, v)) => l.contains(p) || l.contains(&format!("{k}=\"{v}\"")),
-                None => l.contains(p),
-            })
-        })
-        .map(str::to_owned)
-        .collect()
-}
-
 /// Waits until `n` log lines hold every one of `parts`.
 fn wait_log(d: &Daemon, parts: &[&str], n: usize) {
     wait_until(
         T,
         &format!("{n} log line(s) with {parts:?}"),
-        || (log_lines_with(d, parts).len() >= n).then_some(()),
+        || (d.log_lines_with(parts).len() >= n).then_some(()),
         || d.log_tail(),
     );
 }
@@ -152,7 +138,8 @@ fn baresip_chooses(extension: &str, language: &str, digit: &str, target: &str) {
     // We never hang up: the CALL_CLOSED is the switch's BYE after the target's greeting.
     a.wait_event("CALL_CLOSED", Duration::from_secs(15));
     assert_eq!(
-        log_lines_with(&d, &["transfer", &format!("extension={target}")]).len(),
+        d.log_lines_with(&["transfer", &format!("extension={target}")])
+            .len(),
         1,
         "the menu's choice transfers to {target}\n{}",
         d.log_tail()
@@ -230,17 +217,15 @@ fn sipp_chooses(extension: &str, digit: &str, target: &str) {
     // Exit 0 only if the switch sent the BYE: the branch hung up.
     uac.wait(Duration::from_secs(35))
         .assert_ok(1, &d.log_tail());
-    let collected = log_lines_with(
-        &d,
-        &[
-            "digits collected",
-            &format!("digits={digit}"),
-            "variable=ivr_digits",
-        ],
-    );
+    let collected = d.log_lines_with(&[
+        "digits collected",
+        &format!("digits={digit}"),
+        "variable=ivr_digits",
+    ]);
     assert_eq!(collected.len(), 1, "{}", d.log_tail());
     assert_eq!(
-        log_lines_with(&d, &["transfer", &format!("extension={target}")]).len(),
+        d.log_lines_with(&["transfer", &format!("extension={target}")])
+            .len(),
         1,
         "the menu's choice transfers to {target}\n{}",
         d.log_tail()
@@ -286,12 +271,12 @@ fn three_wrong_keys_replay_the_invalid_prompt_then_exit() {
     }
     a.wait_event("CALL_CLOSED", Duration::from_secs(15));
     assert!(
-        log_lines_with(&d, &["digits collected"]).is_empty(),
+        d.log_lines_with(&["digits collected"]).is_empty(),
         "no key was accepted\n{}",
         d.log_tail()
     );
     assert!(
-        log_lines_with(&d, &["transfer"]).is_empty(),
+        d.log_lines_with(&["transfer"]).is_empty(),
         "no branch was taken\n{}",
         d.log_tail()
     );

@@ -1,31 +1,16 @@
+mod common;
+
 use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use common::{conf, err_of};
 use switchyard_config::{DtmfMode, Error, add_user, load};
 
 fn repo_dir(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
         .join(rel)
-}
-
-fn conf(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, text) in files {
-        let p = dir.path().join(name);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(p, text).unwrap();
-    }
-    dir
-}
-
-fn err_of(files: &[(&str, &str)]) -> String {
-    let dir = conf(files);
-    match load(dir.path()) {
-        Ok(_) => panic!("{files:?} loaded"),
-        Err(e) => e.to_string(),
-    }
 }
 
 #[test]
