@@ -141,6 +141,10 @@ struct Agent {
     presence: Presence,
     contacts: Vec<Contact>,
     wrap_up_until: Option<Millis>,
+    /// After a no-answer the agent is not offered anything until then (FreeSWITCH's
+    /// no_answer_delay_time): an unregistered phone fails at once, and would otherwise be
+    /// offered the same caller again in a tight loop.
+    resting_until: Option<Millis>,
     idle_since: Millis,
     no_answers_in_row: u32,
     stats: AgentStats,
@@ -155,6 +159,7 @@ impl Agent {
             presence: Presence::Offline,
             contacts: Vec::new(),
             wrap_up_until: None,
+            resting_until: None,
             idle_since: 0,
             no_answers_in_row: 0,
             stats: AgentStats::default(),
@@ -176,6 +181,7 @@ impl Agent {
     fn accepts(&self, channel: Channel, now: Millis) -> bool {
         self.presence == Presence::Available
             && !self.in_wrap_up(now)
+            && self.resting_until.is_none_or(|until| until <= now)
             && self.load(channel) < usize::from(self.capacity[channel.index()])
     }
 
@@ -401,6 +407,9 @@ impl Acd {
             if let Some(until) = agent.wrap_up_until {
                 at(until);
             }
+            if let Some(until) = agent.resting_until {
+                at(until);
+            }
         }
         for queue in self.queues.values() {
             let cfg = &queue.cfg;
@@ -438,6 +447,45 @@ impl Acd {
             .get(queue)
             .map(|q| q.waiting.iter().map(|&(_, _, id)| id).collect())
             .unwrap_or_default()
+    }
+
+    /// The agents an interaction is offered to right now (ringing), in offer order; empty
+    /// when it waits unoffered, is answered, or is unknown.
+    pub fn offered_to(&self, id: InteractionId) -> Vec<AgentId> {
+        self.entries.get(&id).map_or_else(Vec::new, |entry| {
+            entry
+                .offers
+                .iter()
+                .map(|&(a, _)| self.agents[a].cfg.id)
+                .collect()
+        })
+    }
+
+    /// The queue an interaction is in (its current one after a queue overflow).
+    pub fn queue_of(&self, id: InteractionId) -> Option<&str> {
+        self.entries.get(&id).map(|entry| entry.queue.as_str())
+    }
+
+    /// Whether an agent answered the interaction (it is on a contact, no longer waiting).
+    pub fn is_answered(&self, id: InteractionId) -> bool {
+        self.entries
+            .get(&id)
+            .is_some_and(|entry| entry.answered.is_some())
+    }
+
+    /// A queue's configuration in force.
+    pub fn queue_config(&self, queue: &str) -> Option<&QueueConfig> {
+        self.queues.get(queue).map(|q| &q.cfg)
+    }
+
+    /// The queues' names, in order (including ones draining after a reload removed them).
+    pub fn queue_names(&self) -> impl Iterator<Item = &str> {
+        self.queues.keys().map(String::as_str)
+    }
+
+    /// The agents' ids, in configuration order.
+    pub fn agent_ids(&self) -> impl Iterator<Item = AgentId> + '_ {
+        self.agents.iter().map(|agent| agent.cfg.id)
     }
 
     /// Number of interactions in the ACD (waiting or on a contact).
@@ -818,6 +866,8 @@ impl Acd {
         if presence == Presence::Available {
             agent_ref.idle_since = now;
             agent_ref.no_answers_in_row = 0;
+            // Saying "available" again means ready now.
+            agent_ref.resting_until = None;
         }
         let event = match &presence {
             Presence::Offline => QueueEvent::AgentLogout,
@@ -919,6 +969,9 @@ impl Acd {
             .retain(|c| !(c.interaction == id && c.answered_at.is_none()));
         agent_ref.settle_capacity();
         agent_ref.no_answers_in_row += 1;
+        if agent_ref.cfg.no_answer_delay_ms > 0 {
+            agent_ref.resting_until = Some(now + agent_ref.cfg.no_answer_delay_ms);
+        }
         agent_ref.stats.no_answers += 1;
         let max = agent_ref.cfg.max_no_answer;
         let exhausted = max > 0 && agent_ref.no_answers_in_row >= max;
@@ -1000,6 +1053,11 @@ impl Acd {
         for (id, agent) in expired {
             // Cannot fail: the offer was just seen, and only this loop changes offers here.
             let _ = self.no_answer(now, id, agent);
+        }
+        for agent in &mut self.agents {
+            if agent.resting_until.is_some_and(|until| until <= now) {
+                agent.resting_until = None;
+            }
         }
         for a in 0..self.agents.len() {
             if self.agents[a]

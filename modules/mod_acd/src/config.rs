@@ -154,6 +154,8 @@ pub struct AgentConfig {
     pub penalty: u32,
     /// Consecutive unanswered offers that send the agent to break; 0: never.
     pub max_no_answer: u32,
+    /// After an unanswered offer, the agent rests this long before the next offer.
+    pub no_answer_delay_ms: Millis,
 }
 
 impl AgentConfig {
@@ -182,6 +184,7 @@ impl Default for AgentConfig {
             tiers: Vec::new(),
             penalty: 0,
             max_no_answer: 3,
+            no_answer_delay_ms: 0,
         }
     }
 }

@@ -29,7 +29,10 @@
 
 mod acd;
 mod config;
+pub mod module;
+pub mod queues_file;
 mod stats;
+pub mod voice;
 
 pub use acd::{Acd, AgentState, Input, Output, QueueEvent, QueueLogRow};
 pub use config::{AcdConfig, AgentConfig, OverflowTarget, QueueConfig, SkillRule, Strategy, Tier};

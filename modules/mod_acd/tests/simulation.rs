@@ -121,6 +121,7 @@ fn random_config(rng: &mut StdRng) -> AcdConfig {
             tiers,
             penalty: rng.random_range(0..3),
             max_no_answer: rng.random_range(0..4),
+            no_answer_delay_ms: [0, 0, 3_000][rng.random_range(0..3)],
             ..AgentConfig::new(AgentId(id))
         });
     }

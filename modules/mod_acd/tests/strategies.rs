@@ -494,6 +494,43 @@ fn max_no_answer_sends_the_agent_to_break_and_offer_timeout_expires_offers() {
 }
 
 #[test]
+fn an_agent_who_did_not_answer_rests_before_the_next_offer() {
+    let mut a = agent(1, "q", 1, 1);
+    a.max_no_answer = 0;
+    a.no_answer_delay_ms = 5_000;
+    let mut acd = acd_with(queue(Strategy::TopDown), vec![a]);
+    acd.handle_input(0, Input::Arrive(call(1))).unwrap();
+    assert_eq!(
+        offers(&drain(&mut acd)),
+        vec![(InteractionId(1), AgentId(1))]
+    );
+    acd.handle_input(
+        100,
+        Input::OfferNoAnswer {
+            interaction: InteractionId(1),
+            agent: AgentId(1),
+        },
+    )
+    .unwrap();
+    // An unregistered phone fails at once: no tight loop of offers to the same agent.
+    assert!(offers(&drain(&mut acd)).is_empty());
+    assert_eq!(
+        acd.agent_state(AgentId(1), 100),
+        Some(AgentState::Available)
+    );
+    assert_eq!(acd.next_timeout(), Some(5_100));
+    acd.handle_input(5_000, Input::Tick).unwrap();
+    assert!(offers(&drain(&mut acd)).is_empty());
+    acd.check_invariants(5_000).unwrap();
+    acd.handle_input(5_100, Input::Tick).unwrap();
+    assert_eq!(
+        offers(&drain(&mut acd)),
+        vec![(InteractionId(1), AgentId(1))]
+    );
+    acd.check_invariants(5_100).unwrap();
+}
+
+#[test]
 fn wrap_up_blocks_offers_until_it_ends() {
     let mut acd = acd_with(
         QueueConfig {

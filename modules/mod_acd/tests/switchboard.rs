@@ -1,0 +1,510 @@
+//! The switchboard driven by the host's JSON messages, as the daemon sends them: what the
+//! module tells the switch (console lines), the queue log and the events it emits.
+
+use serde_json::{Value, json};
+
+use mod_acd::voice::{Send, Switchboard};
+
+const QUEUES: &str = r#"
+[[queue]]
+name = "sales"
+strategy = "top-down"
+offer_timeout = 15
+wrap_up = 5
+
+[[queue]]
+name = "zh"
+language = "zh"
+strategy = "ring-progressively"
+ring_progressively = 4
+announce_every = 30
+comfort_every = 20
+callback_digit = "*"
+max_wait = 600
+
+[[queue]]
+name = "short"
+max_wait = 10
+
+[[queue]]
+name = "spill"
+max_wait = 10
+overflow = { extension = "5100" }
+
+[[agent]]
+id = 1000
+tiers = [{ queue = "sales", position = 1 }, { queue = "zh", position = 1 }]
+
+[[agent]]
+id = 1001
+tiers = [{ queue = "sales", position = 2 }, { queue = "zh", position = 2 }]
+
+[[agent]]
+id = 2001
+contact = "sip:2001@127.0.0.1:5090"
+tiers = [{ queue = "short" }]
+"#;
+
+struct Rig {
+    board: Switchboard,
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("queues.toml");
+        std::fs::write(&path, QUEUES).unwrap();
+        let mut board = Switchboard::new();
+        send(
+            &mut board,
+            "module.host",
+            json!({ "conf_dir": dir.path().to_str().unwrap() }),
+        );
+        send(
+            &mut board,
+            "module.config",
+            json!({ "file": "queues.toml" }),
+        );
+        Rig {
+            board,
+            _dir: dir,
+            path,
+        }
+    }
+
+    fn msg(&mut self, name: &str, body: Value) -> (Value, Vec<Send>) {
+        send(&mut self.board, name, body)
+    }
+
+    fn command(&mut self, now: u64, command: &str, args: &str) -> (Value, Vec<Send>) {
+        self.msg(
+            "command",
+            json!({ "command": command, "args": args, "now_ms": now }),
+        )
+    }
+
+    fn login(&mut self, now: u64, agent: u32) {
+        let (reply, _) = self.command(now, "agent", &format!("login {agent}"));
+        assert_eq!(reply["ok"], true, "{reply}");
+    }
+
+    fn enter(&mut self, now: u64, uuid: &str, queue: &str) -> (Value, Vec<Send>) {
+        self.msg(
+            "app.run",
+            json!({ "app": "queue", "data": queue, "uuid": uuid, "now_ms": now,
+                    "answered": false,
+                    "variables": { "caller_id_number": "5551234", "user_name": "5551234" } }),
+        )
+    }
+
+    fn event(&mut self, now: u64, event: &str, uuid: &str, extra: Value) -> Vec<Send> {
+        let mut body = json!({ "event": event, "uuid": uuid, "now_ms": now,
+                               "variables": { "caller_id_number": "5551234" } });
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        self.msg("event", body).1
+    }
+
+    fn tick(&mut self, now: u64) -> Vec<Send> {
+        self.msg("event", json!({ "event": "tick", "now_ms": now }))
+            .1
+    }
+
+    fn agent_state(&mut self, now: u64, agent: u32) -> String {
+        let (reply, _) = self.command(now, "agent", &format!("show {agent}"));
+        let text = reply["text"].as_str().unwrap().to_owned();
+        let line = text.lines().nth(1).unwrap().to_owned();
+        line.split_whitespace().nth(1).unwrap().to_owned()
+    }
+}
+
+fn send(board: &mut Switchboard, name: &str, body: Value) -> (Value, Vec<Send>) {
+    let handled = board
+        .handle(name, body.to_string().as_bytes())
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    (handled.reply, handled.sends)
+}
+
+fn lines(sends: &[Send]) -> Vec<String> {
+    sends
+        .iter()
+        .filter(|s| s.name == "console")
+        .map(|s| s.body["line"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn log_events(sends: &[Send]) -> Vec<String> {
+    sends
+        .iter()
+        .filter(|s| s.name == "queue_log")
+        .map(|s| s.body["event"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn actions(reply: &Value) -> Vec<(String, String)> {
+    reply["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a[0].as_str().unwrap().to_owned(),
+                a[1].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_caller_is_held_on_music_and_rung_through_to_the_first_agent() {
+    let mut rig = Rig::new();
+    rig.login(0, 1000);
+    rig.login(0, 1001);
+    let (reply, sends) = rig.enter(1_000, "u1", "sales");
+    let steps = actions(&reply);
+    assert_eq!(steps[0], ("answer".into(), String::new()));
+    assert!(steps.contains(&("set".into(), "queue=sales".into())));
+    assert!(steps.contains(&("set".into(), "continue_on_fail=true".into())));
+    assert!(steps.contains(&("set".into(), "transfer_ringback=local_stream://moh".into())));
+    assert_eq!(
+        steps.last().unwrap(),
+        &("moh".to_owned(), "local_stream://moh".to_owned())
+    );
+    // Top-down: 1000 first; the bridge times out a second before the core's offer does.
+    assert_eq!(
+        lines(&sends),
+        ["uuid_exec u1 bridge {call_timeout=14,acd_queue=sales}user/1000"]
+    );
+    assert_eq!(log_events(&sends), ["ENTERQUEUE", "OFFER"]);
+    assert_eq!(rig.agent_state(1_000, 1000), "reserved");
+
+    let sends = rig.event(
+        4_000,
+        "call.answered",
+        "u1",
+        json!({ "bridged": true, "callee": "1000" }),
+    );
+    assert_eq!(log_events(&sends), ["CONNECT"]);
+    let connect = sends.iter().find(|s| s.name == "queue_log").unwrap();
+    assert_eq!(connect.body["agent"], "1000");
+    assert_eq!(connect.body["call_uuid"], "u1");
+    assert_eq!(connect.body["data"]["waited_ms"], 3_000);
+    assert!(sends.iter().any(|s| s.name == "event"
+        && s.body["event"] == "acd.agent"
+        && s.body["state"] == "on-contact"));
+    assert_eq!(rig.agent_state(4_000, 1000), "on-contact");
+
+    let sends = rig.event(64_000, "call.ended", "u1", json!({}));
+    assert_eq!(log_events(&sends), ["COMPLETE"]);
+    assert_eq!(rig.agent_state(64_000, 1000), "wrap-up");
+    rig.tick(69_000);
+    assert_eq!(rig.agent_state(69_000, 1000), "available");
+
+    let (reply, _) = rig.command(69_000, "queue", "show sales");
+    let text = reply["text"].as_str().unwrap();
+    let row = text.lines().nth(1).unwrap();
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    // queue strategy waiting longest answered abandoned overflow SL% ASA AHT
+    assert_eq!(
+        cols,
+        [
+            "sales", "top-down", "0", "0s", "1", "0", "0", "100.0", "3s", "65s"
+        ]
+    );
+}
+
+#[test]
+fn a_failed_bridge_is_a_no_answer_and_the_next_agent_is_rung() {
+    let mut rig = Rig::new();
+    rig.login(0, 1000);
+    rig.login(0, 1001);
+    rig.enter(0, "u1", "sales");
+    let sends = rig.event(
+        14_000,
+        "bridge.failed",
+        "u1",
+        json!({ "cause": "NO_ANSWER", "status": 480 }),
+    );
+    assert_eq!(log_events(&sends), ["RINGNOANSWER", "OFFER"]);
+    assert_eq!(
+        lines(&sends),
+        ["uuid_exec u1 bridge {call_timeout=14,acd_queue=sales}user/1001"]
+    );
+    // The core's own expiry of the first offer came and went: nothing more to do.
+    assert!(lines(&rig.tick(15_500)).is_empty());
+    assert_eq!(rig.agent_state(15_500, 1001), "reserved");
+}
+
+#[test]
+fn a_caller_hanging_up_while_waiting_is_an_abandon_and_frees_the_agent() {
+    let mut rig = Rig::new();
+    rig.login(0, 1000);
+    rig.enter(0, "u1", "sales");
+    let sends = rig.event(2_000, "call.ended", "u1", json!({}));
+    assert_eq!(log_events(&sends), ["OFFERCANCELLED", "ABANDON"]);
+    assert_eq!(rig.agent_state(2_000, 1000), "available");
+    // An event of the gone call changes nothing.
+    assert!(lines(&rig.event(2_100, "bridge.failed", "u1", json!({}))).is_empty());
+}
+
+#[test]
+fn waiting_callers_hear_position_wait_and_comfort_prompts_in_their_language() {
+    let mut rig = Rig::new();
+    // One member on break still counts as staff for the estimate (180 s per call, the
+    // default handle time before the queue has answered anything).
+    rig.command(0, "agent", "break 1001");
+    let (reply, _) = rig.enter(0, "u1", "zh");
+    assert!(actions(&reply).contains(&("set".into(), "language=zh".into())));
+    rig.enter(1_000, "u2", "zh");
+    let sends = rig.tick(20_000);
+    // Comfort prompt at 20 s with the callback offer (the zh queue takes callbacks).
+    // u2 came a second later: its comfort prompt is not due yet.
+    assert_eq!(
+        lines(&sends),
+        ["uuid_exec u1 playback call-important!leave-callback"]
+    );
+    let said = lines(&rig.tick(31_000));
+    // u1 is first, u2 second: "您现在排在第一位，预计等待三分钟" / "第二位 ... 六分钟".
+    assert_eq!(
+        said,
+        [
+            "uuid_exec u2 playback call-important!leave-callback",
+            "uuid_exec u1 playback you-are-caller-number!digits/1!caller-number-suffix!estimated-wait!digits/3!minutes",
+            "uuid_exec u2 playback you-are-caller-number!digits/2!caller-number-suffix!estimated-wait!digits/6!minutes",
+        ]
+    );
+}
+
+#[test]
+fn the_maximum_wait_lets_the_plan_go_on_after_queue() {
+    let mut rig = Rig::new();
+    rig.enter(0, "u1", "short");
+    let sends = rig.tick(10_000);
+    assert_eq!(
+        lines(&sends),
+        ["uuid_exec u1 set queue_result=timeout", "uuid_break u1"]
+    );
+    assert_eq!(log_events(&sends), ["EXITWITHTIMEOUT"]);
+    // The call then ends elsewhere in the plan: not an abandon.
+    let sends = rig.event(12_000, "call.ended", "u1", json!({}));
+    assert!(log_events(&sends).is_empty());
+}
+
+#[test]
+fn overflow_to_an_extension_transfers_the_caller() {
+    let mut rig = Rig::new();
+    rig.enter(0, "u1", "spill");
+    let sends = rig.tick(10_000);
+    assert_eq!(lines(&sends), ["transfer u1 5100"]);
+    assert_eq!(log_events(&sends), ["OVERFLOW"]);
+}
+
+#[test]
+fn ring_progressively_places_the_bridge_again_with_one_more_agent() {
+    let mut rig = Rig::new();
+    rig.login(0, 1000);
+    rig.login(0, 1001);
+    let (_, sends) = rig.enter(0, "u1", "zh");
+    assert_eq!(
+        lines(&sends),
+        ["uuid_exec u1 bridge {call_timeout=19,acd_queue=zh}user/1000"]
+    );
+    let sends = rig.tick(4_000);
+    assert_eq!(lines(&sends), ["uuid_bridge_cancel u1"]);
+    // Our own cancel: no no-answer is counted, both agents are rung.
+    let sends = rig.event(
+        4_050,
+        "bridge.failed",
+        "u1",
+        json!({ "cause": "ORIGINATOR_CANCEL" }),
+    );
+    assert!(log_events(&sends).is_empty(), "{sends:?}");
+    assert_eq!(
+        lines(&sends),
+        ["uuid_exec u1 bridge {call_timeout=19,acd_queue=zh}user/1000,user/1001"]
+    );
+    let sends = rig.event(
+        6_000,
+        "call.answered",
+        "u1",
+        json!({ "bridged": true, "callee": "1001" }),
+    );
+    assert_eq!(log_events(&sends), ["OFFERCANCELLED", "CONNECT"]);
+    assert_eq!(rig.agent_state(6_000, 1000), "available");
+    assert_eq!(rig.agent_state(6_000, 1001), "on-contact");
+}
+
+#[test]
+fn a_callback_keeps_the_place_and_the_switch_calls_agent_then_customer() {
+    let mut rig = Rig::new();
+    rig.enter(0, "u1", "zh");
+    rig.enter(1_000, "u2", "zh");
+    let sends = rig.event(
+        5_000,
+        "dtmf",
+        "u1",
+        json!({ "digit": "*", "leg": "caller" }),
+    );
+    assert_eq!(
+        lines(&sends),
+        ["transfer u1 playback:callback-confirmed,hangup inline"]
+    );
+    assert_eq!(log_events(&sends), ["CALLBACK"]);
+    let sends = rig.event(7_000, "call.ended", "u1", json!({}));
+    assert!(log_events(&sends).is_empty(), "no abandon: {sends:?}");
+    let (reply, _) = rig.command(7_000, "queue", "show zh");
+    let text = reply["text"].as_str().unwrap();
+    assert!(text.contains("  1. (callback)"), "{text}");
+    assert!(text.contains("  2. u2"), "{text}");
+
+    // First in line still: the first agent free calls the customer back.
+    let (_, sends) = rig.command(9_000, "agent", "login 1000");
+    assert_eq!(
+        lines(&sends),
+        [
+            "originate {acd_callback=1,acd_agent=1000,acd_queue=zh,origination_caller_id_number=5551234,originate_timeout=19,hangup_after_bridge=true}user/1000 &bridge(user/5551234)"
+        ]
+    );
+    rig.event(
+        9_010,
+        "call.new",
+        "leg1",
+        json!({ "variables": { "acd_callback": "1", "acd_agent": "1000" } }),
+    );
+    let sends = rig.event(
+        12_000,
+        "call.answered",
+        "leg1",
+        json!({ "variables": { "acd_callback": "1", "acd_agent": "1000" } }),
+    );
+    assert_eq!(log_events(&sends), ["CONNECT"]);
+    let sends = rig.event(
+        70_000,
+        "call.ended",
+        "leg1",
+        json!({ "variables": { "acd_callback": "1", "acd_agent": "1000" } }),
+    );
+    // The agent is free again (no wrap-up in this queue) and takes the next caller, u2.
+    assert_eq!(log_events(&sends), ["COMPLETE", "OFFER"]);
+    assert_eq!(
+        lines(&sends),
+        ["uuid_exec u2 bridge {call_timeout=19,acd_queue=zh}user/1000"]
+    );
+}
+
+#[test]
+fn a_callback_agent_leg_that_fails_is_a_no_answer() {
+    let mut rig = Rig::new();
+    rig.enter(0, "u1", "zh");
+    rig.event(1_000, "dtmf", "u1", json!({ "digit": "*" }));
+    rig.event(1_500, "call.ended", "u1", json!({}));
+    rig.command(2_000, "agent", "login 1000");
+    let sends = rig.event(
+        3_000,
+        "originate.failed",
+        "leg1",
+        json!({ "cause": "USER_BUSY", "variables": { "acd_callback": "1", "acd_agent": "1000" } }),
+    );
+    assert_eq!(log_events(&sends)[0], "RINGNOANSWER");
+}
+
+#[test]
+fn feature_codes_log_in_break_and_back_from_the_agents_phone() {
+    let mut rig = Rig::new();
+    let run = |app: &str, data: &str| {
+        json!({ "app": app, "data": data, "uuid": "f1", "now_ms": 100,
+                "variables": { "user_name": "1001" } })
+    };
+    let (reply, sends) = rig.msg("app.run", run("agent_login", ""));
+    assert!(actions(&reply).contains(&("playback".into(), "agent-logged-in".into())));
+    assert_eq!(log_events(&sends), ["AGENTLOGIN"]);
+    assert_eq!(rig.agent_state(100, 1001), "available");
+    let (reply, _) = rig.msg("app.run", run("agent_break", "lunch"));
+    assert!(actions(&reply).contains(&("playback".into(), "agent-on-break".into())));
+    assert_eq!(rig.agent_state(100, 1001), "break(lunch)");
+    rig.msg("app.run", run("agent_break", ""));
+    assert_eq!(rig.agent_state(100, 1001), "available");
+    rig.msg("app.run", run("agent_logout", ""));
+    assert_eq!(rig.agent_state(100, 1001), "offline");
+    // A caller who is no agent hears the invalid prompt.
+    let (reply, _) = rig.msg(
+        "app.run",
+        json!({ "app": "agent_login", "data": "", "uuid": "f2",
+                "variables": { "user_name": "7777" } }),
+    );
+    assert!(actions(&reply).contains(&("set".into(), "agent_result=refused".into())));
+}
+
+#[test]
+fn a_reload_keeps_agents_logged_in_and_callers_waiting() {
+    let mut rig = Rig::new();
+    rig.login(0, 1000);
+    rig.enter(0, "u1", "short");
+    rig.enter(0, "u2", "short");
+    let text = QUEUES.replace(
+        "max_wait = 10\n\n[[queue]]\nname = \"spill\"",
+        "max_wait = 30\n\n[[queue]]\nname = \"spill\"",
+    );
+    std::fs::write(&rig.path, text).unwrap();
+    let (reply, _) = rig.command(1_000, "acd", "reload");
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(rig.agent_state(1_000, 1000), "available");
+    let (reply, _) = rig.command(1_000, "queue", "show short");
+    assert!(reply["text"].as_str().unwrap().contains("  2. u2"));
+    // The new maximum wait applies: nothing times out at 10 s.
+    assert!(lines(&rig.tick(10_000)).is_empty());
+    // A broken file is refused and the old configuration stays.
+    std::fs::write(&rig.path, "[[queue]]\nname = \n").unwrap();
+    let (reply, _) = rig.command(11_000, "acd", "reload");
+    assert_eq!(reply["ok"], false);
+    assert!(
+        reply["error"]
+            .as_str()
+            .unwrap()
+            .contains("previous configuration stays"),
+        "{reply}"
+    );
+    assert_eq!(rig.agent_state(11_000, 1000), "available");
+}
+
+#[test]
+fn console_commands_refuse_what_does_not_exist() {
+    let mut rig = Rig::new();
+    for (command, args, needle) in [
+        ("agent", "show 4242", "no agent 4242"),
+        ("agent", "login 4242", "unknown agent"),
+        ("agent", "login bob", "not a number"),
+        ("queue", "show nope", "no queue nope"),
+        ("agent", "dance", "usage"),
+    ] {
+        let (reply, _) = rig.command(0, command, args);
+        assert_eq!(reply["ok"], false, "{command} {args}");
+        assert!(
+            reply["error"].as_str().unwrap().contains(needle),
+            "{command} {args}: {reply}"
+        );
+    }
+    let (reply, _) = rig.enter(0, "u9", "nope");
+    assert!(actions(&reply).contains(&("set".into(), "queue_result=refused".into())));
+}
+
+#[test]
+fn an_agent_reached_by_sip_uri_is_matched_by_the_user_part() {
+    let mut rig = Rig::new();
+    rig.login(0, 2001);
+    let (_, sends) = rig.enter(0, "u1", "short");
+    assert_eq!(
+        lines(&sends),
+        ["uuid_exec u1 bridge {call_timeout=19,acd_queue=short}sip:2001@127.0.0.1:5090"]
+    );
+    let sends = rig.event(
+        1_000,
+        "call.answered",
+        "u1",
+        json!({ "bridged": true, "callee": "2001" }),
+    );
+    assert_eq!(log_events(&sends), ["CONNECT"]);
+}
