@@ -219,6 +219,35 @@ const CALLS: &[Call] = &[
         actions: &[],
     },
     Call {
+        context: "default",
+        destination: "7002",
+        caller: "1001",
+        vars: &[],
+        at: TUESDAY,
+        actions: &[
+            "set language=zh",
+            "callcenter support_zh",
+            "playback all-agents-busy!goodbye",
+            "hangup NORMAL_CLEARING",
+        ],
+    },
+    Call {
+        context: "default",
+        destination: "*2401",
+        caller: "1002",
+        vars: &[],
+        at: TUESDAY,
+        actions: &["agent_break 01", "hangup"],
+    },
+    Call {
+        context: "default",
+        destination: "*22",
+        caller: "1002",
+        vars: &[],
+        at: TUESDAY,
+        actions: &["agent_login", "hangup"],
+    },
+    Call {
         context: "public",
         destination: "+861088886666",
         caller: "13800138000",
@@ -323,9 +352,18 @@ fn shipped_plans_check_clean() {
     let globals: Vec<&str> = globals.iter().map(|(k, _)| k.as_str()).collect();
     let gateways = ["provider1", "provider2"];
     let users = ["1000", "1001", "1002", "1003"];
-    // What conf/modules.toml's modules register (mod_ivr's menus, mod_recorder's policy).
+    // What conf/modules.toml's modules register (mod_ivr's menus, mod_recorder's policy,
+    // mod_acd's queues and agent feature codes).
     let mut applications = switchyard_dialplan::check::CORE_APPLICATIONS.to_vec();
     applications.extend(["ivr", "ivr_route"]);
+    applications.extend([
+        "queue",
+        "callcenter",
+        "agent_login",
+        "agent_logout",
+        "agent_break",
+        "agent_available",
+    ]);
     let env = CheckEnv {
         applications: &applications,
         globals: &globals,
