@@ -351,13 +351,15 @@ impl Checker<'_, '_> {
 const PLAY_AND_GET_DIGITS: &str =
     "MIN MAX TRIES TIMEOUT_MS TERMINATORS FILE INVALID_FILE VAR REGEX [DIGIT_TIMEOUT_MS]";
 const READ: &str = "MIN MAX FILE VAR TIMEOUT_MS TERMINATORS";
-const BRIDGE_FORMS: &str = "a target is user/ID[@DOMAIN], sofia/gateway/NAME/NUMBER or gateway/NAME/NUMBER; `,` rings targets at once, `|` tries them in turn";
+const BRIDGE_FORMS: &str = "a target is user/ID[@DOMAIN], sofia/gateway/NAME/NUMBER, gateway/NAME/NUMBER or [sofia/internal/]sip:USER@IP[:PORT]; `,` rings targets at once, `|` tries them in turn";
 
 /// A bridge target, as far as `check` needs it.
 #[derive(Debug, PartialEq, Eq)]
 enum Target<'d> {
     User(&'d str),
     Gateway(&'d str),
+    /// A literal SIP URI rung directly (`sip:USER@IP:PORT`).
+    Uri,
     /// Wholly from a variable: known only when the call runs.
     Computed,
 }
@@ -429,12 +431,38 @@ fn parse_target(target: &str) -> Result<Target<'_>, String> {
             )),
         };
     }
+    if let Some(uri) = target
+        .strip_prefix("sofia/internal/")
+        .unwrap_or(target)
+        .strip_prefix("sip:")
+    {
+        // The engine rings an IP literal only (no DNS): a name is refused here already.
+        return match uri.split_once('@') {
+            Some((user, host)) if word(user) && (host.contains('$') || ip_host(host)) => {
+                Ok(Target::Uri)
+            }
+            _ => Err(format!(
+                "bridge target {target:?} is not sip:USER@IP[:PORT] (an IPv4 or [IPv6] literal)"
+            )),
+        };
+    }
     if target.is_empty() {
         return Err("bridge with an empty target".to_owned());
     }
     Err(format!(
         "bridge target {target:?} is not a target the switch can ring"
     ))
+}
+
+/// `IP`, `IP:PORT`, `[IPv6]` or `[IPv6]:PORT`.
+fn ip_host(host: &str) -> bool {
+    use std::net::{IpAddr, SocketAddr};
+    host.parse::<SocketAddr>().is_ok()
+        || host.parse::<std::net::Ipv4Addr>().is_ok()
+        || host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .is_some_and(|h| h.parse::<IpAddr>().is_ok())
 }
 
 /// Calls `f` on every action and anti-action, nested ones included.
@@ -621,6 +649,20 @@ mod tests {
                 .contains("not a target")
         );
         assert!(parse_target("").unwrap_err().contains("empty"));
+        for uri in [
+            "sip:agent1@127.0.0.1:5090",
+            "sofia/internal/sip:agent1@127.0.0.1",
+            "sip:agent1@[::1]:5090",
+            "sip:${agent}@127.0.0.1:5090",
+        ] {
+            assert_eq!(parse_target(uri), Ok(Target::Uri), "{uri}");
+        }
+        for bad in ["sip:agent1@example.com", "sip:@127.0.0.1", "sip:127.0.0.1"] {
+            assert!(
+                parse_target(bad).unwrap_err().contains("sip:USER@IP"),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
@@ -638,7 +680,7 @@ mod tests {
         assert_eq!(
             found(&CheckEnv::core()),
             [
-                "t.xml:3:18: error: bridge target \"sofia/internal/$1\" is not a target the switch can ring (hint: a target is user/ID[@DOMAIN], sofia/gateway/NAME/NUMBER or gateway/NAME/NUMBER; `,` rings targets at once, `|` tries them in turn)"
+                "t.xml:3:18: error: bridge target \"sofia/internal/$1\" is not a target the switch can ring (hint: a target is user/ID[@DOMAIN], sofia/gateway/NAME/NUMBER, gateway/NAME/NUMBER or [sofia/internal/]sip:USER@IP[:PORT]; `,` rings targets at once, `|` tries them in turn)"
             ]
         );
         let users = ["1000", "1001", "1002"];

@@ -141,7 +141,7 @@ fn check_dir_reads_both_forms() {
         [
             "10_default.xml:3 unknown application \"playbak\"",
             "20_default.toml:6 transfer to context \"publc\", which is not in the plan",
-            "20_default.toml:6 bridge target \"sip:1000@x\" is not a target the switch can ring",
+            "20_default.toml:6 bridge target \"sip:1000@x\" is not sip:USER@IP[:PORT] (an IPv4 or [IPv6] literal)",
         ]
     );
 }

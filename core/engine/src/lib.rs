@@ -11,6 +11,8 @@ mod gateway;
 mod guard;
 mod media_plan;
 mod modules;
+#[cfg(test)]
+mod queue_tests;
 mod reactor;
 mod registrar;
 #[cfg(test)]

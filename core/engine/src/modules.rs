@@ -430,6 +430,7 @@ impl ModuleApplication for ModuleApp {
             "uuid": call.uuid,
             "answered": call.answered,
             "variables": variables,
+            "now_ms": call.now_ms,
         })
         .to_string();
         let reply = match self.module.request("app.run", body.as_bytes()) {

@@ -53,6 +53,9 @@ const SDP: &str = "application/sdp";
 /// caller offers first among these works.
 const ECHO_CODECS: &[&str] = &["PCMU", "PCMA", "G722", "opus", "telephone-event"];
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
+/// The `tick` event to modules: a queue's timers (wrap-up, ring timeouts, periodic prompts)
+/// run on it, on the switch's clock.
+const TICK_EVERY: Duration = Duration::from_secs(1);
 /// Digits kept per call in the CDR's dtmf_digits.
 const MAX_CDR_DIGITS: usize = 128;
 /// How long a phone may hold our last packets in its jitter buffer before playing them.
@@ -405,6 +408,8 @@ enum Timer {
     /// call_timeout), for the script's wait of this epoch.
     Script(CallKey, u64),
     Sweep,
+    /// `tick` to the modules subscribed to it.
+    Tick,
     ShutdownDeadline,
 }
 
@@ -463,6 +468,9 @@ pub struct Switch {
     sounds: Sounds,
     recorder: Option<Recorder>,
     rooms: HashMap<String, Room>,
+    /// Every event published, with its body (the tests load no modules; they look here).
+    #[cfg(test)]
+    pub(crate) published: std::cell::RefCell<Vec<serde_json::Value>>,
 }
 
 /// Everything the switch needs from the outside world, built by the reactor.
@@ -588,10 +596,15 @@ impl Switch {
             sounds,
             recorder,
             rooms: HashMap::new(),
+            #[cfg(test)]
+            published: std::cell::RefCell::new(Vec::new()),
         };
         switch
             .timers
             .push(Reverse((now.mono + SWEEP_EVERY, Timer::Sweep)));
+        switch
+            .timers
+            .push(Reverse((now.mono + TICK_EVERY, Timer::Tick)));
         let loaded: Vec<String> = switch.modules.iter().map(|(n, _)| n.clone()).collect();
         for name in loaded {
             switch.sync_module_apps(&name);
@@ -706,6 +719,16 @@ impl Switch {
                     self.guard.sweep(now.mono);
                     self.timers
                         .push(Reverse((now.mono + SWEEP_EVERY, Timer::Sweep)));
+                }
+                Timer::Tick => {
+                    self.publish(now, "tick", serde_json::json!({}), &[]);
+                    // On the tick's own grid, so that late wake-ups do not drift; one tick
+                    // per wake-up, however late (the seconds missed are not owed).
+                    let behind = now.mono.saturating_duration_since(when).as_millis();
+                    let tick = TICK_EVERY.as_millis();
+                    let steps = u32::try_from(behind / tick + 1).unwrap_or(u32::MAX);
+                    self.timers
+                        .push(Reverse((when + TICK_EVERY * steps, Timer::Tick)));
                 }
                 Timer::ShutdownDeadline => {
                     if matches!(self.lifecycle, Lifecycle::Draining { .. }) {
@@ -1256,7 +1279,7 @@ impl Switch {
             module_tap: None,
         };
         self.calls.insert(key, call);
-        self.publish_call("call.new", key, serde_json::json!({}));
+        self.publish_call(now, "call.new", key, serde_json::json!({}));
         if self.calls[&key].max_forwards == 0 {
             return self.fail_unanswered(now, key, 483, "EXCHANGE_ROUTING_ERROR");
         }
@@ -1435,7 +1458,7 @@ impl Switch {
         );
         // A bridged call is announced once connected (script_bridged).
         if self.calls.get(&key).is_some_and(|c| c.winner.is_none()) {
-            self.publish_call("call.answered", key, serde_json::json!({}));
+            self.publish_call(now, "call.answered", key, serde_json::json!({}));
         }
     }
 
@@ -2269,6 +2292,7 @@ impl Switch {
     /// Releases everything a call holds and writes its CDR.
     fn end_call(&mut self, now: Now, key: CallKey, cause: &str, side: &str) {
         self.publish_call(
+            now,
             "call.ended",
             key,
             serde_json::json!({ "cause": cause, "side": side }),
@@ -2546,6 +2570,18 @@ impl Switch {
                 None => Err(format!("no such call: {uuid}")),
             },
             ["tap", action, uuid, module] => self.tap_command(action, uuid, module),
+            ["uuid_exec", uuid, application, ..] => {
+                let data = after_words(line, 3);
+                self.uuid_exec(now, uuid, application, data)
+            }
+            ["uuid_exec", ..] => Err("usage: uuid_exec <uuid> <application> [data]".into()),
+            ["uuid_break", uuid] => self.uuid_break(now, uuid),
+            ["uuid_bridge_cancel", uuid] => self.uuid_bridge_cancel(now, uuid),
+            ["show", "queue_log"] => self.queue_log_text(20),
+            ["show", "queue_log", count] => match count.parse::<usize>() {
+                Ok(count) => self.queue_log_text(count.min(10_000)),
+                Err(_) => Err("usage: show queue_log [count]".into()),
+            },
             ["record", action, uuid] => {
                 let Some(key) = self.call_by_uuid(uuid) else {
                     return Err(format!("no such call: {uuid}"));
@@ -2671,7 +2707,7 @@ impl Switch {
                 Ok(out)
             }
             _ => self
-                .module_command(&words, line)
+                .module_command(now, &words, line)
                 .unwrap_or_else(|| Err(format!("unknown command: {line} (try `help`)"))),
         };
         self.drain_transaction_events(now);
@@ -2708,6 +2744,46 @@ impl Switch {
             self.media.set_conference_member(id, a.id, muted, deaf);
         }
         Ok(format!("{uuid} in {room}: muted {muted}, deaf {deaf}\n"))
+    }
+
+    /// Milliseconds on the monotonic clock since the switch started: the time modules see.
+    pub(super) fn now_ms(&self, now: Now) -> u64 {
+        u64::try_from(
+            now.mono
+                .saturating_duration_since(self.started.mono)
+                .as_millis(),
+        )
+        .unwrap_or(u64::MAX)
+    }
+
+    /// `show queue_log [N]`: the latest N rows, oldest first (as a log reads).
+    fn queue_log_text(&self, count: usize) -> Result<String, String> {
+        let mut rows = self
+            .store
+            .recent_queue_log(count)
+            .map_err(|e| e.to_string())?;
+        rows.reverse();
+        let mut out = format!("{} queue log rows\n", rows.len());
+        let or_dash = |s: &str| {
+            if s.is_empty() {
+                "-".to_owned()
+            } else {
+                s.to_owned()
+            }
+        };
+        for row in rows {
+            let _ = writeln!(
+                out,
+                "{} {} {} {} {} {}",
+                row.at_unix_ms,
+                row.queue,
+                or_dash(&row.call_uuid),
+                or_dash(&row.agent),
+                row.event,
+                row.data
+            );
+        }
+        Ok(out)
     }
 
     fn call_by_uuid(&self, uuid: &str) -> Option<CallKey> {
@@ -2875,12 +2951,16 @@ pub const COMMANDS: &[&str] = &[
     "kill",
     "record",
     "tap",
+    "uuid_exec",
+    "uuid_break",
+    "uuid_bridge_cancel",
     "dtmf",
     "show conferences",
     "conference",
     "reload dialplan",
     "reloadxml",
     "show modules",
+    "show queue_log",
     "load",
     "unload",
     "reload",
@@ -2927,6 +3007,18 @@ fn escape_user(user: &str) -> String {
         }
     }
     out
+}
+
+/// What follows the first `n` words of a console line, untouched (an application's data
+/// keeps its own spacing).
+fn after_words(line: &str, n: usize) -> &str {
+    let mut rest = line.trim_start();
+    for _ in 0..n {
+        rest = rest
+            .find(char::is_whitespace)
+            .map_or("", |end| rest[end..].trim_start());
+    }
+    rest.trim_end()
 }
 
 fn strip_uri_headers(uri: &str) -> &str {
@@ -2980,6 +3072,16 @@ mod tests {
         assert_eq!(best_failure([486, 603].into_iter()), 603);
         assert_eq!(best_failure([408, 503].into_iter()), 408);
         assert_eq!(best_failure(std::iter::empty()), 480);
+    }
+
+    #[test]
+    fn console_data_keeps_its_spacing() {
+        assert_eq!(
+            after_words("  uuid_exec abc playback  a!b  c ", 3),
+            "a!b  c"
+        );
+        assert_eq!(after_words("uuid_exec abc park", 3), "");
+        assert_eq!(after_words("uuid_exec", 3), "");
     }
 
     #[test]

@@ -333,6 +333,7 @@ impl Switch {
         let leg = if from == Side::A { "caller" } else { "callee" };
         let terminated = call.terminated;
         self.publish_call(
+            now,
             "dtmf",
             key,
             serde_json::json!({ "digit": digit.to_string(), "leg": leg, "via": source.as_str() }),

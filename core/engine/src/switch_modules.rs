@@ -1,8 +1,25 @@
 //! The switch's side of dynamic modules: their applications in the dialplan registry, their
-//! console commands, the events they subscribed to, the console lines they send, and the
+//! console commands, the events they subscribed to, the messages they send, and the
 //! console's `load` / `unload` / `reload` / `show modules`, and media taps (`tap start|stop
 //! UUID MODULE`: a call's audio as 20 ms frames to a module's `on_frame`). A child module of
 //! `switch`.
+//!
+//! What a module can do, by message (`send(NAME, BODY)`, queued to the signalling thread):
+//! - `console` `{"line":"..."}`: runs a console line, e.g. `uuid_exec UUID APP DATA` to play
+//!   to a held call or bridge it to an agent, `uuid_break UUID`, `uuid_bridge_cancel UUID`,
+//!   `uuid_kill UUID`, `transfer UUID EXT [CONTEXT]`.
+//! - `event` `{"event":"acd.agent",...}`: published to the *other* modules subscribed to that
+//!   name, and logged at info (target `event`) for operators. The core's own names
+//!   (`call.*`, `bridge.*`, `dtmf`, `tick`) are refused: no module speaks for the core.
+//! - `queue_log` `{"queue","call_uuid","agent","event","data":{..}}`: one row of the
+//!   `queue_log` table, stamped with the switch's wall clock (`show queue_log [N]`).
+//!
+//! What a module hears, by subscription: `call.new`, `call.answered` (`callee`: the user
+//! rung, for a bridge), `call.ended` (`cause`, `side`), `dtmf` (`digit`, `leg`, `via`),
+//! `bridge.failed` (`cause`, `status`), and `tick` once a second. Every event body has
+//! `event` and `now_ms` (the switch's monotonic milliseconds since start; modules keep time
+//! by it), and call events `uuid`, `caller`, `callee`, `destination`, `answered`, `bridged`,
+//! `variables`. `command` bodies carry `now_ms` too.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -238,6 +255,7 @@ impl Switch {
     /// `load` / `unload` / `reload NAME` and `show modules`; a module's own commands.
     pub(super) fn module_command(
         &mut self,
+        now: Now,
         words: &[&str],
         line: &str,
     ) -> Option<Result<String, String>> {
@@ -286,7 +304,8 @@ impl Switch {
                     .strip_prefix(command)
                     .unwrap_or_default()
                     .trim();
-                let body = json!({ "command": command, "args": args }).to_string();
+                let body = json!({ "command": command, "args": args, "now_ms": self.now_ms(now) })
+                    .to_string();
                 match module.request("command", body.as_bytes()) {
                     Ok(reply) => command_result(&reply),
                     Err(error) => {
@@ -304,19 +323,38 @@ impl Switch {
     /// earlier (`pinned`) hears it on that instance, even after a reload.
     pub(super) fn publish(
         &self,
+        now: Now,
+        event: &str,
+        fields: Value,
+        pinned: &[Arc<switchyard_loader::Module>],
+    ) {
+        self.deliver(now, event, fields, pinned, None);
+    }
+
+    /// [`Switch::publish`], but not to `except` (the module that raised the event).
+    fn deliver(
+        &self,
+        now: Now,
         event: &str,
         mut fields: Value,
         pinned: &[Arc<switchyard_loader::Module>],
+        except: Option<&str>,
     ) {
         let subscribers = self.modules.subscribers(event);
-        if subscribers.is_empty() {
+        if subscribers.is_empty() && !cfg!(test) {
             return;
         }
         if let Some(map) = fields.as_object_mut() {
             map.insert("event".into(), Value::String(event.into()));
+            map.insert("now_ms".into(), json!(self.now_ms(now)));
         }
+        #[cfg(test)]
+        self.published.borrow_mut().push(fields.clone());
         let body = fields.to_string();
         for (name, current) in subscribers {
+            if except == Some(name.as_str()) {
+                continue;
+            }
             let module = pinned
                 .iter()
                 .find(|m| m.name() == name)
@@ -329,8 +367,8 @@ impl Switch {
     }
 
     /// The events of a call, with what a module needs to decide on it.
-    pub(super) fn publish_call(&self, event: &str, key: CallKey, extra: Value) {
-        if self.modules.iter().next().is_none() {
+    pub(super) fn publish_call(&self, now: Now, event: &str, key: CallKey, extra: Value) {
+        if self.modules.iter().next().is_none() && !cfg!(test) {
             return;
         }
         let Some(call) = self.calls.get(&key) else {
@@ -363,7 +401,7 @@ impl Switch {
             .values()
             .filter_map(|app| app.instance())
             .collect();
-        self.publish(event, fields, &pinned);
+        self.publish(now, event, fields, &pinned);
     }
 
     /// A message a module sent the host (from any of its threads, queued to this one).
@@ -395,7 +433,68 @@ impl Switch {
                     Err(error) => warn!(module, line, %error, "module console line failed"),
                 }
             }
+            "event" => self.module_event(now, module, body),
+            "queue_log" => self.module_queue_log(now, module, body),
             other => warn!(module, message = other, "unknown message from a module"),
         }
     }
+
+    /// `event` from a module: logged, then published to the other modules subscribed to it.
+    pub(crate) fn module_event(&mut self, now: Now, module: &str, body: &[u8]) {
+        let fields = match serde_json::from_slice::<Value>(body) {
+            Ok(fields @ Value::Object(_)) => fields,
+            _ => return warn!(module, "event message that is not a JSON object: dropped"),
+        };
+        let Some(event) = fields
+            .get("event")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+        else {
+            return warn!(module, "event message without an \"event\" name: dropped");
+        };
+        if is_core_event(&event) {
+            return warn!(module, event, "a module cannot raise a core event: dropped");
+        }
+        info!(target: "event", module, event, body = %fields, "module event");
+        self.deliver(now, &event, fields, &[], Some(module));
+    }
+
+    /// `queue_log` from a module: a row for the store, stamped with the switch's wall clock.
+    pub(crate) fn module_queue_log(&mut self, now: Now, module: &str, body: &[u8]) {
+        let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body) else {
+            return warn!(
+                module,
+                "queue_log message that is not a JSON object: dropped"
+            );
+        };
+        let text = |name: &str| {
+            fields
+                .get(name)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let (queue, event) = (text("queue"), text("event"));
+        if queue.is_empty() || event.is_empty() {
+            return warn!(
+                module,
+                "queue_log message without \"queue\" and \"event\": dropped"
+            );
+        }
+        let data = fields.get("data").cloned().unwrap_or_else(|| json!({}));
+        self.store
+            .insert_queue_log(switchyard_store::QueueLogEntry {
+                at_unix_ms: now.unix_ms,
+                queue,
+                call_uuid: text("call_uuid"),
+                agent: text("agent"),
+                event,
+                data: data.to_string(),
+            });
+    }
+}
+
+/// Names only the core publishes.
+fn is_core_event(event: &str) -> bool {
+    event.starts_with("call.") || event.starts_with("bridge.") || matches!(event, "dtmf" | "tick")
 }

@@ -6,6 +6,21 @@
 //!
 //! Action data is expanded when the action runs, so what `read`, `play_and_get_digits` or a
 //! failed `bridge` put in a variable is seen by the actions after it.
+//!
+//! A call *held* by `park`, `moh` or an endless `tone`, or waiting in a `playback` or `sleep`,
+//! can be handed another application from outside the plan: the console's
+//! `uuid_exec UUID APP [DATA]` (what a queue module sends to play announcements and offer the
+//! call to an agent). The prompt is cut, APP runs, and the call goes back into the held action
+//! (re-run with its data); after an interrupted `playback` or `sleep` the plan goes on after
+//! it. Echo and conferences are not interrupted. `uuid_break UUID` cuts the held action,
+//! playback or sleep without going back (the plan goes on after it: a caller leaves a
+//! queue), and `uuid_bridge_cancel UUID` cancels the bridge a call is ringing (the plan goes
+//! on after the `bridge`, whatever `continue_on_fail` says).
+//!
+//! What modules see: a module application's `app.run` body is
+//! `{"app","data","uuid","answered","variables","now_ms"}`; a failed bridge publishes
+//! `bridge.failed` with `cause` (Q.850 name) and `status`; `${transfer_ringback}` is what an
+//! answered caller hears while a bridge rings (FreeSWITCH's variable), instead of ringback.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -55,6 +70,9 @@ pub struct CallView<'a> {
     pub uuid: &'a str,
     pub variables: &'a Variables,
     pub answered: bool,
+    /// Milliseconds on the switch's monotonic clock since it started: modules keep time by
+    /// it and never read a clock of their own.
+    pub now_ms: u64,
 }
 
 pub(super) struct Script {
@@ -135,7 +153,7 @@ impl Script {
             Wait::Digits(_) => "collecting digits",
             Wait::Bridge(_) => "bridging",
             Wait::Bridged => "bridged",
-            Wait::Forever => "parked",
+            Wait::Forever | Wait::Held(_) => "parked",
         }
     }
 }
@@ -147,8 +165,11 @@ enum Wait {
     Digits(Collect),
     Bridge(BridgeRun),
     Bridged,
-    /// Echo, park, music, conference: only a hang-up ends it.
+    /// Echo, conference: only a hang-up ends it.
     Forever,
+    /// Park, music on hold, an endless tone: only a hang-up ends it, but `uuid_exec` may run
+    /// an application in between, after which the call goes back into this action.
+    Held(PlannedAction),
 }
 
 /// `play_and_get_digits` and `read` in progress.
@@ -175,12 +196,24 @@ struct BridgeRun {
     caller_id: (Option<String>, Option<String>),
     /// The most telling failure so far, for the caller and the CDR.
     last_failure: Option<(u16, String)>,
+    /// Cancelled from outside (`uuid_bridge_cancel`): the plan goes on whatever
+    /// `continue_on_fail` says, as the caller did not fail.
+    cancelled: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Target {
     User(String),
-    Gateway { name: String, number: String },
+    Gateway {
+        name: String,
+        number: String,
+    },
+    /// A literal SIP URI on an IP address, rung directly over UDP (no registration, no DNS):
+    /// how a queue reaches SIPp agents that share one port.
+    Uri {
+        user: String,
+        addr: SocketAddr,
+    },
 }
 
 /// A parsed `bridge` argument.
@@ -190,8 +223,8 @@ pub(super) struct BridgeSpec {
     pub(super) variables: Vec<(String, String)>,
 }
 
-/// `{k=v,...}user/1001,user/1002|sofia/gateway/gw/123`: `|` separates groups tried in order,
-/// `,` targets rung at once.
+/// `{k=v,...}user/1001,user/1002|sofia/gateway/gw/123|sip:agent@10.0.0.5:5080`: `|`
+/// separates groups tried in order, `,` targets rung at once.
 pub(super) fn parse_bridge(data: &str) -> Result<BridgeSpec, String> {
     let mut rest = data.trim();
     let mut variables = Vec::new();
@@ -229,6 +262,17 @@ fn parse_target(target: &str) -> Result<Target, String> {
             "bridge: per-target variables ({target}) are not supported; use {{...}} before all targets"
         ));
     }
+    if let Some(uri) = target
+        .strip_prefix("sofia/internal/")
+        .unwrap_or(target)
+        .strip_prefix("sip:")
+    {
+        return sip_target(uri).ok_or_else(|| {
+            format!(
+                "bridge: {target:?} is not sip:USER@IP[:PORT] (an IPv4 or [IPv6] literal, no DNS)"
+            )
+        });
+    }
     let parts: Vec<&str> = target.split('/').collect();
     match parts.as_slice() {
         ["user", user] if !user.is_empty() => Ok(Target::User(
@@ -243,9 +287,38 @@ fn parse_target(target: &str) -> Result<Target, String> {
             })
         }
         _ => Err(format!(
-            "bridge: unknown target {target:?} (user/ID or sofia/gateway/NAME/NUMBER)"
+            "bridge: unknown target {target:?} (user/ID, sofia/gateway/NAME/NUMBER or [sofia/internal/]sip:USER@IP[:PORT])"
         )),
     }
+}
+
+/// `USER@IP[:PORT]` after `sip:`; the port defaults to 5060 (RFC 3261 §19.1.2). The user part
+/// is kept to unreserved characters (RFC 3261 §25.1), so it cannot smuggle parameters or
+/// headers into the Request-URI.
+fn sip_target(uri: &str) -> Option<Target> {
+    let (user, host) = uri.split_once('@')?;
+    let unreserved = |c: char| c.is_ascii_alphanumeric() || "-_.!~*'()+".contains(c);
+    if user.is_empty() || !user.chars().all(unreserved) {
+        return None;
+    }
+    let addr = host
+        .parse::<SocketAddr>()
+        .ok()
+        .or_else(|| {
+            let ip = host.parse::<std::net::Ipv4Addr>().ok()?;
+            Some(SocketAddr::from((ip, 5060)))
+        })
+        .or_else(|| {
+            let ip = host.strip_prefix('[')?.strip_suffix(']')?;
+            Some(SocketAddr::from((
+                ip.parse::<std::net::Ipv6Addr>().ok()?,
+                5060,
+            )))
+        })?;
+    Some(Target::Uri {
+        user: user.to_owned(),
+        addr,
+    })
 }
 
 /// FreeSWITCH's Q.850 cause names and the SIP status a caller gets for them before answer
@@ -312,6 +385,30 @@ fn parse_sound(file: &str) -> Sound {
 fn bounded_ms(ms: u64) -> Duration {
     Duration::from_millis(ms.min(86_400_000))
 }
+
+/// An action the engine itself puts in a script (not from a plan file).
+fn engine_action(application: &str, data: &str, file: &str) -> PlannedAction {
+    PlannedAction {
+        application: application.into(),
+        data: data.into(),
+        template: data.into(),
+        captures: Vec::new(),
+        location: switchyard_dialplan::ir::Location {
+            file: Arc::from(file),
+            line: 0,
+            column: 0,
+        },
+    }
+}
+
+/// The held action, kept so that the call can go back into it after a `uuid_exec`. Its data
+/// was already expanded when it first ran: it runs again as it was.
+fn held_action(application: &str, data: &str) -> PlannedAction {
+    engine_action(application, data, HELD)
+}
+
+/// The "file" of a held action put back in the queue by `uuid_exec`.
+const HELD: &str = "(held)";
 
 fn split_args(data: &str) -> Vec<&str> {
     data.split_whitespace().collect()
@@ -381,6 +478,123 @@ impl Switch {
         self.hang_up(now, key, "EXCHANGE_ROUTING_ERROR", "system");
     }
 
+    /// `uuid_exec UUID APP [DATA]`: runs APP in a call held by `park`, `moh` or an endless
+    /// `tone` (then the call goes back into it) or waiting in a `playback` or `sleep` (cut
+    /// short; the plan goes on after it). As FreeSWITCH's `uuid_broadcast`/`uuid_transfer`
+    /// interrupt a parked channel. A call bridging, bridged, collecting digits, in echo or a
+    /// conference is refused: its state is not a pause the plan can step out of.
+    pub(super) fn uuid_exec(
+        &mut self,
+        now: Now,
+        uuid: &str,
+        application: &str,
+        data: &str,
+    ) -> Result<String, String> {
+        let key = self
+            .call_by_uuid(uuid)
+            .ok_or_else(|| format!("no such call: {uuid}"))?;
+        let known =
+            CORE_APPLICATIONS.contains(&application) || self.applications.contains_key(application);
+        let call = self
+            .calls
+            .get_mut(&key)
+            .ok_or_else(|| format!("no such call: {uuid}"))?;
+        if !known && !call.pinned_apps.contains_key(application) {
+            return Err(format!("unknown application: {application}"));
+        }
+        // Our own prompt to the caller, if its media is ours (a parked call may be relayed).
+        let caller = call
+            .a_sdp
+            .is_some()
+            .then(|| call.media.endpoint(Side::A).map(|e| e.id))
+            .flatten();
+        let Some(script) = call.script.as_mut() else {
+            return Err(format!("{uuid} runs no dialplan"));
+        };
+        let back = match &script.wait {
+            Wait::Held(action) => Some(action.clone()),
+            Wait::Playback | Wait::Sleep => None,
+            Wait::Forever => {
+                return Err(format!("{uuid} is in an echo test or a conference"));
+            }
+            _ => return Err(format!("{uuid} is {}", script.current())),
+        };
+        if let Some(action) = back {
+            script.queue.push_front(action);
+        }
+        script
+            .queue
+            .push_front(engine_action(application, data, "(uuid_exec)"));
+        if let Some(caller) = caller {
+            self.media.stop_playback(caller);
+        }
+        info!(uuid, application, data, "uuid_exec");
+        self.resume(now, key);
+        Ok(format!("{uuid}: {application} started\n"))
+    }
+
+    /// `uuid_break UUID`: cuts the held action, `playback` or `sleep` the call is in, and the
+    /// plan goes on after it without going back into a held action (FreeSWITCH's
+    /// `uuid_break`, which mod_callcenter uses to let a caller leave the queue's music).
+    pub(super) fn uuid_break(&mut self, now: Now, uuid: &str) -> Result<String, String> {
+        let key = self
+            .call_by_uuid(uuid)
+            .ok_or_else(|| format!("no such call: {uuid}"))?;
+        let call = self
+            .calls
+            .get_mut(&key)
+            .ok_or_else(|| format!("no such call: {uuid}"))?;
+        let caller = call
+            .a_sdp
+            .is_some()
+            .then(|| call.media.endpoint(Side::A).map(|e| e.id))
+            .flatten();
+        let Some(script) = call.script.as_mut() else {
+            return Err(format!("{uuid} runs no dialplan"));
+        };
+        match &script.wait {
+            Wait::Held(_) | Wait::Playback | Wait::Sleep => {}
+            Wait::Forever => {
+                return Err(format!("{uuid} is in an echo test or a conference"));
+            }
+            _ => return Err(format!("{uuid} is {}: nothing to break", script.current())),
+        }
+        // A `uuid_exec` queued the way back into the held action: the break drops it.
+        script.queue.retain(|a| &*a.location.file != HELD);
+        if let Some(caller) = caller {
+            self.media.stop_playback(caller);
+        }
+        info!(uuid, "uuid_break");
+        self.resume(now, key);
+        Ok(format!("{uuid}: broken out\n"))
+    }
+
+    /// `uuid_bridge_cancel UUID`: cancels the bridge the call is ringing (every target, every
+    /// group left); `bridge.failed` tells it, with ORIGINATOR_CANCEL, and the plan goes on
+    /// after the `bridge` (back into a held action it came from by `uuid_exec`), whatever
+    /// `continue_on_fail` says. A queue re-offers a caller to other agents so.
+    pub(super) fn uuid_bridge_cancel(&mut self, now: Now, uuid: &str) -> Result<String, String> {
+        let key = self
+            .call_by_uuid(uuid)
+            .ok_or_else(|| format!("no such call: {uuid}"))?;
+        let script = self
+            .calls
+            .get_mut(&key)
+            .and_then(|c| c.script.as_mut())
+            .ok_or_else(|| format!("{uuid} runs no dialplan"))?;
+        let Wait::Bridge(run) = &mut script.wait else {
+            return Err(format!(
+                "{uuid} is {}: no bridge to cancel",
+                script.current()
+            ));
+        };
+        run.groups.clear();
+        run.cancelled = true;
+        info!(uuid, "uuid_bridge_cancel");
+        self.bridge_group_failed(now, key, 487, "ORIGINATOR_CANCEL");
+        Ok(format!("{uuid}: bridge cancelled\n"))
+    }
+
     /// Ends the call from the script (`hangup`, the end of the plan), letting the phone play
     /// what it was last sent first.
     fn finish_script(&mut self, now: Now, key: CallKey, cause: &str) {
@@ -430,12 +644,12 @@ impl Switch {
         script.epoch
     }
 
-    /// Waits for the caller to hang up (park, endless music, echo, a conference). A call
+    /// Waits for the caller to hang up (`wait` is `Held` for park and endless music). A call
     /// not answered yet is given up after the no-answer time: an INVITE transaction that only
     /// sent provisional responses never times out by itself, and a vanished caller would
     /// otherwise hold the call forever.
-    fn wait_forever(&mut self, now: Now, key: CallKey) {
-        let epoch = self.wait(key, Wait::Forever);
+    fn wait_forever(&mut self, now: Now, key: CallKey, wait: Wait) {
+        let epoch = self.wait(key, wait);
         if self
             .calls
             .get(&key)
@@ -506,10 +720,15 @@ impl Switch {
                 }
             }
             "playback" => self.start_playback(now, key, data, Wait::Playback),
-            "moh" => self.start_playback(now, key, "local_stream://moh", Wait::Forever),
+            "moh" => self.start_playback(
+                now,
+                key,
+                "local_stream://moh",
+                Wait::Held(held_action("moh", data)),
+            ),
             "tone" => {
                 let spec = format!("tone_stream://{data};loops=-1");
-                self.start_playback(now, key, &spec, Wait::Forever)
+                self.start_playback(now, key, &spec, Wait::Held(held_action("tone", data)))
             }
             "sleep" => {
                 let ms: u64 = data.trim().parse().unwrap_or(0);
@@ -533,9 +752,7 @@ impl Switch {
                 self.finish_script(now, key, cause);
             }
             "echo" => self.start_echo(now, key),
-            "park" => {
-                self.wait_forever(now, key);
-            }
+            "park" => self.wait_forever(now, key, Wait::Held(held_action("park", data))),
             "conference" => self.join_room(now, key, data),
             other => {
                 // A call keeps the module instance it first used: a reload serves new calls
@@ -561,6 +778,7 @@ impl Switch {
                     warn!(application = other, "unknown dialplan application: skipped");
                     return;
                 };
+                let now_ms = self.now_ms(now);
                 let Some(call) = self.calls.get_mut(&key) else {
                     return;
                 };
@@ -575,6 +793,7 @@ impl Switch {
                     uuid: &call.uuid,
                     variables: &script.vars,
                     answered: call.state == CallState::Answered,
+                    now_ms,
                 };
                 let steps = module.run(&view, data);
                 let location = switchyard_dialplan::ir::Location {
@@ -787,7 +1006,7 @@ impl Switch {
         if !self.media_ready(now, key) {
             return;
         }
-        let forever = matches!(wait, Wait::Forever);
+        let forever = matches!(wait, Wait::Forever | Wait::Held(_));
         match self.player_for(key, file, forever) {
             Ok(player) => {
                 let Some(a) = self
@@ -799,9 +1018,11 @@ impl Switch {
                     return;
                 };
                 self.media.play(a, player);
-                let endless = forever || matches!(parse_sound(file), Sound::Music);
-                if endless {
-                    self.wait_forever(now, key);
+                if forever {
+                    self.wait_forever(now, key, wait);
+                } else if matches!(parse_sound(file), Sound::Music) {
+                    // `playback local_stream://moh` never ends: held like `moh`.
+                    self.wait_forever(now, key, Wait::Held(held_action("playback", file)));
                 } else {
                     self.wait(key, wait);
                 }
@@ -1085,7 +1306,7 @@ impl Switch {
                 info!(call = key, "bridge: no answer within call_timeout");
                 self.bridge_group_failed(now, key, 480, "NO_ANSWER");
             }
-            Wait::Forever => {
+            Wait::Forever | Wait::Held(_) => {
                 info!(
                     call = key,
                     "parked without an answer for the no-answer time"
@@ -1379,6 +1600,7 @@ impl Switch {
                 first_fork,
                 caller_id,
                 last_failure: None,
+                cancelled: false,
             }),
         );
         self.next_bridge_group(now, key);
@@ -1468,10 +1690,30 @@ impl Switch {
         }
         call.b_offer = Some(b_offer);
         if terminated_here {
-            // The caller hears ringback from us while the callees ring.
-            if let Ok(player) = self.player_for(key, "tone_stream://ringback", true)
+            // The caller hears ringback from us while the callees ring; an answered caller
+            // hears ${transfer_ringback} instead when set (FreeSWITCH: a queue's music goes
+            // on while an agent rings).
+            let answered = call.state == CallState::Answered;
+            let chosen = answered
+                .then(|| self.var(key, "transfer_ringback"))
+                .flatten()
+                .filter(|v| !v.trim().is_empty());
+            let wanted = chosen.as_deref().unwrap_or("tone_stream://ringback").trim();
+            let (sound, player) = match self.player_for(key, wanted, true) {
+                Ok(player) => (wanted, Ok(player)),
+                Err(error) => {
+                    warn!(%error, sound = wanted, "transfer_ringback: playing ringback instead");
+                    let ringback = "tone_stream://ringback";
+                    (ringback, self.player_for(key, ringback, true))
+                }
+            };
+            if let Ok(player) = player
                 && let Some(a) = self.calls.get(&key).and_then(|c| c.media.endpoint(Side::A))
             {
+                info!(
+                    uuid = self.calls[&key].uuid,
+                    sound, "ringback while the bridge rings"
+                );
                 self.media.play(a.id, player);
             }
         }
@@ -1540,6 +1782,40 @@ impl Switch {
             Target::Gateway { name, number } => {
                 self.ring_gateway(now, key, name, number, caller_id, &offer, max_forwards)
             }
+            Target::Uri { user, addr } => {
+                // Request-URI and To from the URI itself; the callee is its user, as for
+                // user/ID, so a module that offered the call to it recognises the answer.
+                let uri = format!("sip:{user}@{addr}");
+                if let Some(c) = self.calls.get_mut(&key) {
+                    c.callee = user.clone();
+                }
+                let number = caller_id.0.clone().unwrap_or(caller);
+                let display = caller_id.1.clone().or_else(|| {
+                    self.directory
+                        .users
+                        .get(&number)
+                        .and_then(|u| u.display_name.clone())
+                });
+                let started = self.start_fork(
+                    now,
+                    key,
+                    ForkTarget {
+                        callee: user,
+                        from_user: &number,
+                        display: display.as_deref(),
+                        from_uri: None,
+                        to_uri: &format!("<{uri}>"),
+                        request_uri: &uri,
+                        flow: Peer {
+                            transport: TransportKind::Udp,
+                            addr: *addr,
+                        },
+                    },
+                    &offer,
+                    max_forwards,
+                );
+                usize::from(started.is_some())
+            }
         }
     }
 
@@ -1568,6 +1844,13 @@ impl Switch {
         info!(call = key, status, cause, "bridge failed");
         self.set_var(key, "originate_disposition", &cause);
         self.set_var(key, "last_bridge_hangup_cause", &cause);
+        // Before the call goes on or ends: a queue puts its agent back (or to break) on it.
+        self.publish_call(
+            now,
+            "bridge.failed",
+            key,
+            serde_json::json!({ "cause": cause, "status": status }),
+        );
         if let Some(call) = self.calls.get_mut(&key) {
             call.b_final = Some(status);
             if let Some(a) = call.media.endpoint(Side::A).map(|e| e.id)
@@ -1576,12 +1859,18 @@ impl Switch {
                 self.media.stop_playback(a);
             }
         }
-        let carry_on = self
-            .var(key, "continue_on_fail")
-            .is_some_and(|value| match value.trim() {
-                "true" | "yes" | "on" => true,
-                list => list.split(',').any(|c| c.trim() == cause),
-            });
+        let cancelled = self
+            .calls
+            .get(&key)
+            .and_then(|c| c.script.as_ref())
+            .is_some_and(|s| matches!(&s.wait, Wait::Bridge(run) if run.cancelled));
+        let carry_on = cancelled
+            || self
+                .var(key, "continue_on_fail")
+                .is_some_and(|value| match value.trim() {
+                    "true" | "yes" | "on" => true,
+                    list => list.split(',').any(|c| c.trim() == cause),
+                });
         if carry_on {
             // The callee-side endpoint goes back until the next bridge.
             if let Some(call) = self.calls.get_mut(&key)
@@ -1611,8 +1900,7 @@ impl Switch {
     pub(super) fn script_bridged(&mut self, now: Now, key: CallKey) {
         // Whether to record it is mod_recorder's decision, on this event.
         self.wait(key, Wait::Bridged);
-        self.publish_call("call.answered", key, serde_json::json!({}));
-        let _ = now;
+        self.publish_call(now, "call.answered", key, serde_json::json!({}));
     }
 
     /// The callee answered a bridge whose caller leg we already terminate (after an IVR, or
@@ -1850,12 +2138,38 @@ mod tests {
             "",
             "{call_timeout=1",
             "sip:foo",
+            "sip:agent@example.com",
+            "sip:@127.0.0.1",
+            "sip:a;transport=tcp@127.0.0.1",
+            "sofia/internal/1000@127.0.0.1",
             "user/",
             "[x=1]user/1",
             "gateway/a",
         ] {
             assert!(parse_bridge(bad).is_err(), "{bad}");
         }
+        assert!(
+            parse_bridge("sip:a@example.com")
+                .unwrap_err()
+                .contains("sip:USER@IP[:PORT]")
+        );
+        let uri = |user: &str, addr: &str| Target::Uri {
+            user: user.into(),
+            addr: addr.parse().unwrap(),
+        };
+        assert_eq!(
+            parse_bridge("sofia/internal/sip:agent1@127.0.0.1:5090,sip:agent2@10.0.0.2|sip:a3@[::1]:5070|sip:a4@[2001:db8::1]")
+                .unwrap()
+                .groups,
+            vec![
+                vec![
+                    uri("agent1", "127.0.0.1:5090"),
+                    uri("agent2", "10.0.0.2:5060")
+                ],
+                vec![uri("a3", "[::1]:5070")],
+                vec![uri("a4", "[2001:db8::1]:5060")],
+            ]
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! everyone else sends it requests over a channel. Nothing on the signalling or media path ever
 //! waits for the disk: CDR and recording inserts and registration updates are fire-and-forget;
 //! only startup (`load_bindings`), the console (`recent_cdrs`, `recent_recordings`,
-//! `recordings_for_call`) and tests (`flush`) block for a reply.
+//! `recordings_for_call`, `recent_queue_log`) and tests (`flush`) block for a reply.
 //!
 //! Durability. The database runs in WAL mode with `synchronous=NORMAL`. A commit then appends the
 //! transaction to the `-wal` file with `write(2)` before `COMMIT` returns; the fsync is deferred
@@ -17,6 +17,10 @@
 //!
 //! Recording metadata (one row per recording file, see `switchyard-recording`) is written like a
 //! CDR: its own transaction, committed before anything else.
+//!
+//! Queue log rows (one per state change of a contact-centre queue, written by mod_acd through
+//! the host) are written like CDRs too: reports rebuild a queue's day from them, so a row the
+//! daemon queued before a `kill -9` must be there after it.
 //!
 //! Registrations are written in batches: when several binding updates are queued (a burst of
 //! REGISTER refreshes after a restart) they share one transaction.
@@ -143,6 +147,24 @@ pub struct Recording {
     pub error: Option<String>,
 }
 
+/// One state change of a contact-centre queue (a caller joined, was offered to an agent,
+/// answered, abandoned, overflowed; an agent changed state), as Asterisk's queue_log and
+/// FreeSWITCH mod_callcenter's events record them for reports.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct QueueLogEntry {
+    /// Unix time in milliseconds when the host received the change.
+    pub at_unix_ms: i64,
+    pub queue: String,
+    /// The caller's call uuid; empty for an agent's own change.
+    pub call_uuid: String,
+    /// The agent concerned; empty when none is.
+    pub agent: String,
+    /// What happened, in the module's words ("enter", "offer", "answer", "abandon", ...).
+    pub event: String,
+    /// The details, as JSON text.
+    pub data: String,
+}
+
 /// A registration binding (RFC 3261 §10.3): one Contact of one address-of-record.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Binding {
@@ -170,6 +192,8 @@ enum Request {
     InsertRecording(Box<Recording>),
     RecordingsForCall(String, Sender<Result<Vec<Recording>, Error>>),
     RecentRecordings(usize, Sender<Result<Vec<Recording>, Error>>),
+    InsertQueueLog(Box<QueueLogEntry>),
+    RecentQueueLog(usize, Sender<Result<Vec<QueueLogEntry>, Error>>),
     Flush(Sender<Result<(), Error>>),
     Shutdown,
 }
@@ -285,6 +309,19 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX recording_call_uuid ON recording(call_uuid);
     CREATE INDEX recording_created_ms ON recording(created_ms);
 ",
+    "
+    CREATE TABLE queue_log (
+        id          INTEGER PRIMARY KEY,
+        at_unix_ms  INTEGER NOT NULL,
+        queue       TEXT NOT NULL,
+        call_uuid   TEXT NOT NULL,
+        agent       TEXT NOT NULL,
+        event       TEXT NOT NULL,
+        data        TEXT NOT NULL
+    );
+    CREATE INDEX queue_log_at ON queue_log(at_unix_ms);
+    CREATE INDEX queue_log_call_uuid ON queue_log(call_uuid);
+",
 ];
 
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -367,6 +404,16 @@ impl Store {
     /// The `limit` most recent recordings, newest (by `created_ms`) first. Blocks.
     pub fn recent_recordings(&self, limit: usize) -> Result<Vec<Recording>, Error> {
         self.ask(|reply| Request::RecentRecordings(limit, reply))
+    }
+
+    /// Queues a queue-log row; committed in its own transaction, like a CDR.
+    pub fn insert_queue_log(&self, entry: QueueLogEntry) {
+        self.send(Request::InsertQueueLog(Box::new(entry)));
+    }
+
+    /// The `limit` most recent queue-log rows, newest (by time, then insertion) first. Blocks.
+    pub fn recent_queue_log(&self, limit: usize) -> Result<Vec<QueueLogEntry>, Error> {
+        self.ask(|reply| Request::RecentQueueLog(limit, reply))
     }
 
     /// Inserts or replaces the binding keyed by (user, contact).
@@ -456,6 +503,14 @@ impl StorageThread {
                 }
                 Request::RecentRecordings(limit, reply) => {
                     let _ = reply.send(self.recent_recordings(limit));
+                }
+                Request::InsertQueueLog(entry) => {
+                    if let Err(e) = self.insert_queue_log(&entry) {
+                        tracing::error!(queue = %entry.queue, event = %entry.event, error = %e, "queue log insert failed");
+                    }
+                }
+                Request::RecentQueueLog(limit, reply) => {
+                    let _ = reply.send(self.recent_queue_log(limit));
                 }
                 Request::LoadBindings(reply) => {
                     let _ = reply.send(self.load_bindings());
@@ -588,6 +643,43 @@ impl StorageThread {
                 r.error,
             ])?;
         Ok(())
+    }
+
+    fn insert_queue_log(&self, q: &QueueLogEntry) -> Result<(), rusqlite::Error> {
+        // Autocommit, as for a CDR: in the WAL when execute returns.
+        self.conn
+            .prepare_cached(
+                "INSERT INTO queue_log (at_unix_ms, queue, call_uuid, agent, event, data)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                q.at_unix_ms,
+                q.queue,
+                q.call_uuid,
+                q.agent,
+                q.event,
+                q.data
+            ])?;
+        Ok(())
+    }
+
+    fn recent_queue_log(&self, limit: usize) -> Result<Vec<QueueLogEntry>, Error> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT at_unix_ms, queue, call_uuid, agent, event, data
+             FROM queue_log ORDER BY at_unix_ms DESC, id DESC LIMIT ?1",
+        )?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt.query_map([limit], |r| {
+            Ok(QueueLogEntry {
+                at_unix_ms: r.get(0)?,
+                queue: r.get(1)?,
+                call_uuid: r.get(2)?,
+                agent: r.get(3)?,
+                event: r.get(4)?,
+                data: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn recordings_for_call(&self, call_uuid: &str) -> Result<Vec<Recording>, Error> {

@@ -2,7 +2,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use switchyard_store::{Binding, Cdr, Error, Recording, Store};
+use switchyard_store::{Binding, Cdr, Error, QueueLogEntry, Recording, Store};
 
 fn cdr(uuid: &str, end_ms: i64) -> Cdr {
     Cdr {
@@ -63,6 +63,48 @@ fn recording(call_uuid: &str, path: &str, created_ms: i64) -> Recording {
         created_ms,
         error: None,
     }
+}
+
+fn queue_row(at_unix_ms: i64, call_uuid: &str, event: &str) -> QueueLogEntry {
+    QueueLogEntry {
+        at_unix_ms,
+        queue: "sales".into(),
+        call_uuid: call_uuid.into(),
+        agent: "1001".into(),
+        event: event.into(),
+        data: format!("{{\"position\":{at_unix_ms}}}"),
+    }
+}
+
+/// Queue-log rows come back newest first, limited; rows of the same millisecond keep the
+/// order they were written in (newest insertion first).
+#[test]
+fn queue_log_rows_round_trip_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, thread) = Store::open(&dir.path().join("q.db")).unwrap();
+    assert!(store.recent_queue_log(10).unwrap().is_empty());
+    store.insert_queue_log(queue_row(1000, "c1", "enter"));
+    store.insert_queue_log(queue_row(3000, "c1", "answer"));
+    store.insert_queue_log(queue_row(2000, "c1", "offer"));
+    store.insert_queue_log(queue_row(3000, "c2", "enter"));
+    assert_eq!(
+        store.recent_queue_log(3).unwrap(),
+        vec![
+            queue_row(3000, "c2", "enter"),
+            queue_row(3000, "c1", "answer"),
+            queue_row(2000, "c1", "offer"),
+        ]
+    );
+    let agent_only = QueueLogEntry {
+        call_uuid: String::new(),
+        event: "break".into(),
+        data: "{}".into(),
+        ..queue_row(4000, "", "")
+    };
+    store.insert_queue_log(agent_only.clone());
+    assert_eq!(store.recent_queue_log(1).unwrap(), vec![agent_only]);
+    assert_eq!(store.recent_queue_log(100).unwrap().len(), 5);
+    assert!(thread.join());
 }
 
 fn unanswered(uuid: &str, end_ms: i64) -> Cdr {
@@ -299,7 +341,7 @@ fn a_database_of_the_previous_version_gains_the_new_columns() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     let columns: Vec<String> = conn
         .prepare("SELECT name FROM pragma_table_info('cdr')")
         .unwrap()
@@ -483,6 +525,7 @@ fn cdr_survives_kill_9() {
         store.upsert_binding(binding("1000", "sip:1000@h", 77));
         store.insert_cdr(full_cdr("killed", 4242));
         store.insert_recording(recording("killed", "/r/killed.wav.enc", 4242));
+        store.insert_queue_log(queue_row(4242, "killed", "abandon"));
         store.flush().unwrap();
         println!("committed");
         use std::io::Write;
@@ -547,6 +590,10 @@ fn cdr_survives_kill_9() {
     assert_eq!(
         store.recordings_for_call("killed").unwrap(),
         vec![recording("killed", "/r/killed.wav.enc", 4242)]
+    );
+    assert_eq!(
+        store.recent_queue_log(10).unwrap(),
+        vec![queue_row(4242, "killed", "abandon")]
     );
     assert_eq!(
         store.load_bindings().unwrap(),
