@@ -11,6 +11,9 @@ mod gateway;
 mod guard;
 mod media_plan;
 mod modules;
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)]
+mod originate_tests;
 mod reactor;
 mod registrar;
 #[cfg(test)]
