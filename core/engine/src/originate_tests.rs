@@ -35,6 +35,18 @@ fn call_line(h: &mut Harness) -> String {
     lines.next().unwrap().to_owned()
 }
 
+/// The names of the call events published so far, and the fields of the last `name`.
+fn events(h: &Harness, name: &str) -> (Vec<String>, Option<serde_json::Value>) {
+    let published = h.switch.published.borrow();
+    let names = published.iter().map(|(n, _)| n.clone()).collect();
+    let last = published
+        .iter()
+        .rev()
+        .find(|(n, _)| n == name)
+        .map(|(_, fields)| fields.clone());
+    (names, last)
+}
+
 fn sdp_codecs(message: &Message) -> Vec<String> {
     SessionDescription::parse(message.body())
         .expect("an SDP body")
@@ -113,7 +125,36 @@ fn an_originated_call_rings_with_our_offer_and_runs_its_application_once_answere
     assert_eq!(cdr.hangup_cause, "MANAGER_REQUEST");
     assert_eq!(cdr.a_sip_code, Some(200));
     assert!(cdr.answer_ms.is_some());
+    let (names, new) = events(&h, "call.new");
+    assert_eq!(names, ["call.new", "call.answered", "call.ended"]);
+    let new = new.unwrap();
+    assert_eq!(new["uuid"], uuid.as_str());
+    assert_eq!(new["variables"]["direction"], "outbound");
+    assert_eq!(new["variables"]["origination_caller_id_number"], "5551234");
     h.assert_nothing_left_after_bye_answers(&[BOB_DESK]);
+}
+
+#[test]
+fn origination_uuid_names_the_call() {
+    let mut h = Harness::new(45400, |_| {});
+    h.register(BOB_DESK);
+    let (uuid, _) = originate(
+        &mut h,
+        "{origination_uuid=acd-callback-7}user/1001 &park()",
+        BOB_DESK,
+    );
+    assert_eq!(uuid, "acd-callback-7");
+    assert!(call_line(&mut h).starts_with("acd-callback-7 "));
+    let again = h
+        .switch
+        .execute(
+            h.now,
+            "originate {origination_uuid=acd-callback-7}user/1001 &park()",
+        )
+        .expect_err("one call per uuid");
+    assert!(again.contains("exists already"), "{again}");
+    h.switch.execute(h.now, "hupall").unwrap();
+    assert_eq!(h.cdrs()[0].uuid, "acd-callback-7");
 }
 
 #[test]
@@ -135,6 +176,13 @@ fn a_busy_target_fails_the_originate_with_its_cause() {
     assert_eq!(cdr.hangup_cause, "USER_BUSY");
     assert_eq!(cdr.a_sip_code, Some(486));
     assert_eq!(cdr.answer_ms, None);
+    let (names, failed) = events(&h, "originate.failed");
+    assert_eq!(names, ["call.new", "originate.failed", "call.ended"]);
+    let failed = failed.unwrap();
+    assert_eq!(failed["uuid"], uuid.as_str());
+    assert_eq!(failed["cause"], "USER_BUSY");
+    assert_eq!(failed["status"], 486);
+    assert_eq!(failed["variables"]["destination_number"], "9196");
     h.assert_nothing_left_after_bye_answers(&[BOB_DESK]);
 }
 
@@ -155,6 +203,8 @@ fn originate_timeout_cancels_a_ringing_target() {
     let cdr = &h.cdrs()[0];
     assert_eq!(cdr.hangup_cause, "NO_ANSWER");
     assert_eq!(cdr.hangup_side, "system");
+    let (_, failed) = events(&h, "originate.failed");
+    assert_eq!(failed.unwrap()["cause"], "NO_ANSWER");
     // The target confirms the CANCEL and ends its INVITE with 487.
     h.answer(BOB_DESK, &cancel, 200, "bob");
     h.answer(BOB_DESK, &invite, 487, "bob");
@@ -389,6 +439,7 @@ fn bad_originates_are_refused_at_once() {
     assert!(refused(&mut h, "user/1001 &playback(x").contains("without its `)`"));
     assert!(refused(&mut h, "user/1001 9196 LUA").contains("only dialplan is XML"));
     assert!(refused(&mut h, "{a=b user/1001 9196").contains("without its `}`"));
+    assert!(refused(&mut h, "{origination_uuid=a/b}user/1001 9196").contains("origination_uuid"));
     assert!(h.sent().is_empty());
     assert_eq!(h.active_calls(), 0);
     assert!(h.cdrs().is_empty());

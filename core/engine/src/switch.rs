@@ -473,6 +473,9 @@ pub struct Switch {
     sounds: Sounds,
     recorder: Option<Recorder>,
     rooms: HashMap<String, Room>,
+    /// Every call event published, for the tests to read (there are no modules there).
+    #[cfg(test)]
+    pub(crate) published: std::cell::RefCell<Vec<(String, serde_json::Value)>>,
 }
 
 /// Everything the switch needs from the outside world, built by the reactor.
@@ -598,6 +601,8 @@ impl Switch {
             sounds,
             recorder,
             rooms: HashMap::new(),
+            #[cfg(test)]
+            published: Default::default(),
         };
         switch
             .timers

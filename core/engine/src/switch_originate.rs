@@ -16,7 +16,8 @@
 //!
 //! The console answers `+OK UUID` at once; FreeSWITCH waits for the outcome, but the console
 //! runs on the signalling thread, which must not block. The outcome reaches the modules as
-//! `call.answered`, or `originate.failed` {uuid, cause, status, variables}, then `call.ended`.
+//! `call.answered`, or `originate.failed` {uuid, cause, status, variables}, then `call.ended`;
+//! a module that originates through a console line names the call with `origination_uuid`.
 
 use switchyard_dialplan::matcher::PlannedAction;
 use switchyard_media::{DtmfOptions, LegCodec};
@@ -249,6 +250,23 @@ impl Switch {
             .or_else(|| var("originate_timeout").and_then(|t| t.parse().ok()))
             .filter(|secs| *secs > 0)
             .map_or(self.settings.no_answer, Duration::from_secs);
+        // FreeSWITCH's origination_uuid: the caller (a module placing a callback) names the
+        // call, so it can follow it through the events without the console's answer.
+        let uuid = match var("origination_uuid") {
+            Some(uuid) if self.call_by_uuid(&uuid).is_some() => {
+                return Err(format!("originate: a call {uuid} exists already"));
+            }
+            Some(uuid)
+                if uuid.len() > 64
+                    || !uuid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') =>
+            {
+                return Err(format!(
+                    "originate: origination_uuid {uuid:?}: letters, digits and `-`, 64 at most"
+                ));
+            }
+            Some(uuid) => uuid,
+            None => new_uuid(),
+        };
         let leg = self.originate_leg(now, &request.target, &number, name.as_deref())?;
 
         let endpoint = self
@@ -282,7 +300,6 @@ impl Switch {
             return Err("originate: the INVITE could not be built".into());
         };
 
-        let uuid = new_uuid();
         let (extension, context) = match &request.then {
             Then::Extension { extension, context } => (extension.clone(), context.clone()),
             Then::Application { .. } => (leg.callee.clone(), self.settings.default_context.clone()),
