@@ -47,6 +47,8 @@ pub mod offset {
 pub struct Slot {
     index: u16,
     _lock: File,
+    /// Further slots held by [`Slot::acquire_span`]: their RTP blocks widen this one's.
+    extra: Vec<File>,
 }
 
 impl Slot {
@@ -68,13 +70,61 @@ impl Slot {
             if file.try_lock().is_err() {
                 continue;
             }
-            let slot = Slot { index, _lock: file };
+            let slot = Slot {
+                index,
+                _lock: file,
+                extra: Vec::new(),
+            };
             // Something outside the test suite may hold the port: skip such slots.
             if slot.probe_free(offset::DAEMON) {
                 return slot;
             }
         }
         panic!("no free e2e port slot (all {SLOTS} locked or busy)");
+    }
+
+    /// Reserves `n` consecutive slots as one: the first's SIP block, and an RTP range over
+    /// all `n` blocks (a load test with hundreds of calls needs more than one block's 100
+    /// RTP/RTCP pairs).
+    pub fn acquire_span(n: u16) -> Slot {
+        let dir = std::env::temp_dir().join("switchyard-e2e-slots");
+        std::fs::create_dir_all(&dir).expect("create slot lock dir");
+        let lock = |index: u16| {
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(dir.join(format!("slot-{index}.lock")))
+                .expect("open slot lock file");
+            file.try_lock().is_ok().then_some(file)
+        };
+        let start = (std::process::id() % u32::from(SLOTS)) as u16;
+        for k in 0..SLOTS {
+            let first = (start + k) % SLOTS;
+            if first + n > SLOTS {
+                continue;
+            }
+            let mut files = Vec::new();
+            for index in first..first + n {
+                match lock(index) {
+                    Some(file) => files.push(file),
+                    None => break,
+                }
+            }
+            if files.len() < usize::from(n) {
+                continue;
+            }
+            let head = files.remove(0);
+            let slot = Slot {
+                index: first,
+                _lock: head,
+                extra: files,
+            };
+            if slot.probe_free(offset::DAEMON) {
+                return slot;
+            }
+        }
+        panic!("no {n} consecutive free e2e port slots");
     }
 
     fn probe_free(&self, off: u16) -> bool {
@@ -100,6 +150,7 @@ impl Slot {
     /// The daemon's RTP range, inclusive.
     pub fn rtp_range(&self) -> (u16, u16) {
         let lo = RTP_BASE + self.index * RTP_BLOCK;
-        (lo, lo + RTP_BLOCK - 1)
+        let blocks = 1 + self.extra.len() as u16;
+        (lo, lo + blocks * RTP_BLOCK - 1)
     }
 }

@@ -12,6 +12,9 @@ mod guard;
 mod media_plan;
 mod modules;
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)]
+mod originate_tests;
+#[cfg(test)]
 mod queue_tests;
 mod reactor;
 mod registrar;

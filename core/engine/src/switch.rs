@@ -38,6 +38,8 @@ mod gateways;
 mod media_setup;
 #[path = "switch_modules.rs"]
 mod modules_side;
+#[path = "switch_originate.rs"]
+mod originate;
 #[path = "switch_script.rs"]
 mod script;
 #[path = "switch_transfer.rs"]
@@ -161,7 +163,9 @@ enum CallState {
 
 struct ALeg {
     dialog: Dialog,
-    invite_tx: ServerTxId,
+    /// The caller's INVITE; None when the switch placed the call itself (`originate`): the
+    /// leg is then our own UAC dialog, answered before the script starts.
+    invite_tx: Option<ServerTxId>,
     /// Until the caller's ACK for our 2xx arrives.
     awaiting_ack: bool,
     origin: OriginState,
@@ -281,6 +285,8 @@ struct Call {
     pinned_apps: HashMap<String, Arc<dyn ModuleApplication>>,
     /// A module's media tap on the call (`tap start UUID MODULE`).
     module_tap: Option<modules_side::ModuleTap>,
+    /// The INVITE we sent, when the switch placed this call itself (`originate`).
+    originate: Option<originate::Origination>,
 }
 
 /// Where a fork goes and who it says is calling.
@@ -398,6 +404,10 @@ enum ClientRole {
     },
     /// Our own re-INVITE to the caller (its leg moved to another endpoint).
     Reoffer {
+        call: CallKey,
+    },
+    /// The INVITE of a call we place ourselves (`originate`): its A leg.
+    OriginateInvite {
         call: CallKey,
     },
 }
@@ -793,6 +803,8 @@ impl Switch {
             self.timers
                 .push(Reverse((deadline, Timer::ShutdownDeadline)));
             self.unregister_gateways(now);
+            // Nobody talks on a call we are still ringing: it ends now, not at the grace.
+            self.cancel_originations(now, "SYSTEM_SHUTDOWN");
         }
         self.check_drained();
     }
@@ -1242,7 +1254,7 @@ impl Switch {
             state: CallState::Routing,
             a: ALeg {
                 dialog: a_dialog,
-                invite_tx: tx,
+                invite_tx: Some(tx),
                 awaiting_ack: false,
                 origin: OriginState::new(rand::random::<u32>() as u64),
                 last_sdp: None,
@@ -1277,6 +1289,7 @@ impl Switch {
             b_leg_codec: None,
             pinned_apps: HashMap::new(),
             module_tap: None,
+            originate: None,
         };
         self.calls.insert(key, call);
         self.publish_call(now, "call.new", key, serde_json::json!({}));
@@ -1448,14 +1461,16 @@ impl Switch {
         let tag = call.a.dialog.local_tag.clone();
         let contact = contact_value(call.a.dialog.peer.transport, call.a.dialog.local_addr);
         info!(uuid = call.uuid, "answered");
-        self.respond(
-            now,
-            tx,
-            200,
-            &[("Contact", contact), ("Allow", ALLOW.to_owned())],
-            Some(&tag),
-            Some((SDP, &sdp)),
-        );
+        if let Some(tx) = tx {
+            self.respond(
+                now,
+                tx,
+                200,
+                &[("Contact", contact), ("Allow", ALLOW.to_owned())],
+                Some(&tag),
+                Some((SDP, &sdp)),
+            );
+        }
         // A bridged call is announced once connected (script_bridged).
         if self.calls.get(&key).is_some_and(|c| c.winner.is_none()) {
             self.publish_call(now, "call.answered", key, serde_json::json!({}));
@@ -1524,6 +1539,12 @@ impl Switch {
                     self.on_reoffer_response(now, call, &msg);
                 }
             }
+            Some(&ClientRole::OriginateInvite { call }) => {
+                if status >= 200 {
+                    self.client_roles.remove(&tx);
+                }
+                self.on_originate_response(now, call, &msg, status);
+            }
             None => {
                 // A 2xx retransmitted after its transaction ended: re-ACK it from the fork.
                 if (200..300).contains(&status) {
@@ -1590,7 +1611,8 @@ impl Switch {
                 body = call.reanchor(&self.media, Side::B(fork), Side::A, &early);
                 self.media.bridge(a, b);
             }
-            let tx = call.a.invite_tx;
+            // An originated call's leg is answered before any fork rings (a_sdp is set).
+            let Some(tx) = call.a.invite_tx else { return };
             let tag = call.a.dialog.local_tag.clone();
             let contact = contact_value(call.a.dialog.peer.transport, call.a.dialog.local_addr);
             let reason = msg.reason().unwrap_or("").to_owned();
@@ -1729,6 +1751,7 @@ impl Switch {
                 warn!(call, "the caller never answered our re-INVITE");
                 self.hang_up(now, call, "RECOVERY_ON_TIMER_EXPIRE", "system");
             }
+            Some(ClientRole::OriginateInvite { call }) => self.on_originate_timeout(now, call),
             Some(ClientRole::AbandonedInvite { .. }) => {}
             _ => {}
         }
@@ -2154,9 +2177,12 @@ impl Switch {
             return;
         };
         call.a_final = Some(status);
-        let tx = call.a.invite_tx;
         let tag = call.a.dialog.local_tag.clone();
-        self.respond(now, tx, status, &[], Some(&tag), None);
+        match call.a.invite_tx {
+            Some(tx) => self.respond(now, tx, status, &[], Some(&tag), None),
+            // Our own INVITE is cancelled as end_call abandons it.
+            None => self.publish_originate_failed(now, key, status, cause),
+        }
         self.counters.calls_failed += 1;
         self.end_call(now, key, cause, side);
     }
@@ -2221,8 +2247,12 @@ impl Switch {
         let Some(request) = parse_own(bytes) else {
             return;
         };
-        if is_bye && side == Side::A && call.a.awaiting_ack {
-            self.deferred_byes.insert(call.a.invite_tx, (peer, request));
+        if is_bye
+            && side == Side::A
+            && call.a.awaiting_ack
+            && let Some(invite_tx) = call.a.invite_tx
+        {
+            self.deferred_byes.insert(invite_tx, (peer, request));
             return;
         }
         let tx = self.transactions.send_request(now.mono, request, peer);
@@ -2320,7 +2350,12 @@ impl Switch {
                 self.endpoint_calls.remove(&a.id);
             }
         }
-        self.server_roles.remove(&call.a.invite_tx);
+        if let Some(tx) = call.a.invite_tx {
+            self.server_roles.remove(&tx);
+        }
+        if let Some(origination) = &call.originate {
+            self.abandon_origination(now, origination, call.a.dialog.peer);
+        }
         self.dialogs.remove(&(
             call.a.dialog.call_id.clone(),
             call.a.dialog.local_tag.clone(),
@@ -2582,6 +2617,10 @@ impl Switch {
                 Ok(count) => self.queue_log_text(count.min(10_000)),
                 Err(_) => Err("usage: show queue_log [count]".into()),
             },
+            ["originate", ..] => {
+                let args = line.trim_start()["originate".len()..].trim();
+                self.originate_command(now, args)
+            }
             ["record", action, uuid] => {
                 let Some(key) = self.call_by_uuid(uuid) else {
                     return Err(format!("no such call: {uuid}"));
@@ -2855,8 +2894,13 @@ impl Switch {
         let mut out = String::new();
         let mut lines = 0;
         for call in self.calls.values() {
+            let a_direction = if call.originate.is_some() {
+                "outbound"
+            } else {
+                "inbound"
+            };
             let mut legs: Vec<(Side, &Dialog, &'static str)> =
-                vec![(Side::A, &call.a.dialog, "inbound")];
+                vec![(Side::A, &call.a.dialog, a_direction)];
             for (i, fork) in call.forks.iter().enumerate() {
                 if fork.state != ForkState::Failed {
                     legs.push((Side::B(i), &fork.dialog, "outbound"));
@@ -2965,6 +3009,7 @@ pub const COMMANDS: &[&str] = &[
     "unload",
     "reload",
     "transfer",
+    "originate",
     "shutdown",
     "help",
 ];

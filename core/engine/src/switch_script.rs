@@ -154,6 +154,7 @@ impl Script {
             Wait::Bridge(_) => "bridging",
             Wait::Bridged => "bridged",
             Wait::Forever | Wait::Held(_) => "parked",
+            Wait::Originate => "originating",
         }
     }
 }
@@ -170,6 +171,8 @@ enum Wait {
     /// Park, music on hold, an endless tone: only a hang-up ends it, but `uuid_exec` may run
     /// an application in between, after which the call goes back into this action.
     Held(PlannedAction),
+    /// An originated call rings its target: the actions run once it answers.
+    Originate,
 }
 
 /// `play_and_get_digits` and `read` in progress.
@@ -256,7 +259,7 @@ pub(super) fn parse_bridge(data: &str) -> Result<BridgeSpec, String> {
     Ok(BridgeSpec { groups, variables })
 }
 
-fn parse_target(target: &str) -> Result<Target, String> {
+pub(super) fn parse_target(target: &str) -> Result<Target, String> {
     if target.starts_with('[') {
         return Err(format!(
             "bridge: per-target variables ({target}) are not supported; use {{...}} before all targets"
@@ -667,6 +670,33 @@ impl Switch {
         self.run_script(now, key);
     }
 
+    /// An originated call's script waits for its target to answer, for `timeout` at most.
+    pub(super) fn wait_for_origination(&mut self, now: Now, key: CallKey, timeout: Duration) {
+        let epoch = self.wait(key, Wait::Originate);
+        self.timers.push(Reverse((
+            now.mono + bounded_ms(timeout.as_millis() as u64),
+            Timer::Script(key, epoch),
+        )));
+    }
+
+    /// The target of an originated call answered: its script runs `actions` (the hunt of its
+    /// extension, or its one application) with `vars`, as an inbound call the dialplan
+    /// answered would.
+    pub(super) fn start_originated_script(
+        &mut self,
+        now: Now,
+        key: CallKey,
+        actions: Vec<PlannedAction>,
+        vars: Variables,
+    ) {
+        let Some(script) = self.calls.get_mut(&key).and_then(|c| c.script.as_mut()) else {
+            return;
+        };
+        script.queue = actions.into();
+        script.vars = vars;
+        self.resume(now, key);
+    }
+
     fn set_var(&mut self, key: CallKey, name: &str, value: &str) {
         if let Some(script) = self.calls.get_mut(&key).and_then(|c| c.script.as_mut()) {
             script.vars.set(name, value);
@@ -823,7 +853,7 @@ impl Switch {
         if call.state == CallState::Answered || call.early {
             return;
         }
-        let tx = call.a.invite_tx;
+        let Some(tx) = call.a.invite_tx else { return };
         let tag = call.a.dialog.local_tag.clone();
         let contact = contact_value(call.a.dialog.peer.transport, call.a.dialog.local_addr);
         self.respond(now, tx, 180, &[("Contact", contact)], Some(&tag), None);
@@ -929,8 +959,8 @@ impl Switch {
         let Some(sdp) = call.a_sdp.clone() else {
             return;
         };
+        let Some(tx) = call.a.invite_tx else { return };
         call.early = true;
-        let tx = call.a.invite_tx;
         let tag = call.a.dialog.local_tag.clone();
         let contact = contact_value(call.a.dialog.peer.transport, call.a.dialog.local_addr);
         self.respond(
@@ -1313,6 +1343,7 @@ impl Switch {
                 );
                 self.finish_script(now, key, "NO_ANSWER");
             }
+            Wait::Originate => self.originate_timed_out(now, key),
             _ => {}
         }
     }
