@@ -511,7 +511,18 @@ fn queue_log_messages_become_rows_the_console_shows() {
         "mod_acd",
         br#"{"queue":"sales","event":"agent-break"}"#,
     );
-    for bad in [&b"nope"[..], br#"{"queue":"sales"}"#, br#"["x"]"#] {
+    // An agent's own change names no queue.
+    h.switch.module_queue_log(
+        h.now,
+        "mod_acd",
+        br#"{"queue":"","agent":"1001","event":"AGENTLOGIN"}"#,
+    );
+    for bad in [
+        &b"nope"[..],
+        br#"{"queue":"sales"}"#,
+        br#"["x"]"#,
+        br#"{"event":"AGENTLOGIN"}"#,
+    ] {
         h.switch.module_queue_log(h.now, "mod_acd", bad);
     }
     h.switch
@@ -522,16 +533,17 @@ fn queue_log_messages_become_rows_the_console_shows() {
     assert_eq!(
         shown,
         format!(
-            "3 queue log rows\n\
+            "4 queue log rows\n\
              {t0} sales c-1 1001 enter {{\"position\":1}}\n\
              {t1} sales c-1 1001 offer {{\"position\":1}}\n\
-             {t1} sales - - agent-break {{}}\n",
+             {t1} sales - - agent-break {{}}\n\
+             {t1} - - 1001 AGENTLOGIN {{}}\n",
             t1 = t0 + 250
         )
     );
     let last = h.switch.execute(h.now, "show queue_log 1").unwrap();
     assert_eq!(last.lines().count(), 2, "{last}");
-    assert!(last.contains("agent-break"), "{last}");
+    assert!(last.contains("AGENTLOGIN"), "{last}");
     assert!(
         h.switch
             .execute(h.now, "show queue_log x")
@@ -682,4 +694,44 @@ fn uuid_bridge_cancel_sends_the_caller_back_to_where_it_waited() {
     assert!(requests_to(&h.sent(), ALICE, Method::Bye).is_empty());
     h.switch.execute(h.now, "hupall").unwrap();
     h.assert_nothing_left_after_bye_answers(&[ALICE, AGENT]);
+}
+
+/// FreeSWITCH's inline dialplan from the console: `transfer UUID app:data,app:data inline`
+/// replaces the plan of a held call (a queue's callback confirmation, then the hang-up), and
+/// `moh SOUND` holds the caller on a sound of its own rather than the music.
+#[test]
+fn an_inline_transfer_replaces_the_plan_and_moh_plays_its_own_sound() {
+    let (mut h, _dir) = harness(
+        42420,
+        &[extension(
+            "5990",
+            &[
+                ("answer", ""),
+                ("moh", "tone_stream://%(200,200,440)"),
+                ("hangup", "CALL_REJECTED"),
+            ],
+        )],
+    );
+    h.register(ALICE);
+    let (call_id, sent) = h.call(ALICE, "5990");
+    answered(&mut h, &sent);
+    let (uuid, state) = only_call(&mut h);
+    assert!(state.contains("parked"), "{state}");
+    let out = h
+        .switch
+        .execute(
+            h.now,
+            &format!("transfer {uuid} set:why=USER_BUSY,sleep:500,hangup:${{why}} inline"),
+        )
+        .unwrap();
+    assert!(out.contains(&uuid), "{out}");
+    assert!(
+        only_call(&mut h).1.contains("sleep"),
+        "the inline plan runs"
+    );
+    assert!(requests_to(&h.sent(), ALICE, Method::Bye).is_empty());
+    h.advance(Duration::from_millis(500));
+    assert_eq!(requests_to(&h.sent(), ALICE, Method::Bye).len(), 1);
+    assert_eq!(cdr_cause(&h, &call_id), "USER_BUSY");
+    h.assert_nothing_left_after_bye_answers(&[ALICE]);
 }

@@ -2815,7 +2815,7 @@ impl Switch {
                 out,
                 "{} {} {} {} {} {}",
                 row.at_unix_ms,
-                row.queue,
+                or_dash(&row.queue),
                 or_dash(&row.call_uuid),
                 or_dash(&row.agent),
                 row.event,

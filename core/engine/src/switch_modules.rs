@@ -475,10 +475,11 @@ impl Switch {
                 .to_owned()
         };
         let (queue, event) = (text("queue"), text("event"));
-        if queue.is_empty() || event.is_empty() {
+        // An agent's own change (log in, break) belongs to no queue: it names the agent.
+        if event.is_empty() || (queue.is_empty() && text("agent").is_empty()) {
             return warn!(
                 module,
-                "queue_log message without \"queue\" and \"event\": dropped"
+                "queue_log message without \"event\", or without both \"queue\" and \"agent\": dropped"
             );
         }
         let data = fields.get("data").cloned().unwrap_or_else(|| json!({}));

@@ -112,19 +112,25 @@ impl Script {
     /// A transfer from outside the plan (REFER, the console): the plan starts over with a
     /// `transfer` to `target` in `context`, whatever the script was waiting for.
     pub(super) fn reset_for_transfer(&mut self, target: &str, context: &str) {
-        let data = format!("{target} XML {context}");
-        self.queue.clear();
-        self.queue.push_back(PlannedAction {
-            application: "transfer".into(),
-            data: data.clone(),
-            template: data,
-            captures: Vec::new(),
-            location: switchyard_dialplan::ir::Location {
-                file: Arc::from("(transfer)"),
-                line: 0,
-                column: 0,
-            },
-        });
+        if context == "inline" {
+            // FreeSWITCH's inline dialplan: the target is the actions themselves, their
+            // variables expanded as each runs.
+            self.queue = inline_actions(target);
+        } else {
+            let data = format!("{target} XML {context}");
+            self.queue.clear();
+            self.queue.push_back(PlannedAction {
+                application: "transfer".into(),
+                data: data.clone(),
+                template: data,
+                captures: Vec::new(),
+                location: switchyard_dialplan::ir::Location {
+                    file: Arc::from("(transfer)"),
+                    line: 0,
+                    column: 0,
+                },
+            });
+        }
         self.wait = Wait::Running;
         self.epoch += 1;
         self.played_at = None;
@@ -412,6 +418,29 @@ fn held_action(application: &str, data: &str) -> PlannedAction {
 
 /// The "file" of a held action put back in the queue by `uuid_exec`.
 const HELD: &str = "(held)";
+
+/// `app:data,app:data` (FreeSWITCH's inline dialplan) as actions; an entry without `:` is an
+/// application without data.
+fn inline_actions(text: &str) -> VecDeque<PlannedAction> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            let (application, data) = entry.split_once(':').unwrap_or((entry, ""));
+            PlannedAction {
+                application: application.to_owned(),
+                data: data.to_owned(),
+                template: data.to_owned(),
+                captures: Vec::new(),
+                location: switchyard_dialplan::ir::Location {
+                    file: Arc::from("(inline)"),
+                    line: 0,
+                    column: 0,
+                },
+            }
+        })
+        .collect()
+}
 
 fn split_args(data: &str) -> Vec<&str> {
     data.split_whitespace().collect()
@@ -750,12 +779,14 @@ impl Switch {
                 }
             }
             "playback" => self.start_playback(now, key, data, Wait::Playback),
-            "moh" => self.start_playback(
-                now,
-                key,
-                "local_stream://moh",
-                Wait::Held(held_action("moh", data)),
-            ),
+            // `moh [SOUND]`: the music of sounds/music, or SOUND looped (a queue's own music).
+            "moh" => {
+                let sound = match data.trim() {
+                    "" => "local_stream://moh",
+                    sound => sound,
+                };
+                self.start_playback(now, key, sound, Wait::Held(held_action("moh", data)))
+            }
             "tone" => {
                 let spec = format!("tone_stream://{data};loops=-1");
                 self.start_playback(now, key, &spec, Wait::Held(held_action("tone", data)))
@@ -1561,6 +1592,12 @@ impl Switch {
         let Some(script) = self.calls.get_mut(&key).and_then(|c| c.script.as_mut()) else {
             return;
         };
+        if args.get(1) == Some(&"inline") {
+            // FreeSWITCH's inline dialplan: `app:data,app:data` replaces the plan, without a
+            // hunt (a module sends `transfer UUID playback:callback-confirmed,hangup inline`).
+            script.queue = inline_actions(&extension);
+            return;
+        }
         script.transfers += 1;
         if script.transfers > MAX_TRANSFERS {
             warn!(call = key, "too many transfers: a dialplan loop");
