@@ -175,6 +175,8 @@ pub struct Switchboard {
     by_interaction: HashMap<InteractionId, String>,
     callbacks: HashMap<InteractionId, Callback>,
     next_interaction: u64,
+    /// Interactions whose call ended, to forget once their last rows are logged.
+    forgotten: Vec<InteractionId>,
     now: Millis,
 }
 
@@ -274,6 +276,7 @@ impl Switchboard {
             by_interaction: HashMap::new(),
             callbacks: HashMap::new(),
             next_interaction: 1,
+            forgotten: Vec::new(),
             now: 0,
         }
     }
@@ -758,11 +761,11 @@ impl Switchboard {
         Ok(())
     }
 
+    /// The call is gone; its uuid stays known until the next drain has logged the rows of
+    /// its end (ABANDON, COMPLETE) under it.
     fn forget(&mut self, uuid: &str) -> Option<QueuedCall> {
         let call = self.calls.remove(uuid)?;
-        if !self.callbacks.contains_key(&call.interaction) {
-            self.by_interaction.remove(&call.interaction);
-        }
+        self.forgotten.push(call.interaction);
         Some(call)
     }
 
@@ -801,6 +804,12 @@ impl Switchboard {
         }
         for interaction in offered {
             self.ring(interaction, &mut sends);
+        }
+        for id in std::mem::take(&mut self.forgotten) {
+            // A callback keeps its place after its caller hung up.
+            if !self.callbacks.contains_key(&id) {
+                self.by_interaction.remove(&id);
+            }
         }
         sends
     }

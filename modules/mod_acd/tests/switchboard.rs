@@ -199,6 +199,9 @@ fn a_caller_is_held_on_music_and_rung_through_to_the_first_agent() {
 
     let sends = rig.event(64_000, "call.ended", "u1", json!({}));
     assert_eq!(log_events(&sends), ["COMPLETE"]);
+    // The row of the end still names the call that just went.
+    let complete = sends.iter().find(|s| s.name == "queue_log").unwrap();
+    assert_eq!(complete.body["call_uuid"], "u1");
     assert_eq!(rig.agent_state(64_000, 1000), "wrap-up");
     rig.tick(69_000);
     assert_eq!(rig.agent_state(69_000, 1000), "available");
@@ -245,6 +248,12 @@ fn a_caller_hanging_up_while_waiting_is_an_abandon_and_frees_the_agent() {
     rig.enter(0, "u1", "sales");
     let sends = rig.event(2_000, "call.ended", "u1", json!({}));
     assert_eq!(log_events(&sends), ["OFFERCANCELLED", "ABANDON"]);
+    assert!(
+        sends
+            .iter()
+            .filter(|s| s.name == "queue_log")
+            .all(|s| s.body["call_uuid"] == "u1")
+    );
     assert_eq!(rig.agent_state(2_000, 1000), "available");
     // An event of the gone call changes nothing.
     assert!(lines(&rig.event(2_100, "bridge.failed", "u1", json!({}))).is_empty());

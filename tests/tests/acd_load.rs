@@ -1,0 +1,220 @@
+//! The contact centre under load (issue 6): 200 SIPp callers queue at once in queue `load`
+//! (tests/conf/acd/queues.toml) while every agent is logged out; then 50 agents log in from
+//! the console: 45 are one SIPp UAS that answers after a random 0.2-2.5 s and hangs up after
+//! a random 0.5-3 s talk, 5 are a second SIPp UAS that rings and never answers. Every caller
+//! must be served, every agent must end idle (the silent ones on break by max-no-answer), and
+//! the queue log must account for every caller: entered, connected, completed, never twice.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Duration;
+
+use switchyard_e2e::daemon::copy_tree;
+use switchyard_e2e::slot::offset;
+use switchyard_e2e::{Daemon, Sipp, Slot, e2e_dir, sipp_caller, wait_until};
+
+const CALLERS: usize = 200;
+const ANSWERING: u32 = 45;
+const SILENT: u32 = 5;
+
+/// One queue-log row as the store keeps it.
+#[derive(Debug)]
+struct Row {
+    call_uuid: String,
+    agent: String,
+    event: String,
+}
+
+fn queue_log(db: &Path) -> Vec<Row> {
+    use rusqlite::{Connection, OpenFlags};
+    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open db");
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT call_uuid, agent, event FROM queue_log WHERE queue = 'load' OR queue = '' ORDER BY id")
+        .unwrap();
+    stmt.query_map([], |r| {
+        Ok(Row {
+            call_uuid: r.get(0)?,
+            agent: r.get(1)?,
+            event: r.get(2)?,
+        })
+    })
+    .unwrap()
+    .collect::<Result<Vec<_>, _>>()
+    .unwrap()
+}
+
+/// The figure of `queue show load` in `column` (0: name, 2: waiting, 4: answered...).
+fn queue_figure(d: &Daemon, column: usize) -> String {
+    let text = d.ctl_ok("queue show load");
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("load "))
+        .unwrap_or_else(|| panic!("no load row in\n{text}"));
+    row.split_whitespace().nth(column).unwrap().to_owned()
+}
+
+/// Agent states by id, from `agent show`.
+fn agent_states(d: &Daemon) -> BTreeMap<u32, String> {
+    d.ctl_ok("agent show")
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let id = words.next()?.parse().ok()?;
+            Some((id, words.next()?.to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn two_hundred_queued_callers_fifty_agents_everyone_accounted_for() {
+    // 200 callers and up to 50 agent legs at once: 250 RTP/RTCP pairs, three slots' worth.
+    let slot = Slot::acquire_span(3);
+    let uas = slot.port(offset::SIPP_UAS);
+    let uas2 = slot.port(offset::SIPP_UAS2);
+    let template = tempfile::Builder::new()
+        .prefix("sy-acd-load-")
+        .tempdir()
+        .unwrap();
+    copy_tree(&e2e_dir().join("conf/acd"), template.path(), &|text| {
+        text.replace("__UAS__", &uas.to_string())
+            .replace("__UAS2__", &uas2.to_string())
+    });
+    let d = Daemon::builder(template.path().to_str().unwrap())
+        .set("calls.max_calls", "1000")
+        // SIPp's callers and agents send no RTP: the media timeout must not end them.
+        .set("media.rtp_timeout_secs", "600")
+        .start_with_slot(slot);
+
+    let uas_media = d.slot().port(offset::SIPP_UAS_MEDIA).to_string();
+    let mut agents = Sipp::spawn(
+        "acd_agent",
+        None,
+        &["-p", &uas.to_string(), "-mp", &uas_media],
+    );
+    let uas2_media = d.slot().port(offset::SIPP_UAS2_MEDIA).to_string();
+    let mut silent = Sipp::spawn(
+        "uas_ring",
+        None,
+        &["-p", &uas2.to_string(), "-mp", &uas2_media],
+    );
+
+    // Every agent starts logged out: the callers pile up in the queue.
+    let states = agent_states(&d);
+    assert_eq!(
+        states.values().filter(|s| *s == "offline").count(),
+        50 + 2,
+        "{states:?}"
+    );
+    let calls = CALLERS.to_string();
+    let mut callers = sipp_caller(
+        &d,
+        "uac_wait_bye",
+        &[("timeout=\"60000\"", "timeout=\"240000\"")],
+        "1000",
+        "7100",
+        &[
+            "-r",
+            "100",
+            "-l",
+            &calls,
+            "-m",
+            &calls,
+            "-recv_timeout",
+            "240000",
+            "-timeout",
+            "300",
+        ],
+    );
+    wait_until(
+        Duration::from_secs(60),
+        "200 callers waiting in the queue at once",
+        || (queue_figure(&d, 2) == "200").then_some(()),
+        || format!("{}\n{}", d.ctl_ok("queue show load"), d.log_tail()),
+    );
+    assert_eq!(d.call_count(), CALLERS);
+
+    for id in 2001..=2000 + ANSWERING + SILENT {
+        // Logged in, and at once offered a caller: reserved (ringing).
+        let out = d.ctl_ok(&format!("agent login {id}"));
+        assert_eq!(out.trim(), format!("agent {id} reserved"), "{out}");
+    }
+
+    let outcome = callers.wait(Duration::from_secs(300));
+    outcome.assert_ok(CALLERS as u64, &d.log_tail());
+
+    // Every agent ends idle: available, or on break for not answering; nobody reserved, on a
+    // call or in wrap-up (the queue has none).
+    let states = wait_until(
+        Duration::from_secs(30),
+        "every agent idle",
+        || {
+            let states = agent_states(&d);
+            states
+                .iter()
+                .filter(|(id, _)| **id > 2000)
+                .all(|(_, s)| s == "available" || s == "break(max-no-answer)")
+                .then_some(states)
+        },
+        || d.ctl_ok("agent show"),
+    );
+    for id in 2001..=2000 + ANSWERING {
+        assert_eq!(states[&id], "available", "agent {id}");
+    }
+    assert_eq!(queue_figure(&d, 2), "0", "nobody waits");
+    assert_eq!(
+        queue_figure(&d, 4),
+        "200",
+        "all answered; warnings:\n{}",
+        d.log_lines_with(&["WARN"]).join("\n")
+    );
+    assert_eq!(queue_figure(&d, 5), "0", "none abandoned");
+
+    // The queue log: every caller entered once, connected once to an answering agent and
+    // completed once; the silent agents' offers ended RINGNOANSWER, never CONNECT.
+    let rows = queue_log(&d.db_path());
+    let mut per_call: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for row in rows.iter().filter(|r| !r.call_uuid.is_empty()) {
+        per_call
+            .entry(row.call_uuid.as_str())
+            .or_default()
+            .push(row.event.as_str());
+    }
+    assert_eq!(per_call.len(), CALLERS, "one uuid per caller");
+    for (uuid, events) in &per_call {
+        let count = |e: &str| events.iter().filter(|x| **x == e).count();
+        assert_eq!(count("ENTERQUEUE"), 1, "{uuid}: {events:?}");
+        assert_eq!(count("CONNECT"), 1, "{uuid}: {events:?}");
+        assert_eq!(count("COMPLETE"), 1, "{uuid}: {events:?}");
+        assert_eq!(count("ABANDON") + count("EXITWITHTIMEOUT"), 0, "{uuid}");
+        assert_eq!(events.first(), Some(&"ENTERQUEUE"), "{uuid}: {events:?}");
+        assert_eq!(events.last(), Some(&"COMPLETE"), "{uuid}: {events:?}");
+    }
+    let silent_ids: BTreeSet<String> = (2001 + ANSWERING..=2000 + ANSWERING + SILENT)
+        .map(|id| id.to_string())
+        .collect();
+    let connected_to_silent = rows
+        .iter()
+        .filter(|r| r.event == "CONNECT" && silent_ids.contains(&r.agent))
+        .count();
+    assert_eq!(connected_to_silent, 0);
+    let no_answers = rows
+        .iter()
+        .filter(|r| r.event == "RINGNOANSWER" && silent_ids.contains(&r.agent))
+        .count();
+    assert!(no_answers >= 1, "the silent agents were offered calls");
+    let logins = rows.iter().filter(|r| r.event == "AGENTLOGIN").count();
+    assert_eq!(logins, 50);
+
+    // One CDR per caller, each cleared normally, each with its agent as callee.
+    let cdrs = d.wait_cdrs(CALLERS, Duration::from_secs(30));
+    let to_queue: Vec<_> = cdrs.iter().filter(|c| c.destination == "7100").collect();
+    assert_eq!(to_queue.len(), CALLERS);
+    for cdr in &to_queue {
+        assert_eq!(cdr.hangup_cause, "NORMAL_CLEARING", "{cdr:?}");
+        let agent: u32 = cdr.callee.parse().unwrap_or_else(|_| panic!("{cdr:?}"));
+        assert!((2001..=2000 + ANSWERING).contains(&agent), "{cdr:?}");
+    }
+    drop(agents.wait(Duration::from_millis(1)));
+    drop(silent.wait(Duration::from_millis(1)));
+}
