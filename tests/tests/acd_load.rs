@@ -4,6 +4,7 @@
 //! a random 0.5-3 s talk, 5 are a second SIPp UAS that rings and never answers. Every caller
 //! must be served, every agent must end idle (the silent ones on break by max-no-answer), and
 //! the queue log must account for every caller: entered, connected, completed, never twice.
+//! Midway, `acd reload` re-reads queues.toml: nobody is logged out, no caller dropped.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -139,6 +140,21 @@ fn two_hundred_queued_callers_fifty_agents_everyone_accounted_for() {
         let out = d.ctl_ok(&format!("agent login {id}"));
         assert_eq!(out.trim(), format!("agent {id} reserved"), "{out}");
     }
+
+    // A configuration reload with most callers still waiting and agents on calls: nobody
+    // is logged out, no caller is dropped (the end of the test counts them all).
+    let waiting: usize = queue_figure(&d, 2).parse().unwrap();
+    assert!(waiting > 100, "{waiting} waiting");
+    let out = d.ctl_ok("acd reload");
+    assert!(out.contains("nobody logged out"), "{out}");
+    assert!(
+        agent_states(&d)
+            .iter()
+            .filter(|(id, _)| **id > 2000)
+            .all(|(_, s)| s != "offline"),
+        "{}",
+        d.ctl_ok("agent show")
+    );
 
     let outcome = callers.wait(Duration::from_secs(300));
     outcome.assert_ok(CALLERS as u64, &d.log_tail());
