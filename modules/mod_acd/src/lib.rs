@@ -115,7 +115,8 @@ impl Interaction {
     }
 }
 
-/// What went wrong: the caller's misuse (unknown ids, wrong state) or a bad configuration.
+/// What went wrong: the caller's misuse (unknown ids, wrong state), a bad configuration or
+/// configuration file, or a host message the module cannot take.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AcdError {
@@ -142,4 +143,15 @@ pub enum AcdError {
     InvalidConfig(String),
     #[error("invariant broken: {0}")]
     Invariant(String),
+    /// `queues.toml` could not be read, or says something wrong (syntax errors name the
+    /// line and column).
+    #[error("{path}: {reason}")]
+    QueuesFile { path: String, reason: String },
+    /// A host message whose body is not what the module contract says.
+    #[error("bad {message} body: {reason}")]
+    BadMessage { message: String, reason: String },
+    #[error("mod_acd has no application {0}")]
+    UnknownApplication(String),
+    #[error("mod_acd does not handle message {0}")]
+    UnknownMessage(String),
 }

@@ -5,7 +5,8 @@
 use switchyard_abi::sdk::{HostApi, MessageError, Module};
 use switchyard_abi::{InterfaceKind, LogLevel};
 
-use crate::voice::{APPLICATIONS, COMMANDS, EVENTS, Send, Switchboard, SwitchboardError};
+use crate::AcdError;
+use crate::voice::{APPLICATIONS, COMMANDS, EVENTS, Send, Switchboard};
 
 /// What the glue needs of the host: [`HostApi`] in the daemon, a recorder in the tests.
 pub trait Host {
@@ -62,7 +63,7 @@ impl AcdModule {
         body: &[u8],
     ) -> Result<Vec<u8>, MessageError> {
         let handled = self.switchboard.handle(name, body).map_err(|error| {
-            if !matches!(error, SwitchboardError::UnknownMessage(_)) {
+            if !matches!(error, AcdError::UnknownMessage(_)) {
                 host.log(LogLevel::Warn, &error.to_string());
             }
             message_error(error)
@@ -92,10 +93,10 @@ fn deliver(host: &impl Host, send: &Send) {
     }
 }
 
-fn message_error(error: SwitchboardError) -> MessageError {
+fn message_error(error: AcdError) -> MessageError {
     match error {
-        SwitchboardError::UnknownMessage(_) => MessageError::Unknown,
-        SwitchboardError::BadMessage { .. } | SwitchboardError::UnknownApplication(_) => {
+        AcdError::UnknownMessage(_) => MessageError::Unknown,
+        AcdError::BadMessage { .. } | AcdError::UnknownApplication(_) => {
             MessageError::BadInput(error.to_string())
         }
         other => MessageError::Failed(other.to_string()),

@@ -8,7 +8,8 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::{
-    AcdConfig, AgentConfig, AgentId, OverflowTarget, QueueConfig, SkillRule, Strategy, Tier,
+    AcdConfig, AcdError, AgentConfig, AgentId, OverflowTarget, QueueConfig, SkillRule, Strategy,
+    Tier,
 };
 
 /// Everything `queues.toml` says: the routing configuration and the voice settings.
@@ -52,19 +53,6 @@ impl Default for VoiceSettings {
             callback_dial: "user/{number}".into(),
         }
     }
-}
-
-/// Why `queues.toml` was refused: its path and, for syntax errors, the line.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum QueuesFileError {
-    #[error("{path}: {reason}")]
-    Read { path: String, reason: String },
-    /// The toml crate's message names the line and column.
-    #[error("{path}: {reason}")]
-    Syntax { path: String, reason: String },
-    #[error("{path}: {reason}")]
-    Invalid { path: String, reason: String },
 }
 
 #[derive(Deserialize)]
@@ -172,8 +160,8 @@ const DEFAULT_NO_ANSWER_DELAY_S: u64 = 5;
 
 impl QueuesFile {
     /// Reads and checks the file.
-    pub fn load(path: &Path) -> Result<QueuesFile, QueuesFileError> {
-        let text = std::fs::read_to_string(path).map_err(|e| QueuesFileError::Read {
+    pub fn load(path: &Path) -> Result<QueuesFile, AcdError> {
+        let text = std::fs::read_to_string(path).map_err(|e| AcdError::QueuesFile {
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;
@@ -181,12 +169,12 @@ impl QueuesFile {
     }
 
     /// Parses and checks `text`; `path` names it in errors.
-    pub fn parse(path: &str, text: &str) -> Result<QueuesFile, QueuesFileError> {
-        let file: File = toml::from_str(text).map_err(|e| QueuesFileError::Syntax {
+    pub fn parse(path: &str, text: &str) -> Result<QueuesFile, AcdError> {
+        let file: File = toml::from_str(text).map_err(|e| AcdError::QueuesFile {
             path: path.to_owned(),
             reason: e.to_string().trim_end().to_owned(),
         })?;
-        let invalid = |reason: String| QueuesFileError::Invalid {
+        let invalid = |reason: String| AcdError::QueuesFile {
             path: path.to_owned(),
             reason,
         };

@@ -106,22 +106,6 @@ pub struct Handled {
     pub sends: Vec<Send>,
 }
 
-/// What the switchboard refuses.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[non_exhaustive]
-pub enum SwitchboardError {
-    #[error("mod_acd config: {0}")]
-    Config(String),
-    #[error("bad {message} body: {reason}")]
-    BadMessage { message: String, reason: String },
-    #[error("mod_acd has no application {0}")]
-    UnknownApplication(String),
-    #[error("mod_acd does not handle message {0}")]
-    UnknownMessage(String),
-    #[error(transparent)]
-    Acd(#[from] AcdError),
-}
-
 /// Where a queued caller's call is, as far as the switch is concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Phase {
@@ -286,7 +270,7 @@ impl Switchboard {
     }
 
     /// One host message.
-    pub fn handle(&mut self, name: &str, body: &[u8]) -> Result<Handled, SwitchboardError> {
+    pub fn handle(&mut self, name: &str, body: &[u8]) -> Result<Handled, AcdError> {
         match name {
             "module.host" => {
                 let host: HostInfo = parse(name, body)?;
@@ -323,7 +307,7 @@ impl Switchboard {
                     sends: self.event(&event),
                 })
             }
-            other => Err(SwitchboardError::UnknownMessage(other.to_owned())),
+            other => Err(AcdError::UnknownMessage(other.to_owned())),
         }
     }
 
@@ -336,8 +320,8 @@ impl Switchboard {
 
     /// Reads `path` and applies it: the first time as the core's configuration, later as a
     /// reload that logs nobody out and drops no caller.
-    fn load(&mut self, path: &Path) -> Result<Vec<Send>, SwitchboardError> {
-        let file = QueuesFile::load(path).map_err(|e| SwitchboardError::Config(e.to_string()))?;
+    fn load(&mut self, path: &Path) -> Result<Vec<Send>, AcdError> {
+        let file = QueuesFile::load(path)?;
         let by_callee = file
             .contacts
             .iter()
@@ -354,7 +338,7 @@ impl Switchboard {
 
     // ----- dialplan applications -------------------------------------------------------------
 
-    fn app_run(&mut self, run: AppRun) -> Result<Handled, SwitchboardError> {
+    fn app_run(&mut self, run: AppRun) -> Result<Handled, AcdError> {
         let var = |name: &str| {
             run.variables
                 .get(name)
@@ -399,7 +383,7 @@ impl Switchboard {
                 };
                 return Ok(self.agent_feature(&run.app, input, prompt));
             }
-            other => return Err(SwitchboardError::UnknownApplication(other.to_owned())),
+            other => return Err(AcdError::UnknownApplication(other.to_owned())),
         };
         let Some(agent) = agent_of(&run.data) else {
             return Ok(agent_refused(&run.app, "the caller is not an agent"));
@@ -1343,8 +1327,8 @@ fn agent_refused(app: &str, why: &str) -> Handled {
     }
 }
 
-fn parse<'a, T: Deserialize<'a>>(message: &str, body: &'a [u8]) -> Result<T, SwitchboardError> {
-    serde_json::from_slice(body).map_err(|e| SwitchboardError::BadMessage {
+fn parse<'a, T: Deserialize<'a>>(message: &str, body: &'a [u8]) -> Result<T, AcdError> {
+    serde_json::from_slice(body).map_err(|e| AcdError::BadMessage {
         message: message.to_owned(),
         reason: e.to_string(),
     })
