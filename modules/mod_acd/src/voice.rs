@@ -903,17 +903,17 @@ impl Switchboard {
     }
 
     fn overflow(&mut self, id: InteractionId, target: &OverflowTarget, sends: &mut Vec<Send>) {
-        let Some(uuid) = self.by_interaction.get(&id).cloned() else {
-            return;
-        };
         if matches!(target, OverflowTarget::Queue(_)) {
-            // The core moved it; the caller stays on hold.
+            // The core moved it; the caller stays on hold (a callback keeps its place there).
             return;
         }
-        let Some(call) = self.calls.get_mut(&uuid) else {
+        if let Some(callback) = self.callbacks.remove(&id) {
+            // The customer already hung up: there is nobody to send elsewhere.
+            return self.callback_expired(id, callback, sends);
+        }
+        let Some(uuid) = self.leave(id, sends) else {
             return;
         };
-        call.phase = Phase::Left;
         match target {
             OverflowTarget::Extension(extension) => {
                 sends.push(Send::console(format!("transfer {uuid} {extension}")))
@@ -925,25 +925,39 @@ impl Switchboard {
         }
     }
 
+    /// Nobody could take the callback in time (or the queue sent it away): it is dropped,
+    /// and said so in the log.
+    fn callback_expired(&mut self, id: InteractionId, callback: Callback, sends: &mut Vec<Send>) {
+        sends.push(queue_log(
+            &callback.queue,
+            "",
+            None,
+            "CALLBACK_EXPIRED",
+            json!({ "number": callback.number }),
+        ));
+        self.by_interaction.remove(&id);
+    }
+
+    /// The caller leaves the queue (timeout, overflow): a bridge still ringing agents is
+    /// cancelled first, which puts the call back on hold, where the next console line finds
+    /// it. Returns the call's uuid.
+    fn leave(&mut self, id: InteractionId, sends: &mut Vec<Send>) -> Option<String> {
+        let uuid = self.by_interaction.get(&id).cloned()?;
+        let call = self.calls.get_mut(&uuid)?;
+        if matches!(call.phase, Phase::Ringing(_) | Phase::Cancelling) {
+            sends.push(Send::console(format!("uuid_bridge_cancel {uuid}")));
+        }
+        call.phase = Phase::Left;
+        Some(uuid)
+    }
+
     fn time_out(&mut self, id: InteractionId, sends: &mut Vec<Send>) {
         if let Some(callback) = self.callbacks.remove(&id) {
-            // Nobody could take the callback in time: it is dropped, and said so in the log.
-            sends.push(queue_log(
-                &callback.queue,
-                "",
-                None,
-                "CALLBACK_EXPIRED",
-                json!({ "number": callback.number }),
-            ));
-            self.by_interaction.remove(&id);
-            return;
+            return self.callback_expired(id, callback, sends);
         }
-        let Some(uuid) = self.by_interaction.get(&id).cloned() else {
+        let Some(uuid) = self.leave(id, sends) else {
             return;
         };
-        if let Some(call) = self.calls.get_mut(&uuid) {
-            call.phase = Phase::Left;
-        }
         sends.push(Send::console(format!(
             "uuid_exec {uuid} set queue_result=timeout"
         )));

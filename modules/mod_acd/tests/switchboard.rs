@@ -517,3 +517,31 @@ fn an_agent_reached_by_sip_uri_is_matched_by_the_user_part() {
     );
     assert_eq!(log_events(&sends), ["CONNECT"]);
 }
+
+#[test]
+fn a_caller_whose_wait_runs_out_while_an_agent_rings_is_taken_back_first() {
+    let mut rig = Rig::new();
+    rig.login(0, 2001);
+    let (_, sends) = rig.enter(0, "u1", "short");
+    assert_eq!(lines(&sends).len(), 1, "the agent rings");
+    let sends = rig.tick(10_000);
+    // The bridge is cancelled first (the call goes back on hold), then the plan goes on.
+    assert_eq!(
+        lines(&sends),
+        [
+            "uuid_bridge_cancel u1",
+            "uuid_exec u1 set queue_result=timeout",
+            "uuid_break u1"
+        ]
+    );
+    assert_eq!(rig.agent_state(10_000, 2001), "available");
+    // The cancelled bridge's failure changes nothing: no no-answer for the agent.
+    let sends = rig.event(
+        10_050,
+        "bridge.failed",
+        "u1",
+        json!({ "cause": "ORIGINATOR_CANCEL" }),
+    );
+    assert!(log_events(&sends).is_empty(), "{sends:?}");
+    assert!(lines(&sends).is_empty());
+}
