@@ -668,7 +668,14 @@ impl Switchboard {
             .variable("caller_id_number")
             .unwrap_or_default()
             .to_owned();
-        if number.is_empty() || number.contains(|c: char| c.is_whitespace() || c == ',') {
+        // The number goes into an `originate` line: a caller-supplied value with anything
+        // but letters, digits and `+` (a From user part may hold `}`, `,` or spaces) could
+        // change what the line says, so such a caller is not offered the callback.
+        if number.is_empty()
+            || !number
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '+')
+        {
             return;
         }
         call.phase = Phase::Left;
@@ -861,6 +868,10 @@ impl Switchboard {
         let Some(callback) = self.callbacks.get_mut(&id) else {
             return;
         };
+        // The queue it is in now: an overflow to another queue may have moved it.
+        if let Some(queue) = self.acd.queue_of(id) {
+            queue.clone_into(&mut callback.queue);
+        }
         let Some(settings) = self.config.voice.get(&callback.queue) else {
             return;
         };

@@ -545,3 +545,22 @@ fn a_caller_whose_wait_runs_out_while_an_agent_rings_is_taken_back_first() {
     assert!(log_events(&sends).is_empty(), "{sends:?}");
     assert!(lines(&sends).is_empty());
 }
+
+#[test]
+fn a_caller_number_that_could_rewrite_the_originate_line_gets_no_callback() {
+    let mut rig = Rig::new();
+    rig.msg(
+        "app.run",
+        json!({ "app": "queue", "data": "zh", "uuid": "u1", "now_ms": 0,
+                "variables": { "caller_id_number": "1}x,&hangup(" } }),
+    );
+    let sends = rig
+        .msg(
+            "event",
+            json!({ "event": "dtmf", "uuid": "u1", "digit": "*", "now_ms": 1_000,
+                "variables": { "caller_id_number": "1}x,&hangup(" } }),
+        )
+        .1;
+    assert!(lines(&sends).is_empty(), "{sends:?}");
+    assert!(log_events(&sends).is_empty());
+}
