@@ -428,7 +428,16 @@ fn bad_originates_are_refused_at_once() {
             .execute(h.now, &format!("originate {args}"))
             .expect_err(args)
     };
-    assert!(refused(&mut h, "user/1001 &park()").contains("USER_NOT_REGISTERED"));
+    assert!(
+        refused(&mut h, "{acd_callback=7,acd_agent=1001}user/1001 &park()")
+            .contains("USER_NOT_REGISTERED")
+    );
+    // A module that placed it hears the refusal as an event, with its variables.
+    let (_, failed) = events(&h, "originate.failed");
+    let failed = failed.expect("originate.failed for a refused originate");
+    assert_eq!(failed["cause"], "USER_NOT_REGISTERED");
+    assert_eq!(failed["variables"]["acd_callback"], "7");
+    assert_eq!(failed["variables"]["acd_agent"], "1001");
     h.register(BOB_DESK);
     assert!(refused(&mut h, "").starts_with("usage"));
     assert!(refused(&mut h, "user/1001").starts_with("usage"));

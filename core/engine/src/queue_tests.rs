@@ -735,3 +735,24 @@ fn an_inline_transfer_replaces_the_plan_and_moh_plays_its_own_sound() {
     assert_eq!(cdr_cause(&h, &call_id), "USER_BUSY");
     h.assert_nothing_left_after_bye_answers(&[ALICE]);
 }
+
+/// In a plan, `transfer ... inline` is refused: a variable a caller controls must never
+/// become applications. The call ends NO_ROUTE_DESTINATION.
+#[test]
+fn the_dialplan_may_not_transfer_inline() {
+    let (mut h, _dir) = harness(
+        42460,
+        &[extension(
+            "5991",
+            &[("transfer", "answer,bridge:sofia/gateway/x/1 inline")],
+        )],
+    );
+    h.register(ALICE);
+    let (call_id, sent) = h.call(ALICE, "5991");
+    assert!(
+        sent.iter()
+            .any(|(to, m)| *to == ALICE.peer().addr && m.status() == Some(404)),
+        "refused with 404"
+    );
+    assert_eq!(cdr_cause(&h, &call_id), "NO_ROUTE_DESTINATION");
+}

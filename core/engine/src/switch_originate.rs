@@ -227,6 +227,36 @@ impl Switch {
         {
             return Err(format!("originate: unknown application {name}"));
         }
+        // From here on a refusal is also an `originate.failed` event: a module that placed
+        // the call through a console line never sees the console's answer.
+        let variables = request.variables.clone();
+        self.place_originate(now, request).inspect_err(|reason| {
+            let cause = if reason.starts_with("USER_NOT_REGISTERED") {
+                "USER_NOT_REGISTERED"
+            } else {
+                "NORMAL_TEMPORARY_FAILURE"
+            };
+            let variables: serde_json::Map<String, serde_json::Value> = variables
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .collect();
+            self.publish(
+                now,
+                "originate.failed",
+                serde_json::json!({
+                    "uuid": "",
+                    "cause": cause,
+                    "status": 0,
+                    "reason": reason,
+                    "variables": variables,
+                }),
+                &[],
+            );
+        })
+    }
+
+    /// The INVITE of a parsed `originate`, and the call that waits for its answer.
+    fn place_originate(&mut self, now: Now, request: OriginateRequest) -> Result<String, String> {
         let var = |name: &str| {
             request
                 .variables

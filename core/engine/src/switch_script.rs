@@ -1593,10 +1593,13 @@ impl Switch {
             return;
         };
         if args.get(1) == Some(&"inline") {
-            // FreeSWITCH's inline dialplan: `app:data,app:data` replaces the plan, without a
-            // hunt (a module sends `transfer UUID playback:callback-confirmed,hangup inline`).
-            script.queue = inline_actions(&extension);
-            return;
+            // The inline dialplan is for the console and modules only: in a plan, a variable a
+            // caller controls could otherwise become applications (a bridge to a trunk).
+            warn!(
+                extension,
+                "transfer: `inline` is a console form, not a dialplan one"
+            );
+            return self.finish_script(now, key, "NO_ROUTE_DESTINATION");
         }
         script.transfers += 1;
         if script.transfers > MAX_TRANSFERS {
