@@ -266,6 +266,9 @@ struct Entry {
     /// reload that changes the strategy while they ring.
     ring_group: bool,
     declined: Vec<AgentId>,
+    /// Agents whose offer of it was taken back (cancelled, expired): a late answer from one
+    /// of them is believed, from anyone else it is a mistake.
+    withdrawn: Vec<AgentId>,
     last_offer_at: Millis,
     sequence_last: Option<(u32, AgentId)>,
     answered: Option<(usize, Millis)>,
@@ -679,6 +682,7 @@ impl Acd {
             offers: Vec::new(),
             ring_group: false,
             declined: Vec::new(),
+            withdrawn: Vec::new(),
             last_offer_at: now,
             sequence_last: None,
             answered: None,
@@ -780,6 +784,12 @@ impl Acd {
 
     /// Takes the ringing contact off the agent and tells the phone to stop.
     fn drop_offer(&mut self, now: Millis, a: usize, id: InteractionId, queue: &str) {
+        let agent_id = self.agents[a].cfg.id;
+        if let Some(entry) = self.entries.get_mut(&id)
+            && !entry.withdrawn.contains(&agent_id)
+        {
+            entry.withdrawn.push(agent_id);
+        }
         self.touched_agents.push(a);
         self.touched_interactions.push(id);
         let agent = &mut self.agents[a];
@@ -889,11 +899,11 @@ impl Acd {
             .entries
             .get(&id)
             .ok_or(AcdError::UnknownInteraction(id))?;
+        if entry.answered.is_some() {
+            return Err(AcdError::NotWaiting(id));
+        }
         if !entry.offers.iter().any(|&(x, _)| x == a) {
-            return Err(AcdError::NoSuchOffer {
-                interaction: id,
-                agent,
-            });
+            self.take_late_answer(now, id, a)?;
         }
         let entry = self.entries.get_mut(&id).expect("checked");
         let others: Vec<usize> = entry
@@ -937,6 +947,69 @@ impl Acd {
             Some(agent),
             QueueEvent::Connect { waited_ms },
         );
+        Ok(())
+    }
+
+    /// The agent's phone answered an interaction no longer offered to it: the 200 crossed the
+    /// CANCEL of a withdrawn offer. The agent is talking to the caller, so the answer stands:
+    /// the agent's other ringing offers on that channel are dropped and the interaction is
+    /// taken as offered now. Refused when the interaction was never offered to the agent, or
+    /// the agent already has as many answered contacts on the channel as it may hold.
+    fn take_late_answer(
+        &mut self,
+        now: Millis,
+        id: InteractionId,
+        a: usize,
+    ) -> Result<(), AcdError> {
+        let entry = &self.entries[&id];
+        let channel = entry.spec.channel;
+        let agent = &self.agents[a];
+        let id_of_agent = agent.cfg.id;
+        if !entry.withdrawn.contains(&id_of_agent) && !entry.declined.contains(&id_of_agent) {
+            return Err(AcdError::NoSuchOffer {
+                interaction: id,
+                agent: id_of_agent,
+            });
+        }
+        let answered = agent
+            .contacts
+            .iter()
+            .filter(|c| c.channel == channel && c.answered_at.is_some())
+            .count();
+        if answered >= usize::from(agent.cfg.capacity[channel.index()].max(1)) {
+            return Err(AcdError::NoSuchOffer {
+                interaction: id,
+                agent: agent.cfg.id,
+            });
+        }
+        let ringing: Vec<InteractionId> = agent
+            .contacts
+            .iter()
+            .filter(|c| c.channel == channel && c.answered_at.is_none())
+            .map(|c| c.interaction)
+            .collect();
+        for other in ringing {
+            let entry = self
+                .entries
+                .get_mut(&other)
+                .expect("contacts point at live entries");
+            entry.offers.retain(|&(x, _)| x != a);
+            let queue = entry.queue.clone();
+            self.drop_offer(now, a, other, &queue);
+        }
+        let agent = &mut self.agents[a];
+        agent.account(now);
+        agent.contacts.push(Contact {
+            interaction: id,
+            channel,
+            answered_at: None,
+        });
+        agent.settle_capacity();
+        self.entries
+            .get_mut(&id)
+            .expect("checked by the caller")
+            .offers
+            .push((a, now));
         Ok(())
     }
 

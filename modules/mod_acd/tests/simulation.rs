@@ -140,6 +140,10 @@ struct World {
     /// Phones ringing now.
     ringing: BTreeSet<(InteractionId, AgentId)>,
     arrived: u64,
+    /// The late answer of this step, which connects without a ringing offer.
+    late: Option<(InteractionId, AgentId)>,
+    /// The last offers taken back, for late answers.
+    withdrawn: Vec<(InteractionId, AgentId)>,
 }
 
 impl World {
@@ -175,6 +179,10 @@ impl World {
                         self.ringing.remove(&(interaction, agent)),
                         "cancel of a dead offer {interaction:?} {agent:?}"
                     );
+                    if self.withdrawn.len() >= 64 {
+                        self.withdrawn.remove(0);
+                    }
+                    self.withdrawn.push((interaction, agent));
                 }
                 Output::Overflow {
                     interaction,
@@ -196,8 +204,9 @@ impl World {
                         let id = row.interaction.unwrap();
                         assert!(self.waiting.remove(&id), "connect of a non-waiting {id:?}");
                         // The answered offer becomes the contact (the others were cancelled).
+                        let pair = (id, row.agent.unwrap());
                         assert!(
-                            self.ringing.remove(&(id, row.agent.unwrap())),
+                            self.ringing.remove(&pair) || self.late == Some(pair),
                             "connect without an offer"
                         );
                         self.connected.insert(id);
@@ -273,9 +282,27 @@ fn simulate(seed: u64, events: u64) -> World {
                 .iter()
                 .nth(rng.random_range(0..world.waiting.len().max(1)))
                 .map(|&id| Input::Abandon(id)),
-            38..58 => ringing
+            38..56 => ringing
                 .choose(&mut rng)
                 .map(|&(interaction, agent)| Input::OfferAnswered { interaction, agent }),
+            // A late answer: a phone picked up just as its offer was taken back (or, one time
+            // in four, an agent never offered it, which must be refused without a change).
+            56..58 => {
+                let late = if rng.random_bool(0.75) {
+                    world.withdrawn.choose(&mut rng).copied()
+                } else {
+                    world
+                        .waiting
+                        .iter()
+                        .nth(rng.random_range(0..world.waiting.len().max(1)))
+                        .map(|&id| (id, agent))
+                };
+                late.filter(|(id, _)| world.waiting.contains(id))
+                    .map(|(interaction, agent)| {
+                        world.late = Some((interaction, agent));
+                        Input::OfferAnswered { interaction, agent }
+                    })
+            }
             58..65 => ringing
                 .choose(&mut rng)
                 .map(|&(interaction, agent)| Input::OfferNoAnswer { interaction, agent }),
@@ -312,11 +339,14 @@ fn simulate(seed: u64, events: u64) -> World {
             // Arrivals at a queue the last reload removed, and agents dropped from the
             // config, are refused without any change.
             Err(e) => assert!(
-                arriving.is_some() || matches!(e, mod_acd::AcdError::UnknownAgent(_)),
+                arriving.is_some()
+                    || matches!(e, mod_acd::AcdError::UnknownAgent(_))
+                    || (world.late.is_some() && matches!(e, mod_acd::AcdError::NoSuchOffer { .. })),
                 "unexpected {e}"
             ),
         }
         world.absorb(&mut acd);
+        world.late = None;
         world.check(&acd, now);
     }
     // Drain: everyone answers, every contact ends, then the last callers hang up.
