@@ -464,6 +464,13 @@ impl Acd {
         })
     }
 
+    /// When the oldest live offer of an interaction expires (None: not offered).
+    pub fn offer_deadline(&self, id: InteractionId) -> Option<Millis> {
+        let entry = self.entries.get(&id)?;
+        let timeout = self.queues.get(&entry.queue)?.cfg.offer_timeout_ms;
+        entry.offers.iter().map(|&(_, at)| at + timeout).min()
+    }
+
     /// The queue an interaction is in (its current one after a queue overflow).
     pub fn queue_of(&self, id: InteractionId) -> Option<&str> {
         self.entries.get(&id).map(|entry| entry.queue.as_str())
@@ -849,6 +856,10 @@ impl Acd {
     ) -> Result<(), AcdError> {
         let a = self.agent_idx(agent)?;
         if self.agents[a].presence == presence {
+            // "Available" again from an available agent resting after a no-answer: ready now.
+            if presence == Presence::Available && self.agents[a].resting_until.take().is_some() {
+                self.touched_agents.push(a);
+            }
             return Ok(());
         }
         // Leaving "available" takes back every ringing offer: a phone left ringing for an

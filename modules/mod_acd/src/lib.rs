@@ -124,9 +124,9 @@ pub enum AcdError {
     UnknownQueue(String),
     #[error("queue {0:?} is being removed and takes no new interactions")]
     QueueDraining(String),
-    #[error("unknown agent {0:?}")]
+    #[error("unknown agent {}", .0.0)]
     UnknownAgent(AgentId),
-    #[error("unknown interaction {0:?}")]
+    #[error("unknown interaction {}", .0.0)]
     UnknownInteraction(InteractionId),
     #[error("interaction {0:?} is already in the ACD")]
     DuplicateInteraction(InteractionId),

@@ -185,7 +185,7 @@ impl QueuesFile {
             voice.insert(config.name.clone(), settings);
             acd.queues.push(config);
         }
-        let mut contacts = BTreeMap::new();
+        let mut contacts: BTreeMap<AgentId, String> = BTreeMap::new();
         for entry in file.agent {
             let id = AgentId(entry.id);
             for tier in &entry.tiers {
@@ -196,6 +196,9 @@ impl QueuesFile {
                     )));
                 }
             }
+            if contacts.contains_key(&id) {
+                return Err(invalid(format!("agent {} defined twice", entry.id)));
+            }
             let contact = entry
                 .contact
                 .clone()
@@ -204,6 +207,18 @@ impl QueuesFile {
                 return Err(invalid(format!(
                     "agent {}: contact {contact:?} must be one bridge target",
                     entry.id
+                )));
+            }
+            // The switch reports who answered by this identity: two agents sharing it could
+            // not be told apart.
+            let callee = crate::voice::callee_of(&contact);
+            if let Some((other, _)) = contacts
+                .iter()
+                .find(|(_, c)| crate::voice::callee_of(c.as_str()) == callee)
+            {
+                return Err(invalid(format!(
+                    "agent {}: contact {contact:?} answers as {callee:?}, as agent {}'s does",
+                    entry.id, other.0
                 )));
             }
             contacts.insert(id, contact);
@@ -233,8 +248,15 @@ impl QueueEntry {
         let defaults = QueueConfig::default();
         let ms = |secs: Option<u64>, default: u64| secs.map_or(default, |s| s * SECOND);
         let name = self.name;
-        if name.is_empty() || name.contains(|c: char| c.is_whitespace() || c == '@') {
-            return Err(format!("queue name {name:?} must be one word without '@'"));
+        // The name goes into console lines and bridge variables (`{acd_queue=NAME}`).
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(format!(
+                "queue name {name:?} must be one word of letters, digits, _ and -"
+            ));
         }
         let config = QueueConfig {
             strategy: self.strategy,
@@ -423,6 +445,11 @@ tiers = [{ queue = "zh" }]
                 "at least 2 s",
             ),
             ("[[queue]]\nname = \"a b\"\n", "one word"),
+            ("[[queue]]\nname = \"a,b\"\n", "one word"),
+            (
+                "[[agent]]\nid = 1\ncontact = \"sip:7@127.0.0.1:5\"\n[[agent]]\nid = 2\ncontact = \"sip:7@127.0.0.2:5\"\n",
+                "as agent 1's does",
+            ),
             (
                 "[[queue]]\nname = \"a\"\ncallback_digit = \"x\"\n",
                 "callback_digit",

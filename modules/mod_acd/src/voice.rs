@@ -73,8 +73,7 @@ pub const COMMANDS: [(&str, &str); 3] = [
 ];
 
 /// The events the module subscribes to.
-pub const EVENTS: [&str; 7] = [
-    "call.new",
+pub const EVENTS: [&str; 6] = [
     "call.answered",
     "call.ended",
     "bridge.failed",
@@ -134,11 +133,27 @@ struct QueuedCall {
 struct Callback {
     number: String,
     queue: String,
-    /// The agent leg the switch placed for each offer: uuid once `call.new` told us.
-    legs: BTreeMap<AgentId, Option<String>>,
-    /// The agent leg that answered.
-    answered: Option<String>,
+    /// The uuid of the call that asked for it (the queue log's rows carry it).
+    origin: String,
+    /// The agent legs the switch is placing, one per offer, named by us (origination_uuid).
+    legs: BTreeMap<AgentId, String>,
+    /// The agent leg that answered, and its agent.
+    answered: Option<(String, AgentId)>,
+    /// The customer answered the agent's leg.
+    reached: bool,
+    /// Attempts made so far, this one included.
+    attempt: u32,
 }
+
+/// The channel variables `queue` sets for its bridges to agents, unset when the caller leaves.
+const QUEUE_VARIABLES: [&str; 3] = [
+    "continue_on_fail",
+    "hangup_after_bridge",
+    "transfer_ringback",
+];
+
+/// Callbacks whose customer does not answer are queued again this many times in all.
+const CALLBACK_ATTEMPTS: u32 = 3;
 
 #[derive(Debug, Default, Clone)]
 struct Configured {
@@ -161,6 +176,11 @@ pub struct Switchboard {
     next_interaction: u64,
     /// Interactions whose call ended, to forget once their last rows are logged.
     forgotten: Vec<InteractionId>,
+    /// Presence changes that make an agent available, asked for from the agent's phone:
+    /// applied when that call ends, so the first offer does not ring the phone still on it.
+    deferred: HashMap<String, Input>,
+    /// Names the agent legs of callbacks.
+    next_leg: u64,
     now: Millis,
 }
 
@@ -261,6 +281,8 @@ impl Switchboard {
             callbacks: HashMap::new(),
             next_interaction: 1,
             forgotten: Vec::new(),
+            deferred: HashMap::new(),
+            next_leg: 1,
             now: 0,
         }
     }
@@ -381,18 +403,39 @@ impl Switchboard {
                         "agent-on-break",
                     )
                 };
-                return Ok(self.agent_feature(&run.app, input, prompt));
+                return Ok(self.agent_feature(&run, input, prompt));
             }
             other => return Err(AcdError::UnknownApplication(other.to_owned())),
         };
         let Some(agent) = agent_of(&run.data) else {
             return Ok(agent_refused(&run.app, "the caller is not an agent"));
         };
-        Ok(self.agent_feature(&run.app, input(agent), &prompt))
+        Ok(self.agent_feature(&run, input(agent), &prompt))
     }
 
-    /// A feature code from an agent's phone: the state change, then a prompt saying it.
-    fn agent_feature(&mut self, app: &str, input: Input, prompt: &str) -> Handled {
+    /// A feature code from an agent's phone: the state change, then a prompt saying it. A
+    /// change that makes the agent available waits for the end of this call: offered at
+    /// once, the next caller would ring the phone that is still hearing the prompt.
+    fn agent_feature(&mut self, run: &AppRun, input: Input, prompt: &str) -> Handled {
+        let app = run.app.as_str();
+        let becomes_available = match &input {
+            Input::Login(agent) | Input::Available(agent) => Some(*agent),
+            _ => None,
+        };
+        if let Some(agent) = becomes_available {
+            if self.acd.agent_state(agent, self.now).is_none() {
+                return agent_refused(app, &AcdError::UnknownAgent(agent).to_string());
+            }
+            self.deferred.insert(run.uuid.clone(), input);
+            return Handled {
+                reply: actions(&[
+                    ("answer", ""),
+                    ("set", &format!("agent_result={prompt}")),
+                    ("playback", prompt),
+                ]),
+                sends: Vec::new(),
+            };
+        }
         match self.acd.handle_input(self.now, input) {
             Ok(()) => Handled {
                 reply: actions(&[
@@ -420,8 +463,13 @@ impl Switchboard {
         let Some(settings) = self.config.voice.get(name).cloned() else {
             return refuse(format!("no queue {name:?}"));
         };
-        if self.calls.contains_key(&run.uuid) {
-            return refuse(format!("{} is already in a queue", run.uuid));
+        match self.calls.get(&run.uuid).map(|c| c.phase.clone()) {
+            // Left one queue (timeout, overflow to an IVR...): it may join another.
+            Some(Phase::Left) => {
+                self.forget(&run.uuid);
+            }
+            Some(_) => return refuse(format!("{} is already in a queue", run.uuid)),
+            None => {}
         }
         let var = |name: &str| run.variables.get(name).and_then(Value::as_str);
         // The caller's language, when the plan chose one we have prompts for.
@@ -479,10 +527,6 @@ impl Switchboard {
         let mut sends = Vec::new();
         let result = match event.event.as_str() {
             "tick" => self.tick(&mut sends),
-            "call.new" => {
-                self.callback_leg_started(event);
-                Ok(())
-            }
             "call.answered" => self.answered(event, &mut sends),
             "call.ended" => self.ended(event, &mut sends),
             "bridge.failed" => self.bridge_failed(event, &mut sends),
@@ -536,23 +580,7 @@ impl Switchboard {
 
     fn answered(&mut self, event: &Event, sends: &mut Vec<Send>) -> Result<(), AcdError> {
         if let Some(id) = self.callback_of(event) {
-            // The agent picked up the callback the switch placed: it now rings the customer.
-            let agent = event
-                .variable("acd_agent")
-                .and_then(|a| a.parse().ok())
-                .map(AgentId);
-            if let (Some(agent), Some(callback)) = (agent, self.callbacks.get_mut(&id)) {
-                callback.answered = Some(event.uuid.clone());
-                callback.legs.remove(&agent);
-                return self.acd.handle_input(
-                    self.now,
-                    Input::OfferAnswered {
-                        interaction: id,
-                        agent,
-                    },
-                );
-            }
-            return Ok(());
+            return self.callback_answered(id, event, sends);
         }
         let Some(call) = self.calls.get_mut(&event.uuid) else {
             return Ok(());
@@ -562,32 +590,81 @@ impl Switchboard {
         }
         call.phase = Phase::Connected;
         let interaction = call.interaction;
-        let Some(&agent) = self.config.by_callee.get(&event.callee) else {
-            sends.push(log_send(
-                "warn",
-                &format!(
-                    "{} answered by {:?}, who is no agent",
-                    event.uuid, event.callee
-                ),
-            ));
+        let agent = self.config.by_callee.get(&event.callee).copied();
+        let taken = agent.map(|agent| {
+            self.acd
+                .handle_input(self.now, Input::OfferAnswered { interaction, agent })
+        });
+        if let Some(Ok(())) = taken {
+            return Ok(());
+        }
+        // Somebody the core cannot credit answered (not an agent, or an agent already on
+        // another call): the caller is talking to a person, so the interaction leaves the
+        // queue rather than being offered again under it.
+        sends.push(log_send(
+            "warn",
+            &format!(
+                "{} answered by {:?}, whom the ACD cannot credit ({}): it leaves the queue",
+                event.uuid,
+                event.callee,
+                match taken {
+                    Some(Err(error)) => error.to_string(),
+                    _ => "no agent".into(),
+                }
+            ),
+        ));
+        self.acd.handle_input(self.now, Input::Abandon(interaction))
+    }
+
+    /// A callback's agent leg answered (the agent, then the customer on the same leg).
+    fn callback_answered(
+        &mut self,
+        id: InteractionId,
+        event: &Event,
+        sends: &mut Vec<Send>,
+    ) -> Result<(), AcdError> {
+        let Some(callback) = self.callbacks.get_mut(&id) else {
             return Ok(());
         };
-        self.acd
-            .handle_input(self.now, Input::OfferAnswered { interaction, agent })
+        if let Some((leg, _)) = &callback.answered {
+            if *leg == event.uuid && event.bridged {
+                callback.reached = true;
+            }
+            return Ok(());
+        }
+        let Some((&agent, _)) = callback.legs.iter().find(|(_, leg)| **leg == event.uuid) else {
+            return Ok(());
+        };
+        callback.legs.remove(&agent);
+        match self.acd.handle_input(
+            self.now,
+            Input::OfferAnswered {
+                interaction: id,
+                agent,
+            },
+        ) {
+            Ok(()) => {
+                if let Some(callback) = self.callbacks.get_mut(&id) {
+                    callback.answered = Some((event.uuid.clone(), agent));
+                }
+                Ok(())
+            }
+            Err(error) => {
+                // The offer is gone and the agent cannot take it late: drop the leg before
+                // it calls the customer.
+                sends.push(Send::console(format!("uuid_kill {}", event.uuid)));
+                Err(error)
+            }
+        }
     }
 
     fn ended(&mut self, event: &Event, sends: &mut Vec<Send>) -> Result<(), AcdError> {
+        if let Some(input) = self.deferred.remove(&event.uuid) {
+            // The agent hung up after the feature code: now available.
+            self.acd.handle_input(self.now, input)?;
+        }
         if let Some(id) = self.callback_of(event) {
-            let Some(callback) = self.callbacks.get_mut(&id) else {
-                return Ok(());
-            };
-            if callback.answered.as_deref() == Some(event.uuid.as_str()) {
-                // The callback call is over: the contact ends, wrap-up starts.
-                self.callbacks.remove(&id);
-                self.by_interaction.remove(&id);
-                return self.acd.handle_input(self.now, Input::ContactEnded(id));
-            }
-            return Ok(());
+            return self.callback_leg_ended(id, event, sends);
         }
         let Some(call) = self.forget(&event.uuid) else {
             return Ok(());
@@ -597,11 +674,8 @@ impl Switchboard {
             Phase::Connected if self.acd.is_answered(id) => {
                 self.acd.handle_input(self.now, Input::ContactEnded(id))
             }
-            _ if self.callbacks.contains_key(&id) => {
-                // The customer hung up after asking for a callback: the place is kept.
-                self.by_interaction.insert(id, String::new());
-                Ok(())
-            }
+            // The customer hung up after asking for a callback: the place is kept.
+            _ if self.callbacks.contains_key(&id) => Ok(()),
             Phase::Left => Ok(()),
             _ if self.acd.queue_of(id).is_some() => {
                 let _ = sends;
@@ -684,8 +758,11 @@ impl Switchboard {
             Callback {
                 number: number.clone(),
                 queue: queue.clone(),
+                origin: event.uuid.clone(),
                 legs: BTreeMap::new(),
                 answered: None,
+                reached: false,
+                attempt: 1,
             },
         );
         sends.push(queue_log(
@@ -709,21 +786,66 @@ impl Switchboard {
             .filter(|id| self.callbacks.contains_key(id))
     }
 
-    /// The switch placed a callback's agent leg: its uuid lets us hang it up if the offer
-    /// is withdrawn.
-    fn callback_leg_started(&mut self, event: &Event) {
-        let Some(id) = self.callback_of(event) else {
-            return;
+    /// A callback's agent leg ended. The answered one ends the contact; when the customer
+    /// was never reached on it, the callback joins the queue again (up to
+    /// [`CALLBACK_ATTEMPTS`]), keeping its origin so the log rows still join up.
+    fn callback_leg_ended(
+        &mut self,
+        id: InteractionId,
+        event: &Event,
+        sends: &mut Vec<Send>,
+    ) -> Result<(), AcdError> {
+        let Some(callback) = self.callbacks.get(&id) else {
+            return Ok(());
         };
-        let agent = event
-            .variable("acd_agent")
-            .and_then(|a| a.parse().ok())
-            .map(AgentId);
-        if let (Some(agent), Some(callback)) = (agent, self.callbacks.get_mut(&id))
-            && let Some(leg) = callback.legs.get_mut(&agent)
-        {
-            *leg = Some(event.uuid.clone());
+        if callback.answered.as_ref().map(|(leg, _)| leg) != Some(&event.uuid) {
+            // A leg that never answered: originate.failed said what it had to.
+            if let Some(callback) = self.callbacks.get_mut(&id) {
+                callback.legs.retain(|_, leg| *leg != event.uuid);
+            }
+            return Ok(());
         }
+        let callback = self.callbacks.remove(&id).expect("checked");
+        self.acd.handle_input(self.now, Input::ContactEnded(id))?;
+        if callback.reached {
+            self.forgotten.push(id);
+            return Ok(());
+        }
+        let event_name = if callback.attempt < CALLBACK_ATTEMPTS {
+            "CALLBACK_RETRY"
+        } else {
+            "CALLBACK_FAILED"
+        };
+        sends.push(queue_log(
+            &callback.queue,
+            &callback.origin,
+            None,
+            event_name,
+            json!({ "number": callback.number, "attempt": callback.attempt }),
+        ));
+        self.forgotten.push(id);
+        if callback.attempt >= CALLBACK_ATTEMPTS {
+            return Ok(());
+        }
+        // Back in line, ahead of new callers (one priority step).
+        let retry = InteractionId(self.next_interaction);
+        self.next_interaction += 1;
+        let mut interaction =
+            Interaction::new(retry, Channel::Voice, &callback.queue, &callback.number);
+        interaction.arrived_at = self.now;
+        interaction.priority = 1;
+        self.by_interaction.insert(retry, callback.origin.clone());
+        self.callbacks.insert(
+            retry,
+            Callback {
+                legs: BTreeMap::new(),
+                answered: None,
+                reached: false,
+                attempt: callback.attempt + 1,
+                ..callback
+            },
+        );
+        self.acd.handle_input(self.now, Input::Arrive(interaction))
     }
 
     fn callback_leg_failed(&mut self, event: &Event) -> Result<(), AcdError> {
@@ -737,9 +859,13 @@ impl Switchboard {
         else {
             return Ok(());
         };
-        if let Some(callback) = self.callbacks.get_mut(&id) {
-            callback.legs.remove(&agent);
+        let Some(callback) = self.callbacks.get_mut(&id) else {
+            return Ok(());
+        };
+        if callback.legs.get(&agent) != Some(&event.uuid) && !event.uuid.is_empty() {
+            return Ok(());
         }
+        callback.legs.remove(&agent);
         if self.acd.offered_to(id).contains(&agent) {
             return self.acd.handle_input(
                 self.now,
@@ -820,7 +946,7 @@ impl Switchboard {
         let Some(queue) = self.acd.queue_of(id).map(str::to_owned) else {
             return;
         };
-        let timeout_s = self.bridge_timeout_s(&queue);
+        let timeout_s = self.bridge_timeout_s(id, &queue);
         let Some(call) = self.calls.get_mut(&uuid) else {
             return;
         };
@@ -849,21 +975,26 @@ impl Switchboard {
         }
     }
 
-    /// The bridge's own timeout fires a second before the core would expire the offer, so
-    /// the switch reports the no-answer and the core's expiry stays a safety net.
-    fn bridge_timeout_s(&self, queue: &str) -> u64 {
+    /// The bridge's own timeout fires a second before the core would expire the oldest offer
+    /// it rings (a bridge placed again keeps the time its first agent has left), so the
+    /// switch reports the no-answer and the core's expiry stays a safety net.
+    fn bridge_timeout_s(&self, id: InteractionId, queue: &str) -> u64 {
         let offer_ms = self
             .acd
             .queue_config(queue)
             .map_or(20_000, |q| q.offer_timeout_ms);
-        (offer_ms / 1000).saturating_sub(1).max(1)
+        let left_ms = self
+            .acd
+            .offer_deadline(id)
+            .map_or(offer_ms, |deadline| deadline.saturating_sub(self.now));
+        (left_ms / 1000).saturating_sub(1).max(1)
     }
 
     fn ring_callback(&mut self, id: InteractionId, agents: &[AgentId], sends: &mut Vec<Send>) {
         let timeout_s = self
             .acd
             .queue_of(id)
-            .map(|q| self.bridge_timeout_s(q))
+            .map(|q| self.bridge_timeout_s(id, q))
             .unwrap_or(19);
         let Some(callback) = self.callbacks.get_mut(&id) else {
             return;
@@ -883,18 +1014,21 @@ impl Switchboard {
             let Some(contact) = self.config.contacts.get(agent) else {
                 continue;
             };
-            callback.legs.insert(*agent, None);
+            // Named by us, so a withdrawn offer can hang up its leg before any event came.
+            let leg = format!("acd-callback-{}-{}-{}", id.0, agent.0, self.next_leg);
+            self.next_leg += 1;
             sends.push(Send::console(format!(
-                "originate {{acd_callback={},acd_agent={},acd_queue={},origination_caller_id_number={},originate_timeout={timeout_s},hangup_after_bridge=true}}{contact} &bridge({dial})",
+                "originate {{origination_uuid={leg},acd_callback={},acd_agent={},acd_queue={},origination_caller_id_number={},originate_timeout={timeout_s},hangup_after_bridge=true}}{contact} &bridge({dial})",
                 id.0, agent.0, callback.queue, callback.number
             )));
+            callback.legs.insert(*agent, leg);
         }
     }
 
     /// The core took an offer back: stop the agent's phone ringing.
     fn withdraw(&mut self, id: InteractionId, agent: AgentId, sends: &mut Vec<Send>) {
         if let Some(callback) = self.callbacks.get_mut(&id) {
-            if let Some(Some(leg)) = callback.legs.remove(&agent) {
+            if let Some(leg) = callback.legs.remove(&agent) {
                 sends.push(Send::console(format!("uuid_kill {leg}")));
             }
             return;
@@ -939,9 +1073,12 @@ impl Switchboard {
     /// Nobody could take the callback in time (or the queue sent it away): it is dropped,
     /// and said so in the log.
     fn callback_expired(&mut self, id: InteractionId, callback: Callback, sends: &mut Vec<Send>) {
+        for leg in callback.legs.values() {
+            sends.push(Send::console(format!("uuid_kill {leg}")));
+        }
         sends.push(queue_log(
             &callback.queue,
-            "",
+            &callback.origin,
             None,
             "CALLBACK_EXPIRED",
             json!({ "number": callback.number }),
@@ -959,6 +1096,10 @@ impl Switchboard {
             sends.push(Send::console(format!("uuid_bridge_cancel {uuid}")));
         }
         call.phase = Phase::Left;
+        // What the queue set for its own bridges must not steer the plan's next ones.
+        for variable in QUEUE_VARIABLES {
+            sends.push(Send::console(format!("uuid_exec {uuid} unset {variable}")));
+        }
         Some(uuid)
     }
 
@@ -1195,12 +1336,10 @@ impl Switchboard {
         }
         if let Some(name) = only {
             for (position, id) in self.acd.waiting(name).into_iter().enumerate() {
-                let uuid = self
-                    .by_interaction
-                    .get(&id)
-                    .filter(|u| !u.is_empty())
-                    .cloned()
-                    .unwrap_or_else(|| "(callback)".into());
+                let uuid = match self.callbacks.get(&id) {
+                    Some(callback) => format!("(callback) {}", callback.number),
+                    None => self.by_interaction.get(&id).cloned().unwrap_or_default(),
+                };
                 let ringing: Vec<String> = self
                     .acd
                     .offered_to(id)

@@ -294,7 +294,13 @@ fn the_maximum_wait_lets_the_plan_go_on_after_queue() {
     let sends = rig.tick(10_000);
     assert_eq!(
         lines(&sends),
-        ["uuid_exec u1 set queue_result=timeout", "uuid_break u1"]
+        [
+            "uuid_exec u1 unset continue_on_fail",
+            "uuid_exec u1 unset hangup_after_bridge",
+            "uuid_exec u1 unset transfer_ringback",
+            "uuid_exec u1 set queue_result=timeout",
+            "uuid_break u1"
+        ]
     );
     assert_eq!(log_events(&sends), ["EXITWITHTIMEOUT"]);
     // The call then ends elsewhere in the plan: not an abandon.
@@ -307,7 +313,16 @@ fn overflow_to_an_extension_transfers_the_caller() {
     let mut rig = Rig::new();
     rig.enter(0, "u1", "spill");
     let sends = rig.tick(10_000);
-    assert_eq!(lines(&sends), ["transfer u1 5100"]);
+    // The queue's own bridge settings are cleared first: the plan's next bridges are its own.
+    assert_eq!(
+        lines(&sends),
+        [
+            "uuid_exec u1 unset continue_on_fail",
+            "uuid_exec u1 unset hangup_after_bridge",
+            "uuid_exec u1 unset transfer_ringback",
+            "transfer u1 5100"
+        ]
+    );
     assert_eq!(log_events(&sends), ["OVERFLOW"]);
 }
 
@@ -333,7 +348,8 @@ fn ring_progressively_places_the_bridge_again_with_one_more_agent() {
     assert!(log_events(&sends).is_empty(), "{sends:?}");
     assert_eq!(
         lines(&sends),
-        ["uuid_exec u1 bridge {call_timeout=19,acd_queue=zh}user/1000,user/1001"]
+        // Placed again with the time the first agent's offer has left (20 s from 0 ms).
+        ["uuid_exec u1 bridge {call_timeout=14,acd_queue=zh}user/1000,user/1001"]
     );
     let sends = rig.event(
         6_000,
@@ -344,107 +360,6 @@ fn ring_progressively_places_the_bridge_again_with_one_more_agent() {
     assert_eq!(log_events(&sends), ["OFFERCANCELLED", "CONNECT"]);
     assert_eq!(rig.agent_state(6_000, 1000), "available");
     assert_eq!(rig.agent_state(6_000, 1001), "on-contact");
-}
-
-#[test]
-fn a_callback_keeps_the_place_and_the_switch_calls_agent_then_customer() {
-    let mut rig = Rig::new();
-    rig.enter(0, "u1", "zh");
-    rig.enter(1_000, "u2", "zh");
-    let sends = rig.event(
-        5_000,
-        "dtmf",
-        "u1",
-        json!({ "digit": "*", "leg": "caller" }),
-    );
-    assert_eq!(
-        lines(&sends),
-        ["transfer u1 playback:callback-confirmed,hangup inline"]
-    );
-    assert_eq!(log_events(&sends), ["CALLBACK"]);
-    let sends = rig.event(7_000, "call.ended", "u1", json!({}));
-    assert!(log_events(&sends).is_empty(), "no abandon: {sends:?}");
-    let (reply, _) = rig.command(7_000, "queue", "show zh");
-    let text = reply["text"].as_str().unwrap();
-    assert!(text.contains("  1. (callback)"), "{text}");
-    assert!(text.contains("  2. u2"), "{text}");
-
-    // First in line still: the first agent free calls the customer back.
-    let (_, sends) = rig.command(9_000, "agent", "login 1000");
-    assert_eq!(
-        lines(&sends),
-        [
-            "originate {acd_callback=1,acd_agent=1000,acd_queue=zh,origination_caller_id_number=5551234,originate_timeout=19,hangup_after_bridge=true}user/1000 &bridge(user/5551234)"
-        ]
-    );
-    rig.event(
-        9_010,
-        "call.new",
-        "leg1",
-        json!({ "variables": { "acd_callback": "1", "acd_agent": "1000" } }),
-    );
-    let sends = rig.event(
-        12_000,
-        "call.answered",
-        "leg1",
-        json!({ "variables": { "acd_callback": "1", "acd_agent": "1000" } }),
-    );
-    assert_eq!(log_events(&sends), ["CONNECT"]);
-    let sends = rig.event(
-        70_000,
-        "call.ended",
-        "leg1",
-        json!({ "variables": { "acd_callback": "1", "acd_agent": "1000" } }),
-    );
-    // The agent is free again (no wrap-up in this queue) and takes the next caller, u2.
-    assert_eq!(log_events(&sends), ["COMPLETE", "OFFER"]);
-    assert_eq!(
-        lines(&sends),
-        ["uuid_exec u2 bridge {call_timeout=19,acd_queue=zh}user/1000"]
-    );
-}
-
-#[test]
-fn a_callback_agent_leg_that_fails_is_a_no_answer() {
-    let mut rig = Rig::new();
-    rig.enter(0, "u1", "zh");
-    rig.event(1_000, "dtmf", "u1", json!({ "digit": "*" }));
-    rig.event(1_500, "call.ended", "u1", json!({}));
-    rig.command(2_000, "agent", "login 1000");
-    let sends = rig.event(
-        3_000,
-        "originate.failed",
-        "leg1",
-        json!({ "cause": "USER_BUSY", "variables": { "acd_callback": "1", "acd_agent": "1000" } }),
-    );
-    assert_eq!(log_events(&sends)[0], "RINGNOANSWER");
-}
-
-#[test]
-fn feature_codes_log_in_break_and_back_from_the_agents_phone() {
-    let mut rig = Rig::new();
-    let run = |app: &str, data: &str| {
-        json!({ "app": app, "data": data, "uuid": "f1", "now_ms": 100,
-                "variables": { "user_name": "1001" } })
-    };
-    let (reply, sends) = rig.msg("app.run", run("agent_login", ""));
-    assert!(actions(&reply).contains(&("playback".into(), "agent-logged-in".into())));
-    assert_eq!(log_events(&sends), ["AGENTLOGIN"]);
-    assert_eq!(rig.agent_state(100, 1001), "available");
-    let (reply, _) = rig.msg("app.run", run("agent_break", "lunch"));
-    assert!(actions(&reply).contains(&("playback".into(), "agent-on-break".into())));
-    assert_eq!(rig.agent_state(100, 1001), "break(lunch)");
-    rig.msg("app.run", run("agent_break", ""));
-    assert_eq!(rig.agent_state(100, 1001), "available");
-    rig.msg("app.run", run("agent_logout", ""));
-    assert_eq!(rig.agent_state(100, 1001), "offline");
-    // A caller who is no agent hears the invalid prompt.
-    let (reply, _) = rig.msg(
-        "app.run",
-        json!({ "app": "agent_login", "data": "", "uuid": "f2",
-                "variables": { "user_name": "7777" } }),
-    );
-    assert!(actions(&reply).contains(&("set".into(), "agent_result=refused".into())));
 }
 
 #[test]
@@ -530,6 +445,9 @@ fn a_caller_whose_wait_runs_out_while_an_agent_rings_is_taken_back_first() {
         lines(&sends),
         [
             "uuid_bridge_cancel u1",
+            "uuid_exec u1 unset continue_on_fail",
+            "uuid_exec u1 unset hangup_after_bridge",
+            "uuid_exec u1 unset transfer_ringback",
             "uuid_exec u1 set queue_result=timeout",
             "uuid_break u1"
         ]
@@ -563,4 +481,214 @@ fn a_caller_number_that_could_rewrite_the_originate_line_gets_no_callback() {
         .1;
     assert!(lines(&sends).is_empty(), "{sends:?}");
     assert!(log_events(&sends).is_empty());
+}
+
+/// The events of a callback's agent leg, as the switch sends them.
+fn leg_event(rig: &mut Rig, now: u64, event: &str, leg: &str, bridged: bool) -> Vec<Send> {
+    rig.event(
+        now,
+        event,
+        leg,
+        json!({ "bridged": bridged,
+                "variables": { "acd_callback": "1", "acd_agent": "1000" } }),
+    )
+}
+
+/// A caller presses * and hangs up: interaction 1 waits in zh as a callback.
+fn callback_waiting(rig: &mut Rig) {
+    rig.enter(0, "u1", "zh");
+    let sends = rig.event(
+        5_000,
+        "dtmf",
+        "u1",
+        json!({ "digit": "*", "leg": "caller" }),
+    );
+    assert_eq!(
+        lines(&sends),
+        ["transfer u1 playback:callback-confirmed,hangup inline"]
+    );
+    assert_eq!(log_events(&sends), ["CALLBACK"]);
+    let sends = rig.event(7_000, "call.ended", "u1", json!({}));
+    assert!(log_events(&sends).is_empty(), "no abandon: {sends:?}");
+}
+
+const LEG: &str = "acd-callback-1-1000-1";
+
+#[test]
+fn a_callback_keeps_the_place_and_the_switch_calls_agent_then_customer() {
+    let mut rig = Rig::new();
+    callback_waiting(&mut rig);
+    rig.enter(6_000, "u2", "zh");
+    let (reply, _) = rig.command(7_000, "queue", "show zh");
+    let text = reply["text"].as_str().unwrap();
+    assert!(text.contains("  1. (callback) 5551234"), "{text}");
+    assert!(text.contains("  2. u2"), "{text}");
+
+    // First in line still: the first agent free is called, with a leg named by the module.
+    let (_, sends) = rig.command(9_000, "agent", "login 1000");
+    assert_eq!(
+        lines(&sends),
+        [format!(
+            "originate {{origination_uuid={LEG},acd_callback=1,acd_agent=1000,acd_queue=zh,origination_caller_id_number=5551234,originate_timeout=19,hangup_after_bridge=true}}user/1000 &bridge(user/5551234)"
+        )]
+    );
+    // The agent answers; the rows carry the uuid of the call that asked for the callback.
+    let sends = leg_event(&mut rig, 12_000, "call.answered", LEG, false);
+    assert_eq!(log_events(&sends), ["CONNECT"]);
+    let connect = sends.iter().find(|s| s.name == "queue_log").unwrap();
+    assert_eq!(connect.body["call_uuid"], "u1");
+    // Then the customer, on the same leg.
+    assert!(leg_event(&mut rig, 15_000, "call.answered", LEG, true).is_empty());
+    let sends = leg_event(&mut rig, 70_000, "call.ended", LEG, true);
+    // The agent is free again (no wrap-up in this queue) and takes the next caller, u2.
+    assert_eq!(log_events(&sends), ["COMPLETE", "OFFER"]);
+    assert_eq!(
+        lines(&sends),
+        ["uuid_exec u2 bridge {call_timeout=19,acd_queue=zh}user/1000"]
+    );
+}
+
+#[test]
+fn a_callback_whose_customer_does_not_answer_joins_the_queue_again() {
+    let mut rig = Rig::new();
+    callback_waiting(&mut rig);
+    rig.command(9_000, "agent", "login 1000");
+    leg_event(&mut rig, 10_000, "call.answered", LEG, false);
+    // The agent's leg rings the customer in vain, and ends.
+    leg_event(&mut rig, 20_000, "bridge.failed", LEG, false);
+    let sends = leg_event(&mut rig, 20_100, "call.ended", LEG, false);
+    assert_eq!(
+        log_events(&sends),
+        ["CALLBACK_RETRY", "COMPLETE", "ENTERQUEUE", "OFFER"]
+    );
+    // Attempt 2 is placed at once (the agent is free again), under a new interaction.
+    let retry = &lines(&sends)[0];
+    assert!(
+        retry.starts_with("originate {origination_uuid=acd-callback-2-1000-2,acd_callback=2,"),
+        "{retry}"
+    );
+    let rows: Vec<&Send> = sends.iter().filter(|s| s.name == "queue_log").collect();
+    assert!(rows.iter().all(|r| r.body["call_uuid"] == "u1"), "{rows:?}");
+}
+
+#[test]
+fn a_callback_agent_leg_that_fails_is_a_no_answer_and_a_withdrawn_one_is_hung_up() {
+    let mut rig = Rig::new();
+    callback_waiting(&mut rig);
+    rig.command(9_000, "agent", "login 1000");
+    let sends = rig.event(
+        10_000,
+        "originate.failed",
+        LEG,
+        json!({ "cause": "USER_BUSY",
+                "variables": { "acd_callback": "1", "acd_agent": "1000" } }),
+    );
+    assert_eq!(log_events(&sends)[0], "RINGNOANSWER");
+    // Logging the agent out while the next leg rings hangs that leg up.
+    // (Saying "available" ends the rest after the no-answer at once.)
+    let (_, sends) = rig.command(12_000, "agent", "available 1000");
+    assert!(lines(&sends)[0].starts_with("originate {origination_uuid=acd-callback-1-1000-2,"));
+    let (_, sends) = rig.command(13_000, "agent", "logout 1000");
+    assert_eq!(lines(&sends), ["uuid_kill acd-callback-1-1000-2"]);
+}
+
+#[test]
+fn feature_codes_log_in_break_and_back_from_the_agents_phone() {
+    let mut rig = Rig::new();
+    let run = |app: &str, data: &str, uuid: &str| {
+        json!({ "app": app, "data": data, "uuid": uuid, "now_ms": 100,
+                "variables": { "user_name": "1001" } })
+    };
+    rig.enter(50, "u1", "sales");
+    let (reply, sends) = rig.msg("app.run", run("agent_login", "", "f1"));
+    assert!(actions(&reply).contains(&("playback".into(), "agent-logged-in".into())));
+    // Available once the login call ends: the waiting caller does not ring the phone that
+    // is still hearing "logged in".
+    assert!(sends.is_empty(), "{sends:?}");
+    assert_eq!(rig.agent_state(100, 1001), "offline");
+    let sends = rig.event(2_000, "call.ended", "f1", json!({}));
+    assert_eq!(log_events(&sends), ["AGENTLOGIN", "OFFER"]);
+    assert_eq!(
+        lines(&sends),
+        ["uuid_exec u1 bridge {call_timeout=14,acd_queue=sales}user/1001"]
+    );
+    rig.event(2_500, "call.ended", "u1", json!({}));
+    assert_eq!(rig.agent_state(2_500, 1001), "available");
+
+    let (reply, _) = rig.msg("app.run", run("agent_break", "lunch", "f2"));
+    assert!(actions(&reply).contains(&("playback".into(), "agent-on-break".into())));
+    assert_eq!(rig.agent_state(2_500, 1001), "break(lunch)");
+    rig.msg("app.run", run("agent_break", "", "f3"));
+    assert_eq!(
+        rig.agent_state(2_500, 1001),
+        "break(lunch)",
+        "until f3 ends"
+    );
+    rig.event(3_000, "call.ended", "f3", json!({}));
+    assert_eq!(rig.agent_state(3_000, 1001), "available");
+    rig.msg("app.run", run("agent_logout", "", "f4"));
+    assert_eq!(rig.agent_state(3_000, 1001), "offline");
+    // A caller who is no agent hears the invalid prompt.
+    for app in ["agent_login", "agent_logout"] {
+        let (reply, _) = rig.msg(
+            "app.run",
+            json!({ "app": app, "data": "", "uuid": "f9",
+                    "variables": { "user_name": "7777" } }),
+        );
+        let steps = actions(&reply);
+        assert!(
+            steps.contains(&("set".into(), "agent_result=refused".into())),
+            "{app}"
+        );
+        assert!(
+            steps.contains(&("log".into(), format!("WARNING {app}: unknown agent 7777"))),
+            "{app}: {steps:?}"
+        );
+    }
+}
+
+#[test]
+fn an_answer_that_crosses_the_withdrawal_of_its_offer_still_connects() {
+    let mut rig = Rig::new();
+    rig.login(0, 1000);
+    rig.enter(0, "u1", "sales");
+    // The bridge's own timeout (14 s) was lost; the core expires the offer at 15 s and the
+    // switchboard cancels the bridge...
+    let sends = rig.tick(15_000);
+    assert_eq!(lines(&sends), ["uuid_bridge_cancel u1"]);
+    assert_eq!(log_events(&sends), ["RINGNOANSWER"]);
+    // ...but the agent's 200 OK crossed the CANCEL: the caller talks to 1000, and so says
+    // the ACD (a late answer), instead of offering the caller again.
+    let sends = rig.event(
+        15_010,
+        "call.answered",
+        "u1",
+        json!({ "bridged": true, "callee": "1000" }),
+    );
+    assert_eq!(log_events(&sends), ["CONNECT"]);
+    assert_eq!(rig.agent_state(15_010, 1000), "on-contact");
+    let sends = rig.event(30_000, "call.ended", "u1", json!({}));
+    assert_eq!(log_events(&sends), ["COMPLETE"]);
+}
+
+#[test]
+fn an_answer_the_acd_cannot_credit_takes_the_caller_out_of_the_queue() {
+    let mut rig = Rig::new();
+    rig.login(0, 1000);
+    rig.enter(0, "u1", "sales");
+    // Somebody who is no agent (a forwarded phone) answered.
+    let sends = rig.event(
+        1_000,
+        "call.answered",
+        "u1",
+        json!({ "bridged": true, "callee": "555" }),
+    );
+    assert!(
+        log_events(&sends).contains(&"ABANDON".to_owned()),
+        "{sends:?}"
+    );
+    assert!(sends.iter().any(|s| s.name == "log"));
+    assert_eq!(rig.agent_state(1_000, 1000), "available");
+    let (reply, _) = rig.command(1_000, "queue", "show sales");
+    assert!(!reply["text"].as_str().unwrap().contains("u1"));
 }
