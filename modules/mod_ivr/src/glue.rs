@@ -219,7 +219,7 @@ mod tests {
         let reply: serde_json::Value = serde_json::from_slice(&reply).unwrap();
         assert_eq!(
             reply,
-            serde_json::json!({ "actions": [["transfer", "9198 XML default"]] })
+            serde_json::json!({ "actions": [["transfer", "7002 XML default"]] })
         );
 
         let body = serde_json::json!({ "app": "ivr", "data": "nowhere", "variables": {} });

@@ -734,14 +734,14 @@ pub(crate) mod tests {
                     "1".to_owned(),
                     &MenuAction::ExecApp {
                         app: "transfer".into(),
-                        data: "9197 XML default".into()
+                        data: "7001 XML default".into()
                     }
                 ),
                 (
                     "2".to_owned(),
                     &MenuAction::ExecApp {
                         app: "transfer".into(),
-                        data: "9198 XML default".into()
+                        data: "7002 XML default".into()
                     }
                 ),
                 ("9".to_owned(), &MenuAction::SubMenu("demo_more".into())),
@@ -749,8 +749,8 @@ pub(crate) mod tests {
             ]
         );
         assert_eq!(from_toml.menus["demo_zh"].language, "zh");
-        assert_eq!(demo.location.line, 6);
-        assert_eq!(demo.entries[1].location.line, 23);
+        assert_eq!(demo.location.line, 7);
+        assert_eq!(demo.entries[1].location.line, 24);
         assert_eq!(from_xml.menus["demo"].entries[0].location.line, 17);
     }
 

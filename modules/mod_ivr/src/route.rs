@@ -467,10 +467,10 @@ mod tests {
     fn the_demo_routes_each_choice_in_english_and_in_chinese() {
         let menus = demo();
         let cases = [
-            ("demo", "1", "en", "transfer 9197 XML default"),
-            ("demo", "2", "en", "transfer 9198 XML default"),
-            ("demo_zh", "1", "zh", "transfer 9197 XML default"),
-            ("demo_zh", "2", "zh", "transfer 9198 XML default"),
+            ("demo", "1", "en", "transfer 7001 XML default"),
+            ("demo", "2", "en", "transfer 7002 XML default"),
+            ("demo_zh", "1", "zh", "transfer 7001 XML default"),
+            ("demo_zh", "2", "zh", "transfer 7002 XML default"),
         ];
         for (menu, keys, language, outcome) in cases {
             let mut call = Call::new(&menus, &[Some(keys)]);
@@ -537,7 +537,7 @@ mod tests {
         // Two of each stay under both maxima.
         let mut call = Call::new(&menus, &[Some("5"), None, Some("5"), None, Some("2")]);
         let log = call.run("ivr", "demo");
-        assert_eq!(log.last().unwrap(), "transfer 9198 XML default");
+        assert_eq!(log.last().unwrap(), "transfer 7002 XML default");
         assert_eq!(log.iter().filter(|l| l.starts_with("prompt")).count(), 5);
 
         // In the sub-menu: two failures, a good choice (play-sound), two more failures:
@@ -589,7 +589,7 @@ mod tests {
                 EN_SHORT,
                 "prompt en:enter-digits",
                 EN_SHORT,
-                "transfer 9197 XML default",
+                "transfer 7001 XML default",
             ]
         );
         assert!(!call.variables.contains_key("ivr_stack"));

@@ -100,7 +100,7 @@ fn the_module_loads_registers_and_runs_the_demo_menu() {
     );
     assert_eq!(
         chosen,
-        json!({ "actions": [["transfer", "9197 XML default"]] })
+        json!({ "actions": [["transfer", "7001 XML default"]] })
     );
 
     // A menu that does not exist fails the request; the module stays in service.
