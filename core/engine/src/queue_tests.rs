@@ -756,3 +756,83 @@ fn the_dialplan_may_not_transfer_inline() {
     );
     assert_eq!(cdr_cause(&h, &call_id), "NO_ROUTE_DESTINATION");
 }
+
+/// A second agent AGENT2 (a SIPp-style URI) for `uuid_bridge_add`.
+const AGENT2: Phone = Phone {
+    user: "agent8",
+    addr: "127.0.0.1:7011",
+};
+
+/// `uuid_bridge_add` rings one more target in the bridge in progress, the first one still
+/// ringing (no CANCEL, no new INVITE to it); the second answers and wins, the first is
+/// cancelled. Refused without a bridge, or for a target that cannot be rung.
+#[test]
+fn uuid_bridge_add_rings_one_more_without_stopping_the_first() {
+    let (mut h, _dir) = harness(
+        42480,
+        &[extension(
+            "5992",
+            &[
+                ("answer", ""),
+                ("set", "continue_on_fail=true"),
+                ("moh", ""),
+            ],
+        )],
+    );
+    h.register(ALICE);
+    let (_, sent) = h.call(ALICE, "5992");
+    answered(&mut h, &sent);
+    let (uuid, _) = only_call(&mut h);
+    assert!(
+        h.switch
+            .execute(
+                h.now,
+                &format!("uuid_bridge_add {uuid} sip:agent8@127.0.0.1:7011")
+            )
+            .unwrap_err()
+            .contains("no bridge to add to")
+    );
+    h.switch
+        .execute(
+            h.now,
+            &format!("uuid_exec {uuid} bridge {{call_timeout=30}}sip:agent7@127.0.0.1:7009"),
+        )
+        .unwrap();
+    let first = requests_to(&h.sent(), AGENT, Method::Invite).pop().unwrap();
+    h.answer(AGENT, &first, 180, "agent");
+    h.advance(Duration::from_secs(4));
+    let out = h
+        .switch
+        .execute(
+            h.now,
+            &format!("uuid_bridge_add {uuid} sip:agent8@127.0.0.1:7011"),
+        )
+        .unwrap();
+    assert!(out.contains("ringing 1 more"), "{out}");
+    let sent = h.sent();
+    assert!(
+        requests_to(&sent, AGENT, Method::Cancel).is_empty(),
+        "the first still rings"
+    );
+    assert!(requests_to(&sent, AGENT, Method::Invite).is_empty());
+    let second = requests_to(&sent, AGENT2, Method::Invite)
+        .pop()
+        .expect("the second rung");
+    assert!(
+        h.switch
+            .execute(h.now, &format!("uuid_bridge_add {uuid} user/nobody"))
+            .unwrap_err()
+            .contains("cannot be rung")
+    );
+    h.answer(AGENT2, &second, 200, "agent8");
+    let sent = h.sent();
+    let cancel = requests_to(&sent, AGENT, Method::Cancel)
+        .pop()
+        .expect("the first is cancelled once the second answers");
+    let answered_events = events(&h, "call.answered");
+    assert_eq!(answered_events.last().unwrap()["callee"], "agent8");
+    h.answer(AGENT, &cancel, 200, "agent");
+    h.answer(AGENT, &first, 487, "agent");
+    h.switch.execute(h.now, "hupall").unwrap();
+    h.assert_nothing_left_after_bye_answers(&[ALICE, AGENT, AGENT2]);
+}

@@ -2612,6 +2612,7 @@ impl Switch {
             ["uuid_exec", ..] => Err("usage: uuid_exec <uuid> <application> [data]".into()),
             ["uuid_break", uuid] => self.uuid_break(now, uuid),
             ["uuid_bridge_cancel", uuid] => self.uuid_bridge_cancel(now, uuid),
+            ["uuid_bridge_add", uuid, target] => self.uuid_bridge_add(now, uuid, target),
             ["show", "queue_log"] => self.queue_log_text(20),
             ["show", "queue_log", count] => match count.parse::<usize>() {
                 Ok(count) => self.queue_log_text(count.min(10_000)),
@@ -2998,6 +2999,7 @@ pub const COMMANDS: &[&str] = &[
     "uuid_exec",
     "uuid_break",
     "uuid_bridge_cancel",
+    "uuid_bridge_add",
     "dtmf",
     "show conferences",
     "conference",

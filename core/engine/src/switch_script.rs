@@ -627,6 +627,42 @@ impl Switch {
         Ok(format!("{uuid}: bridge cancelled\n"))
     }
 
+    /// `uuid_bridge_add UUID TARGET`: one more target rung by the bridge in progress, in its
+    /// current group and until that group's timeout (a queue ringing one more agent, as
+    /// ring-progressively does, without stopping the phones already ringing).
+    pub(super) fn uuid_bridge_add(
+        &mut self,
+        now: Now,
+        uuid: &str,
+        target: &str,
+    ) -> Result<String, String> {
+        let key = self
+            .call_by_uuid(uuid)
+            .ok_or_else(|| format!("no such call: {uuid}"))?;
+        let target = parse_target(target.trim())?;
+        let script = self
+            .calls
+            .get(&key)
+            .and_then(|c| c.script.as_ref())
+            .ok_or_else(|| format!("{uuid} runs no dialplan"))?;
+        let Wait::Bridge(run) = &script.wait else {
+            return Err(format!(
+                "{uuid} is {}: no bridge to add to",
+                script.current()
+            ));
+        };
+        let caller_id = run.caller_id.clone();
+        match self.ring_target(now, key, &target, &caller_id) {
+            0 => Err(format!(
+                "{uuid}: {target:?} cannot be rung (not registered?)"
+            )),
+            forks => {
+                info!(uuid, ?target, forks, "uuid_bridge_add");
+                Ok(format!("{uuid}: ringing {forks} more\n"))
+            }
+        }
+    }
+
     /// Ends the call from the script (`hangup`, the end of the plan), letting the phone play
     /// what it was last sent first.
     fn finish_script(&mut self, now: Now, key: CallKey, cause: &str) {

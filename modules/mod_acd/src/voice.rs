@@ -8,8 +8,9 @@
 //! - an offer: `uuid_exec UUID bridge {call_timeout=T}AGENT[,AGENT...]`, the caller hearing
 //!   the queue's music (`transfer_ringback`) while the agents ring; `bridge.failed` or
 //!   `call.answered` tell the outcome;
-//! - a change of the agents ringing (ring-progressively, an agent logging out):
-//!   `uuid_bridge_cancel UUID`, then a new bridge with the agents the core still offers;
+//! - one more agent to ring (ring-progressively): `uuid_bridge_add UUID AGENT`; an agent
+//!   taken back (logged out, its offer expired): `uuid_bridge_cancel UUID`, then a new
+//!   bridge with the agents the core still offers;
 //! - announcements and comfort prompts: `uuid_exec UUID playback ...`, then back to music;
 //! - leaving the queue at its maximum wait: `uuid_exec UUID set queue_result=timeout` and
 //!   `uuid_break UUID`, so the dialplan goes on after `queue` (FreeSWITCH's callcenter);
@@ -966,10 +967,21 @@ impl Switchboard {
                 call.phase = Phase::Ringing(agents);
             }
             Phase::Ringing(rung) if agents.iter().any(|a| !rung.contains(a)) => {
-                // One more agent to ring (ring-progressively): the bridge cannot grow, so it is
-                // cancelled and placed again with every agent offered.
-                sends.push(Send::console(format!("uuid_bridge_cancel {uuid}")));
-                call.phase = Phase::Cancelling;
+                // One more agent to ring (ring-progressively, or an agent free during a
+                // ring-all): added to the bridge, the phones already ringing go on ringing.
+                let added: Vec<AgentId> = agents
+                    .iter()
+                    .filter(|a| !rung.contains(a))
+                    .copied()
+                    .collect();
+                for agent in &added {
+                    if let Some(contact) = self.config.contacts.get(agent) {
+                        sends.push(Send::console(format!("uuid_bridge_add {uuid} {contact}")));
+                    }
+                }
+                let mut rung = rung.clone();
+                rung.extend(added);
+                call.phase = Phase::Ringing(rung);
             }
             _ => {}
         }

@@ -327,7 +327,7 @@ fn overflow_to_an_extension_transfers_the_caller() {
 }
 
 #[test]
-fn ring_progressively_places_the_bridge_again_with_one_more_agent() {
+fn ring_progressively_adds_agents_to_the_ringing_bridge() {
     let mut rig = Rig::new();
     rig.login(0, 1000);
     rig.login(0, 1001);
@@ -336,30 +336,37 @@ fn ring_progressively_places_the_bridge_again_with_one_more_agent() {
         lines(&sends),
         ["uuid_exec u1 bridge {call_timeout=19,acd_queue=zh}user/1000"]
     );
+    // 4 s later one more agent rings too; 1000's phone goes on ringing.
     let sends = rig.tick(4_000);
+    assert_eq!(lines(&sends), ["uuid_bridge_add u1 user/1001"]);
+    assert_eq!(log_events(&sends), ["OFFER"]);
+    // 1000 logs out while both ring: the bridge is placed again with 1001 alone, for the
+    // time its offer has left (20 s from 4 s, at 6.05 s).
+    let (_, sends) = rig.command(6_000, "agent", "logout 1000");
     assert_eq!(lines(&sends), ["uuid_bridge_cancel u1"]);
-    // Our own cancel: no no-answer is counted, both agents are rung.
     let sends = rig.event(
-        4_050,
+        6_050,
         "bridge.failed",
         "u1",
         json!({ "cause": "ORIGINATOR_CANCEL" }),
     );
-    assert!(log_events(&sends).is_empty(), "{sends:?}");
+    assert!(
+        log_events(&sends).is_empty(),
+        "our own cancel is no no-answer: {sends:?}"
+    );
     assert_eq!(
         lines(&sends),
-        // Placed again with the time the first agent's offer has left (20 s from 0 ms).
-        ["uuid_exec u1 bridge {call_timeout=14,acd_queue=zh}user/1000,user/1001"]
+        ["uuid_exec u1 bridge {call_timeout=16,acd_queue=zh}user/1001"]
     );
     let sends = rig.event(
-        6_000,
+        8_000,
         "call.answered",
         "u1",
         json!({ "bridged": true, "callee": "1001" }),
     );
-    assert_eq!(log_events(&sends), ["OFFERCANCELLED", "CONNECT"]);
-    assert_eq!(rig.agent_state(6_000, 1000), "available");
-    assert_eq!(rig.agent_state(6_000, 1001), "on-contact");
+    assert_eq!(log_events(&sends), ["CONNECT"]);
+    assert_eq!(rig.agent_state(8_000, 1000), "offline");
+    assert_eq!(rig.agent_state(8_000, 1001), "on-contact");
 }
 
 #[test]
