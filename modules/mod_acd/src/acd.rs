@@ -247,6 +247,13 @@ fn can_take(agent: &Agent, interaction: &Interaction, widened: Option<u8>, at: M
         })
 }
 
+/// The entry waited its queue's maximum: it is offered no more, and leaves at the next tick
+/// once no phone rings for it.
+fn past_max_wait(cfg: &QueueConfig, entry: &Entry, now: Millis) -> bool {
+    cfg.max_wait_ms
+        .is_some_and(|max| now >= entry.entered_at + max)
+}
+
 /// How a candidate agent ranks, lowest first: declined this interaction already, tier level,
 /// penalty, the strategy's own key, tier position, agent id (a total order: no ties).
 type CandidateKey = (u8, u32, u32, i128, u32, AgentId);
@@ -464,6 +471,18 @@ impl Acd {
         })
     }
 
+    /// When the live offer of an interaction to `agent` expires (None: no such offer).
+    pub fn offer_deadline_of(&self, id: InteractionId, agent: AgentId) -> Option<Millis> {
+        let entry = self.entries.get(&id)?;
+        let timeout = self.queues.get(&entry.queue)?.cfg.offer_timeout_ms;
+        let &a = self.agent_index.get(&agent)?;
+        entry
+            .offers
+            .iter()
+            .find(|&&(x, _)| x == a)
+            .map(|&(_, at)| at + timeout)
+    }
+
     /// When the oldest live offer of an interaction expires (None: not offered).
     pub fn offer_deadline(&self, id: InteractionId) -> Option<Millis> {
         let entry = self.entries.get(&id)?;
@@ -591,7 +610,7 @@ impl Acd {
         for (name, queue) in &self.queues {
             for &(_, _, id) in &queue.waiting {
                 let entry = &self.entries[&id];
-                if !entry.offers.is_empty() {
+                if !entry.offers.is_empty() || past_max_wait(&queue.cfg, entry, now) {
                     continue;
                 }
                 let widened = queue.cfg.widened_level(at.saturating_sub(entry.entered_at));
@@ -1159,7 +1178,10 @@ impl Acd {
         for q in self.queues.values() {
             if let Some(max) = q.cfg.max_wait_ms {
                 for &(_, _, id) in &q.waiting {
-                    if now >= self.entries[&id].entered_at + max {
+                    let entry = &self.entries[&id];
+                    // A phone still ringing may be answered: the caller leaves only once it
+                    // stops, or the agent answering would talk to a caller the ACD let go.
+                    if now >= entry.entered_at + max && entry.offers.is_empty() {
                         too_long.push(id);
                     }
                 }
@@ -1383,6 +1405,11 @@ impl Acd {
             };
             for &(_, _, id) in range {
                 let entry = entries.get_mut(&id).expect("waiting entries are live");
+                // Past its maximum wait: no new offer; the tick times it out once the phones
+                // ringing for it stop.
+                if past_max_wait(cfg, entry, now) {
+                    continue;
+                }
                 let wanted = match cfg.strategy {
                     Strategy::RingAll if entry.offers.is_empty() => usize::MAX,
                     Strategy::RingProgressively

@@ -113,8 +113,8 @@ enum Phase {
     Waiting,
     /// A bridge rings these agents.
     Ringing(Vec<AgentId>),
-    /// We cancelled the bridge; its `bridge.failed` is still to come.
-    Cancelling,
+    /// We cancelled the bridge ringing these agents; its `bridge.failed` is still to come.
+    Cancelling(Vec<AgentId>),
     /// An agent answered.
     Connected,
     /// Left the queue (timeout, overflow, callback): the call is no longer ours.
@@ -152,6 +152,10 @@ const QUEUE_VARIABLES: [&str; 3] = [
     "hangup_after_bridge",
     "transfer_ringback",
 ];
+
+/// A bridge that ran out of time with this much or less left on an agent's own offer
+/// charges the agent a no-answer (the bridge's timeout is a second ahead of the offer's).
+const OFFER_GRACE_MS: Millis = 2_000;
 
 /// Callbacks whose customer does not answer are queued again this many times in all.
 const CALLBACK_ATTEMPTS: u32 = 3;
@@ -239,6 +243,9 @@ struct Event {
     bridged: bool,
     #[serde(default)]
     digit: Option<String>,
+    /// `bridge.failed`: the Q.850 cause.
+    #[serde(default)]
+    cause: String,
     #[serde(default)]
     digits: Option<String>,
     #[serde(default)]
@@ -586,7 +593,7 @@ impl Switchboard {
         let Some(call) = self.calls.get_mut(&event.uuid) else {
             return Ok(());
         };
-        if !event.bridged || !matches!(call.phase, Phase::Ringing(_) | Phase::Cancelling) {
+        if !event.bridged || !matches!(call.phase, Phase::Ringing(_) | Phase::Cancelling(_)) {
             return Ok(());
         }
         call.phase = Phase::Connected;
@@ -691,18 +698,33 @@ impl Switchboard {
             return Ok(());
         };
         let id = call.interaction;
-        let rung = match std::mem::replace(&mut call.phase, Phase::Waiting) {
-            Phase::Ringing(agents) => agents,
-            Phase::Cancelling => Vec::new(),
+        let (rung, ours) = match std::mem::replace(&mut call.phase, Phase::Waiting) {
+            Phase::Ringing(agents) => (agents, false),
+            // The bridge may have failed on its own before our cancel reached it.
+            Phase::Cancelling(agents) => (agents, event.cause == "ORIGINATOR_CANCEL"),
             other => {
                 call.phase = other;
                 return Ok(());
             }
         };
-        // The agents still offered that we rang did not answer (a cancel we sent ourselves
-        // leaves the core's offers alone: they are rung again below).
+        // A cancel we sent ourselves leaves the core's offers alone: they ring again below.
+        let rung = if ours { Vec::new() } else { rung };
+        // The agents still offered that we rang did not answer. When the bridge simply ran
+        // out of time, only those whose own offer rang (nearly) its whole time are charged:
+        // an agent added later (ring-progressively) is rung again for what it has left.
+        let ran_out = matches!(
+            event.cause.as_str(),
+            "NO_ANSWER" | "NO_USER_RESPONSE" | "RECOVERY_ON_TIMER_EXPIRE"
+        );
         let live = self.acd.offered_to(id);
         for agent in rung.into_iter().filter(|a| live.contains(a)) {
+            let time_left = self
+                .acd
+                .offer_deadline_of(id, agent)
+                .map_or(0, |deadline| deadline.saturating_sub(self.now));
+            if ran_out && time_left > OFFER_GRACE_MS {
+                continue;
+            }
             self.acd.handle_input(
                 self.now,
                 Input::OfferNoAnswer {
@@ -1055,7 +1077,7 @@ impl Switchboard {
             && rung.contains(&agent)
         {
             sends.push(Send::console(format!("uuid_bridge_cancel {uuid}")));
-            call.phase = Phase::Cancelling;
+            call.phase = Phase::Cancelling(rung.clone());
         }
     }
 
@@ -1104,7 +1126,7 @@ impl Switchboard {
     fn leave(&mut self, id: InteractionId, sends: &mut Vec<Send>) -> Option<String> {
         let uuid = self.by_interaction.get(&id).cloned()?;
         let call = self.calls.get_mut(&uuid)?;
-        if matches!(call.phase, Phase::Ringing(_) | Phase::Cancelling) {
+        if matches!(call.phase, Phase::Ringing(_) | Phase::Cancelling(_)) {
             sends.push(Send::console(format!("uuid_bridge_cancel {uuid}")));
         }
         call.phase = Phase::Left;

@@ -441,17 +441,29 @@ fn an_agent_reached_by_sip_uri_is_matched_by_the_user_part() {
 }
 
 #[test]
-fn a_caller_whose_wait_runs_out_while_an_agent_rings_is_taken_back_first() {
+fn a_caller_whose_wait_runs_out_while_an_agent_rings_waits_for_the_ringing_to_end() {
     let mut rig = Rig::new();
     rig.login(0, 2001);
+    rig.login(0, 1000);
     let (_, sends) = rig.enter(0, "u1", "short");
     assert_eq!(lines(&sends).len(), 1, "the agent rings");
-    let sends = rig.tick(10_000);
-    // The bridge is cancelled first (the call goes back on hold), then the plan goes on.
+    // Maximum wait reached while the phone rings: the agent may still answer, so the
+    // caller stays until the ringing ends.
+    assert!(lines(&rig.tick(10_000)).is_empty());
+    let sends = rig.event(
+        19_000,
+        "bridge.failed",
+        "u1",
+        json!({ "cause": "NO_ANSWER", "status": 480 }),
+    );
+    // No new offer past the maximum wait...
+    assert_eq!(log_events(&sends), ["RINGNOANSWER"]);
+    assert!(lines(&sends).is_empty());
+    // ...and the next tick lets the plan go on after `queue`.
+    let sends = rig.tick(20_000);
     assert_eq!(
         lines(&sends),
         [
-            "uuid_bridge_cancel u1",
             "uuid_exec u1 unset continue_on_fail",
             "uuid_exec u1 unset hangup_after_bridge",
             "uuid_exec u1 unset transfer_ringback",
@@ -459,16 +471,23 @@ fn a_caller_whose_wait_runs_out_while_an_agent_rings_is_taken_back_first() {
             "uuid_break u1"
         ]
     );
-    assert_eq!(rig.agent_state(10_000, 2001), "available");
-    // The cancelled bridge's failure changes nothing: no no-answer for the agent.
+    assert_eq!(log_events(&sends), ["EXITWITHTIMEOUT"]);
+}
+
+#[test]
+fn an_agent_answering_after_the_maximum_wait_still_gets_the_caller() {
+    let mut rig = Rig::new();
+    rig.login(0, 2001);
+    rig.enter(0, "u1", "short");
+    assert!(lines(&rig.tick(10_000)).is_empty());
     let sends = rig.event(
-        10_050,
-        "bridge.failed",
+        11_000,
+        "call.answered",
         "u1",
-        json!({ "cause": "ORIGINATOR_CANCEL" }),
+        json!({ "bridged": true, "callee": "2001" }),
     );
-    assert!(log_events(&sends).is_empty(), "{sends:?}");
-    assert!(lines(&sends).is_empty());
+    assert_eq!(log_events(&sends), ["CONNECT"]);
+    assert_eq!(rig.agent_state(11_000, 2001), "on-contact");
 }
 
 #[test]
@@ -698,4 +717,68 @@ fn an_answer_the_acd_cannot_credit_takes_the_caller_out_of_the_queue() {
     assert_eq!(rig.agent_state(1_000, 1000), "available");
     let (reply, _) = rig.command(1_000, "queue", "show sales");
     assert!(!reply["text"].as_str().unwrap().contains("u1"));
+}
+
+#[test]
+fn an_agent_added_to_the_bridge_late_is_not_charged_when_the_first_ones_time_runs_out() {
+    let mut rig = Rig::new();
+    rig.login(0, 1000);
+    rig.login(0, 1001);
+    rig.enter(0, "u1", "zh");
+    assert_eq!(lines(&rig.tick(4_000)), ["uuid_bridge_add u1 user/1001"]);
+    // The bridge's time (19 s, from 1000's offer) runs out: 1000 rang its whole time, 1001
+    // only 15 s of its 20.
+    let sends = rig.event(
+        19_000,
+        "bridge.failed",
+        "u1",
+        json!({ "cause": "NO_ANSWER", "status": 480 }),
+    );
+    let rows: Vec<(String, String)> = sends
+        .iter()
+        .filter(|s| s.name == "queue_log")
+        .map(|s| {
+            (
+                s.body["event"].as_str().unwrap().to_owned(),
+                s.body["agent"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        rows.contains(&("RINGNOANSWER".into(), "1000".into())),
+        "{rows:?}"
+    );
+    assert!(
+        !rows.contains(&("RINGNOANSWER".into(), "1001".into())),
+        "{rows:?}"
+    );
+    // 1001 rings again for what its offer has left (5 s, minus the second of margin).
+    assert_eq!(
+        lines(&sends),
+        ["uuid_exec u1 bridge {call_timeout=4,acd_queue=zh}user/1001"]
+    );
+}
+
+#[test]
+fn a_bridge_that_fails_by_itself_while_we_cancel_it_still_charges_the_agents() {
+    let mut rig = Rig::new();
+    rig.login(0, 1000);
+    rig.login(0, 1001);
+    rig.enter(0, "u1", "zh");
+    rig.tick(4_000);
+    // 1001 logs out: we cancel to place the bridge again without it...
+    let (_, sends) = rig.command(5_000, "agent", "logout 1001");
+    assert_eq!(lines(&sends), ["uuid_bridge_cancel u1"]);
+    // ...but 1000's phone had already refused the call: its no-answer counts.
+    let sends = rig.event(
+        5_010,
+        "bridge.failed",
+        "u1",
+        json!({ "cause": "USER_BUSY", "status": 486 }),
+    );
+    assert!(
+        log_events(&sends).contains(&"RINGNOANSWER".to_owned()),
+        "{sends:?}"
+    );
+    assert_eq!(rig.agent_state(5_010, 1000), "available");
 }
