@@ -384,6 +384,13 @@ impl Acd {
             .map(|&i| self.agents[i].state(now))
     }
 
+    /// Whether the agent's presence is a break, whatever it does now (a wrap-up shows first).
+    pub fn is_on_break(&self, agent: AgentId) -> bool {
+        self.agent_index
+            .get(&agent)
+            .is_some_and(|&i| matches!(self.agents[i].presence, Presence::Break(_)))
+    }
+
     /// An agent's counters, accounted up to `now`.
     pub fn agent_stats(&self, agent: AgentId, now: Millis) -> Option<AgentStats> {
         let &i = self.agent_index.get(&agent)?;

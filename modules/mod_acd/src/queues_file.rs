@@ -203,9 +203,10 @@ impl QueuesFile {
                 .contact
                 .clone()
                 .unwrap_or_else(|| format!("user/{}", entry.id));
-            if contact.contains(char::is_whitespace) || contact.contains(',') {
+            if !is_bridge_target(&contact) {
                 return Err(invalid(format!(
-                    "agent {}: contact {contact:?} must be one bridge target",
+                    "agent {}: contact {contact:?} is not one bridge target (user/ID, \
+                     sip:USER@IP:PORT, sofia/gateway/NAME/NUMBER)",
                     entry.id
                 )));
             }
@@ -304,6 +305,23 @@ impl QueueEntry {
                 "queue {name}: callback_dial {callback_dial:?} has no {{number}}"
             ));
         }
+        if !is_bridge_target(&callback_dial.replace("{number}", "1")) {
+            return Err(format!(
+                "queue {name}: callback_dial {callback_dial:?} is not one bridge target"
+            ));
+        }
+        // Sounds reach the switch in dialplan actions and console lines: one word each.
+        for (key, value) in [
+            ("moh", &self.moh),
+            ("greeting", &self.greeting),
+            ("comfort_prompt", &self.comfort_prompt),
+        ] {
+            if let Some(value) = value
+                && value.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return Err(format!("queue {name}: {key} {value:?} must be one word"));
+            }
+        }
         let settings = VoiceSettings {
             language,
             moh: self.moh.unwrap_or(base.moh),
@@ -314,6 +332,37 @@ impl QueueEntry {
             callback_dial,
         };
         Ok((config, settings))
+    }
+}
+
+/// One bridge target of the switch's grammar, without what could reshape a console line or
+/// the bridge string around it (`,` `|` `{` `}` `&` `(` `)`, spaces).
+fn is_bridge_target(target: &str) -> bool {
+    let word = |text: &str, extra: &str| {
+        !text.is_empty()
+            && text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
+    };
+    if let Some(user) = target.strip_prefix("user/") {
+        return match user.split_once('@') {
+            Some((id, domain)) => word(id, "") && word(domain, ".-"),
+            None => word(user, ""),
+        };
+    }
+    let sip = target.strip_prefix("sofia/internal/").unwrap_or(target);
+    if let Some(uri) = sip.strip_prefix("sip:") {
+        return match uri.split_once('@') {
+            Some((user, host)) => word(user, "._~+-") && word(host, ".:[]"),
+            None => false,
+        };
+    }
+    let gateway = target
+        .strip_prefix("sofia/gateway/")
+        .or_else(|| target.strip_prefix("gateway/"));
+    match gateway.and_then(|rest| rest.split_once('/')) {
+        Some((name, number)) => word(name, "_.-") && word(number, "+*#"),
+        None => false,
     }
 }
 
@@ -477,6 +526,26 @@ tiers = [{ queue = "zh" }]
             (
                 "[[agent]]\nid = 1\ncontact = \"user/1,user/2\"\n",
                 "one bridge target",
+            ),
+            (
+                "[[agent]]\nid = 1\ncontact = \"user/1|user/2\"\n",
+                "one bridge target",
+            ),
+            (
+                "[[agent]]\nid = 1\ncontact = \"sip:1@h}&park(\"\n",
+                "one bridge target",
+            ),
+            (
+                "[[agent]]\nid = 1\ncontact = \"pstn/1\"\n",
+                "one bridge target",
+            ),
+            (
+                "[[queue]]\nname = \"a\"\ncallback_digit = \"*\"\ncallback_dial = \"user/{number}|user/9\"\n",
+                "not one bridge target",
+            ),
+            (
+                "[[queue]]\nname = \"a\"\ncomfort_prompt = \"x y\"\n",
+                "must be one word",
             ),
             ("[[agent]]\nid = 1\n[[agent]]\nid = 1\n", "defined twice"),
             (

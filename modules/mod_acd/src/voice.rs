@@ -126,6 +126,8 @@ struct QueuedCall {
     interaction: InteractionId,
     language: String,
     phase: Phase,
+    /// When the call entered its phase (a cancel is acknowledged at once by the switch).
+    phase_since: Millis,
     next_comfort: Option<Millis>,
 }
 
@@ -152,6 +154,9 @@ const QUEUE_VARIABLES: [&str; 3] = [
     "hangup_after_bridge",
     "transfer_ringback",
 ];
+
+/// How long a bridge cancel may go unacknowledged before the call counts as not bridging.
+const CANCEL_ACK_MS: Millis = 5_000;
 
 /// A bridge that ran out of time with this much or less left on an agent's own offer
 /// charges the agent a no-answer (the bridge's timeout is a second ahead of the offer's).
@@ -395,10 +400,8 @@ impl Switchboard {
                     return Ok(agent_refused(&run.app, "the caller is not an agent"));
                 };
                 let reason = run.data.trim();
-                let on_break = matches!(
-                    self.acd.agent_state(agent, self.now),
-                    Some(AgentState::Break(_))
-                );
+                // From the presence, not the state shown: wrap-up hides a break under it.
+                let on_break = self.acd.is_on_break(agent);
                 let (input, prompt) = if on_break {
                     (Input::Available(agent), "agent-logged-in")
                 } else {
@@ -501,6 +504,7 @@ impl Switchboard {
                 interaction: id,
                 language: language.clone(),
                 phase: Phase::Waiting,
+                phase_since: self.now,
                 next_comfort: settings.comfort_every_ms.map(|every| self.now + every),
             },
         );
@@ -556,6 +560,31 @@ impl Switchboard {
 
     fn tick(&mut self, sends: &mut Vec<Send>) -> Result<(), AcdError> {
         self.acd.handle_input(self.now, Input::Tick)?;
+        // The switch answers `uuid_bridge_cancel` with `bridge.failed` at once. A call still
+        // waiting for it had no bridge to cancel (the `uuid_exec ... bridge` line was
+        // refused): it goes back to waiting, or it would never be offered again.
+        let stuck: Vec<InteractionId> = self
+            .calls
+            .values_mut()
+            .filter(|c| {
+                matches!(c.phase, Phase::Cancelling(_)) && c.phase_since + CANCEL_ACK_MS <= self.now
+            })
+            .map(|c| {
+                c.phase = Phase::Waiting;
+                c.phase_since = self.now;
+                c.interaction
+            })
+            .collect();
+        for id in stuck {
+            sends.push(log_send(
+                "warn",
+                &format!(
+                    "interaction {}: the bridge cancel was never acknowledged",
+                    id.0
+                ),
+            ));
+            self.ring(id, sends);
+        }
         // Comfort prompts: only to callers held on music (not while an agent rings).
         let now = self.now;
         let mut due = Vec::new();
@@ -868,7 +897,19 @@ impl Switchboard {
                 ..callback
             },
         );
-        self.acd.handle_input(self.now, Input::Arrive(interaction))
+        if let Err(error) = self.acd.handle_input(self.now, Input::Arrive(interaction)) {
+            // The queue went away (a reload removed it): the callback cannot be queued again.
+            let callback = self.callbacks.remove(&retry).expect("just inserted");
+            self.by_interaction.remove(&retry);
+            sends.push(queue_log(
+                &callback.queue,
+                &callback.origin,
+                None,
+                "CALLBACK_FAILED",
+                json!({ "number": callback.number, "attempt": callback.attempt, "reason": error.to_string() }),
+            ));
+        }
+        Ok(())
     }
 
     fn callback_leg_failed(&mut self, event: &Event) -> Result<(), AcdError> {
@@ -987,6 +1028,7 @@ impl Switchboard {
                     targets.join(",")
                 )));
                 call.phase = Phase::Ringing(agents);
+                call.phase_since = self.now;
             }
             Phase::Ringing(rung) if agents.iter().any(|a| !rung.contains(a)) => {
                 // One more agent to ring (ring-progressively, or an agent free during a
@@ -1078,6 +1120,7 @@ impl Switchboard {
         {
             sends.push(Send::console(format!("uuid_bridge_cancel {uuid}")));
             call.phase = Phase::Cancelling(rung.clone());
+            call.phase_since = self.now;
         }
     }
 

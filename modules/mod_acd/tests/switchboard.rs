@@ -782,3 +782,80 @@ fn a_bridge_that_fails_by_itself_while_we_cancel_it_still_charges_the_agents() {
     );
     assert_eq!(rig.agent_state(5_010, 1000), "available");
 }
+
+#[test]
+fn a_bridge_cancel_never_acknowledged_does_not_strand_the_caller() {
+    let mut rig = Rig::new();
+    rig.login(0, 1000);
+    rig.enter(0, "u1", "sales");
+    // Suppose the switch refused the bridge line: nothing rings, and the cancel sent when
+    // 1000 logs out is refused too; no bridge.failed ever comes.
+    let (_, sends) = rig.command(1_000, "agent", "logout 1000");
+    assert_eq!(lines(&sends), ["uuid_bridge_cancel u1"]);
+    let (_, sends) = rig.command(1_500, "agent", "login 1001");
+    assert!(lines(&sends).is_empty(), "waits for the cancel: {sends:?}");
+    assert!(lines(&rig.tick(5_000)).is_empty());
+    // Five seconds without the acknowledgement: the call is waiting again and rings 1001,
+    // for what its offer (made at 1.5 s, 15 s) has left.
+    let sends = rig.tick(6_000);
+    assert_eq!(
+        lines(&sends),
+        ["uuid_exec u1 bridge {call_timeout=9,acd_queue=sales}user/1001"]
+    );
+    assert!(sends.iter().any(|s| s.name == "log"));
+}
+
+#[test]
+fn the_break_code_toggles_from_the_presence_even_in_wrap_up() {
+    let mut rig = Rig::new();
+    rig.login(0, 1000);
+    rig.enter(0, "u1", "sales");
+    rig.event(
+        1_000,
+        "call.answered",
+        "u1",
+        json!({ "bridged": true, "callee": "1000" }),
+    );
+    rig.event(5_000, "call.ended", "u1", json!({}));
+    assert_eq!(rig.agent_state(5_000, 1000), "wrap-up");
+    let run = |uuid: &str| {
+        json!({ "app": "agent_break", "data": "", "uuid": uuid, "now_ms": 5_100,
+                "variables": { "user_name": "1000" } })
+    };
+    let (reply, _) = rig.msg("app.run", run("f1"));
+    assert!(actions(&reply).contains(&("playback".into(), "agent-on-break".into())));
+    // Still in wrap-up on screen, but on break underneath: the code again means "back".
+    let (reply, _) = rig.msg("app.run", run("f2"));
+    assert!(
+        actions(&reply).contains(&("playback".into(), "agent-logged-in".into())),
+        "{reply}"
+    );
+    rig.event(5_200, "call.ended", "f2", json!({}));
+    rig.tick(10_100);
+    assert_eq!(rig.agent_state(10_100, 1000), "available");
+}
+
+#[test]
+fn a_callback_whose_queue_was_removed_fails_instead_of_vanishing() {
+    let mut rig = Rig::new();
+    callback_waiting(&mut rig);
+    rig.command(9_000, "agent", "login 1000");
+    leg_event(&mut rig, 10_000, "call.answered", LEG, false);
+    // The zh queue is removed while the agent rings the customer.
+    let text = QUEUES
+        .replace(
+            "[[queue]]\nname = \"zh\"\nlanguage = \"zh\"\nstrategy = \"ring-progressively\"\nring_progressively = 4\nannounce_every = 30\ncomfort_every = 20\ncallback_digit = \"*\"\nmax_wait = 600\n",
+            "",
+        )
+        .replace(", { queue = \"zh\", position = 1 }", "")
+        .replace(", { queue = \"zh\", position = 2 }", "");
+    assert!(!text.contains("\"zh\""), "{text}");
+    std::fs::write(&rig.path, text).unwrap();
+    let (reply, _) = rig.command(11_000, "acd", "reload");
+    assert_eq!(reply["ok"], true, "{reply}");
+    let sends = leg_event(&mut rig, 20_000, "call.ended", LEG, false);
+    let events = log_events(&sends);
+    assert!(events.contains(&"CALLBACK_RETRY".to_owned()), "{events:?}");
+    assert!(events.contains(&"CALLBACK_FAILED".to_owned()), "{events:?}");
+    assert!(lines(&sends).is_empty(), "{sends:?}");
+}
