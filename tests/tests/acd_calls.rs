@@ -259,9 +259,8 @@ fn demo_menu_digit_2_queues_in_chinese_and_reaches_an_agent_who_logs_in_by_phone
         .sum();
     wait_wav_seconds(&rec, mark + sentence_secs + 1.0, T);
 
-    // The agent logs in from its phone. The switch offers it the waiting call at once, while
-    // the feature call still plays its confirmation: the phone rings on a second line, and
-    // the agent answers once the feature call is over (as a person would).
+    // The agent logs in from its phone. The login takes effect when the feature call ends,
+    // so the waiting call rings the phone only then; the agent answers it.
     let (logged_in, result) = feature_code(&d, &mut agent, "*22", "agent-logged-in");
     assert_eq!(result, "agent-logged-in");
     let state = agent_state(&d, "1001");
@@ -480,6 +479,22 @@ fn a_caller_who_asks_for_a_callback_is_called_back_when_an_agent_logs_in() {
         !rows.iter().any(|r| r.event == "ABANDON"),
         "no ABANDON: {rows:?}"
     );
+    // The customer was reached at the first attempt: exactly one contact, no retry, and
+    // every row of the callback carries the uuid of the call that asked for it.
+    let count = |event: &str| sales.iter().filter(|(e, _)| *e == event).count();
+    assert_eq!(count("CONNECT"), 1, "{sales:?}");
+    assert_eq!(count("COMPLETE"), 1, "{sales:?}");
+    assert!(
+        !rows.iter().any(|r| r.event.starts_with("CALLBACK_")),
+        "no retry: {rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .filter(|r| r.queue == "sales")
+            .all(|r| r.call_uuid == uuid),
+        "{rows:?}"
+    );
+    assert!(waiting_lines(&d, "sales").is_empty(), "nobody waits");
     let cdrs = d.wait_cdrs(2, T);
     let first = cdrs
         .iter()

@@ -21,6 +21,7 @@ const SILENT: u32 = 5;
 /// One queue-log row as the store keeps it.
 #[derive(Debug)]
 struct Row {
+    queue: String,
     call_uuid: String,
     agent: String,
     event: String,
@@ -31,13 +32,17 @@ fn queue_log(db: &Path) -> Vec<Row> {
     let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open db");
     conn.busy_timeout(Duration::from_secs(5)).unwrap();
     let mut stmt = conn
-        .prepare("SELECT call_uuid, agent, event FROM queue_log WHERE queue = 'load' OR queue = '' ORDER BY id")
+        .prepare(
+            "SELECT queue, call_uuid, agent, event FROM queue_log \
+             WHERE queue = 'load' OR queue = '' ORDER BY id",
+        )
         .unwrap();
     stmt.query_map([], |r| {
         Ok(Row {
-            call_uuid: r.get(0)?,
-            agent: r.get(1)?,
-            event: r.get(2)?,
+            queue: r.get(0)?,
+            call_uuid: r.get(1)?,
+            agent: r.get(2)?,
+            event: r.get(3)?,
         })
     })
     .unwrap()
@@ -78,8 +83,8 @@ fn two_hundred_queued_callers_fifty_agents_everyone_accounted_for() {
         .tempdir()
         .unwrap();
     copy_tree(&e2e_dir().join("conf/acd"), template.path(), &|text| {
-        text.replace("__UAS__", &uas.to_string())
-            .replace("__UAS2__", &uas2.to_string())
+        text.replace("127.0.0.1:5090\"", &format!("127.0.0.1:{uas}\""))
+            .replace("127.0.0.1:5092\"", &format!("127.0.0.1:{uas2}\""))
     });
     let d = Daemon::builder(template.path().to_str().unwrap())
         .set("calls.max_calls", "1000")
@@ -188,7 +193,22 @@ fn two_hundred_queued_callers_fifty_agents_everyone_accounted_for() {
 
     // The queue log: every caller entered once, connected once to an answering agent and
     // completed once; the silent agents' offers ended RINGNOANSWER, never CONNECT.
-    let rows = queue_log(&d.db_path());
+    // The store writes rows on its own thread: wait for the last COMPLETE.
+    let rows = wait_until(
+        Duration::from_secs(30),
+        "200 COMPLETE rows",
+        || {
+            let rows = queue_log(&d.db_path());
+            (rows.iter().filter(|r| r.event == "COMPLETE").count() >= CALLERS).then_some(rows)
+        },
+        || d.ctl_ok("show queue_log 20"),
+    );
+    // Every row of the queue names its call or agent: none lost its uuid.
+    let orphans: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.queue == "load" && r.call_uuid.is_empty())
+        .collect();
+    assert!(orphans.is_empty(), "{orphans:?}");
     let mut per_call: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for row in rows.iter().filter(|r| !r.call_uuid.is_empty()) {
         per_call

@@ -563,6 +563,17 @@ tiers = [{ queue = "zh" }]
     }
 
     #[test]
+    fn the_shipped_and_the_test_queues_files_load() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let shipped = QueuesFile::load(&root.join("conf/queues.toml")).unwrap();
+        assert_eq!(shipped.voice.len(), 2);
+        assert_eq!(shipped.contacts.len(), 4);
+        assert_eq!(shipped.voice["support_zh"].language, "zh");
+        let tests = QueuesFile::load(&root.join("tests/conf/acd/queues.toml")).unwrap();
+        assert_eq!(tests.contacts.len(), 52);
+    }
+
+    #[test]
     fn a_syntax_error_names_its_line() {
         let error = QueuesFile::parse("q.toml", "[[queue]]\nname = \"a\"\nwrap_up = = 3\n")
             .unwrap_err()
