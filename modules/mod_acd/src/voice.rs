@@ -158,6 +158,9 @@ const QUEUE_VARIABLES: [&str; 3] = [
 /// How long a bridge cancel may go unacknowledged before the call counts as not bridging.
 const CANCEL_ACK_MS: Millis = 5_000;
 
+/// The pause before a callback whose customer did not answer is queued again.
+const CALLBACK_RETRY_DELAY_MS: Millis = 60_000;
+
 /// A bridge that ran out of time with this much or less left on an agent's own offer
 /// charges the agent a no-answer (the bridge's timeout is a second ahead of the offer's).
 const OFFER_GRACE_MS: Millis = 2_000;
@@ -191,6 +194,8 @@ pub struct Switchboard {
     deferred: HashMap<String, Input>,
     /// Names the agent legs of callbacks.
     next_leg: u64,
+    /// Callbacks to queue again once their pause is over: (when, the new interaction).
+    retries: Vec<(Millis, Interaction)>,
     now: Millis,
 }
 
@@ -296,6 +301,7 @@ impl Switchboard {
             forgotten: Vec::new(),
             deferred: HashMap::new(),
             next_leg: 1,
+            retries: Vec::new(),
             now: 0,
         }
     }
@@ -560,6 +566,7 @@ impl Switchboard {
 
     fn tick(&mut self, sends: &mut Vec<Send>) -> Result<(), AcdError> {
         self.acd.handle_input(self.now, Input::Tick)?;
+        self.requeue_callbacks(sends);
         // The switch answers `uuid_bridge_cancel` with `bridge.failed` at once. A call still
         // waiting for it had no bridge to cancel (the `uuid_exec ... bridge` line was
         // refused): it goes back to waiting, or it would never be offered again.
@@ -879,7 +886,8 @@ impl Switchboard {
         if callback.attempt >= CALLBACK_ATTEMPTS {
             return Ok(());
         }
-        // Back in line, ahead of new callers (one priority step).
+        // Back in line after a pause (the customer may be busy a minute), ahead of new
+        // callers (one priority step).
         let retry = InteractionId(self.next_interaction);
         self.next_interaction += 1;
         let mut interaction =
@@ -897,19 +905,37 @@ impl Switchboard {
                 ..callback
             },
         );
-        if let Err(error) = self.acd.handle_input(self.now, Input::Arrive(interaction)) {
-            // The queue went away (a reload removed it): the callback cannot be queued again.
-            let callback = self.callbacks.remove(&retry).expect("just inserted");
-            self.by_interaction.remove(&retry);
-            sends.push(queue_log(
-                &callback.queue,
-                &callback.origin,
-                None,
-                "CALLBACK_FAILED",
-                json!({ "number": callback.number, "attempt": callback.attempt, "reason": error.to_string() }),
-            ));
-        }
+        self.retries
+            .push((self.now + CALLBACK_RETRY_DELAY_MS, interaction));
         Ok(())
+    }
+
+    /// Callback retries whose pause is over join their queue.
+    fn requeue_callbacks(&mut self, sends: &mut Vec<Send>) {
+        let now = self.now;
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.retries)
+            .into_iter()
+            .partition(|(at, _)| *at <= now);
+        self.retries = later;
+        for (_, mut interaction) in due {
+            let retry = interaction.id;
+            interaction.arrived_at = now;
+            if let Err(error) = self.acd.handle_input(now, Input::Arrive(interaction)) {
+                // The queue went away (a reload removed it): the callback cannot be queued.
+                let Some(callback) = self.callbacks.remove(&retry) else {
+                    continue;
+                };
+                self.by_interaction.remove(&retry);
+                sends.push(queue_log(
+                    &callback.queue,
+                    &callback.origin,
+                    None,
+                    "CALLBACK_FAILED",
+                    json!({ "number": callback.number, "attempt": callback.attempt,
+                            "reason": error.to_string() }),
+                ));
+            }
+        }
     }
 
     fn callback_leg_failed(&mut self, event: &Event) -> Result<(), AcdError> {
