@@ -12,12 +12,19 @@
 //!   taken back (logged out, its offer expired): `uuid_bridge_cancel UUID`, then a new
 //!   bridge with the agents the core still offers;
 //! - announcements and comfort prompts: `uuid_exec UUID playback ...`, then back to music;
-//! - leaving the queue at its maximum wait: `uuid_exec UUID set queue_result=timeout` and
-//!   `uuid_break UUID`, so the dialplan goes on after `queue` (FreeSWITCH's callcenter);
-//! - overflow: `transfer UUID EXT XML CONTEXT`, or an IVR by an inline transfer;
+//! - leaving the queue: the variables the queue set for its bridges are unset
+//!   (`uuid_exec UUID unset ...`); at the maximum wait (once no phone rings for the caller)
+//!   `uuid_exec UUID set queue_result=timeout` and `uuid_break UUID`, so the dialplan goes on
+//!   after `queue` (FreeSWITCH's callcenter); on overflow `transfer UUID EXT`, or an IVR by
+//!   the inline transfer `transfer UUID ivr:MENU inline`;
 //! - callback: the caller presses the queue's key, hears the confirmation and leaves; the
 //!   interaction keeps its place, and when an agent is offered it, the switch calls the agent
-//!   (`originate`) and, once the agent answers, the customer.
+//!   (`originate {origination_uuid=...}`) and, once the agent answers, the customer. A
+//!   customer who does not answer is queued again a minute later, three attempts in all.
+//!
+//! The switch's events can cross the module's lines (a 200 crossing a CANCEL): an answer
+//! from an agent whose offer was just taken back still connects (the core's late answer), and
+//! a bridge cancel never acknowledged puts the call back to waiting after a few seconds.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
