@@ -836,3 +836,81 @@ fn uuid_bridge_add_rings_one_more_without_stopping_the_first() {
     h.switch.execute(h.now, "hupall").unwrap();
     h.assert_nothing_left_after_bye_answers(&[ALICE, AGENT, AGENT2]);
 }
+
+/// `uuid_bridge_remove` stops one target of a ringing bridge (CANCEL to it only) and the
+/// others ring on; the last one is not removed (that is `uuid_bridge_cancel`).
+#[test]
+fn uuid_bridge_remove_stops_one_target_and_the_others_ring_on() {
+    let (mut h, _dir) = harness(
+        42520,
+        &[extension(
+            "5993",
+            &[
+                ("answer", ""),
+                ("set", "continue_on_fail=true"),
+                ("moh", ""),
+            ],
+        )],
+    );
+    h.register(ALICE);
+    let (_, sent) = h.call(ALICE, "5993");
+    answered(&mut h, &sent);
+    let (uuid, _) = only_call(&mut h);
+    h.switch
+        .execute(
+            h.now,
+            &format!(
+                "uuid_exec {uuid} bridge {{call_timeout=30}}sip:agent7@127.0.0.1:7009,sip:agent8@127.0.0.1:7011"
+            ),
+        )
+        .unwrap();
+    let sent = h.sent();
+    let first = requests_to(&sent, AGENT, Method::Invite).pop().unwrap();
+    let second = requests_to(&sent, AGENT2, Method::Invite).pop().unwrap();
+    h.answer(AGENT, &first, 180, "agent");
+    h.answer(AGENT2, &second, 180, "agent8");
+    let out = h
+        .switch
+        .execute(
+            h.now,
+            &format!("uuid_bridge_remove {uuid} sip:agent7@127.0.0.1:7009"),
+        )
+        .unwrap();
+    assert!(out.contains("agent7 no longer rung"), "{out}");
+    let sent = h.sent();
+    let cancel = requests_to(&sent, AGENT, Method::Cancel)
+        .pop()
+        .expect("agent7 is cancelled");
+    assert!(
+        requests_to(&sent, AGENT2, Method::Cancel).is_empty(),
+        "agent8 rings on"
+    );
+    h.answer(AGENT, &cancel, 200, "agent");
+    h.answer(AGENT, &first, 487, "agent");
+    assert!(events(&h, "bridge.failed").is_empty(), "the bridge goes on");
+    assert!(
+        h.switch
+            .execute(
+                h.now,
+                &format!("uuid_bridge_remove {uuid} sip:agent8@127.0.0.1:7011")
+            )
+            .unwrap_err()
+            .contains("last target")
+    );
+    assert!(
+        h.switch
+            .execute(
+                h.now,
+                &format!("uuid_bridge_remove {uuid} sip:agent7@127.0.0.1:7009")
+            )
+            .unwrap_err()
+            .contains("not ringing")
+    );
+    h.answer(AGENT2, &second, 200, "agent8");
+    assert_eq!(
+        events(&h, "call.answered").last().unwrap()["callee"],
+        "agent8"
+    );
+    h.switch.execute(h.now, "hupall").unwrap();
+    h.assert_nothing_left_after_bye_answers(&[ALICE, AGENT, AGENT2]);
+}

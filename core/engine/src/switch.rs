@@ -2613,6 +2613,7 @@ impl Switch {
             ["uuid_break", uuid] => self.uuid_break(now, uuid),
             ["uuid_bridge_cancel", uuid] => self.uuid_bridge_cancel(now, uuid),
             ["uuid_bridge_add", uuid, target] => self.uuid_bridge_add(now, uuid, target),
+            ["uuid_bridge_remove", uuid, target] => self.uuid_bridge_remove(now, uuid, target),
             ["show", "queue_log"] => self.queue_log_text(20),
             ["show", "queue_log", count] => match count.parse::<usize>() {
                 Ok(count) => self.queue_log_text(count.min(10_000)),
@@ -3000,6 +3001,7 @@ pub const COMMANDS: &[&str] = &[
     "uuid_break",
     "uuid_bridge_cancel",
     "uuid_bridge_add",
+    "uuid_bridge_remove",
     "dtmf",
     "show conferences",
     "conference",

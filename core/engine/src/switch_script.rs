@@ -663,6 +663,55 @@ impl Switch {
         }
     }
 
+    /// `uuid_bridge_remove UUID TARGET`: stops ringing one target of the bridge in progress;
+    /// the others go on ringing (a queue taking an offer back from one agent of several).
+    /// Refused when no other target still rings: `uuid_bridge_cancel` is for that.
+    pub(super) fn uuid_bridge_remove(
+        &mut self,
+        now: Now,
+        uuid: &str,
+        target: &str,
+    ) -> Result<String, String> {
+        let key = self
+            .call_by_uuid(uuid)
+            .ok_or_else(|| format!("no such call: {uuid}"))?;
+        let callee = match parse_target(target.trim())? {
+            Target::User(user) => user,
+            Target::Uri { user, .. } => user,
+            Target::Gateway { name, number } => format!("{name}/{number}"),
+        };
+        let call = self.calls.get(&key).ok_or("no such call")?;
+        let Some(first) = call.script.as_ref().and_then(Script::group_start) else {
+            return Err(format!("{uuid} is not bridging: nothing to remove"));
+        };
+        let ringing: Vec<(usize, bool)> = call
+            .forks
+            .iter()
+            .enumerate()
+            .skip(first)
+            .filter(|(_, f)| !f.is_over() && f.state != ForkState::Answered)
+            .map(|(i, f)| (i, f.callee == callee))
+            .collect();
+        let removed: Vec<usize> = ringing
+            .iter()
+            .filter(|(_, m)| *m)
+            .map(|(i, _)| *i)
+            .collect();
+        if removed.is_empty() {
+            return Err(format!("{uuid}: {callee} is not ringing in this bridge"));
+        }
+        if removed.len() == ringing.len() {
+            return Err(format!(
+                "{uuid}: {callee} is the last target ringing; use uuid_bridge_cancel"
+            ));
+        }
+        for fork in &removed {
+            self.cancel_fork(now, key, *fork);
+        }
+        info!(uuid, callee, forks = removed.len(), "uuid_bridge_remove");
+        Ok(format!("{uuid}: {callee} no longer rung\n"))
+    }
+
     /// Ends the call from the script (`hangup`, the end of the plan), letting the phone play
     /// what it was last sent first.
     fn finish_script(&mut self, now: Now, key: CallKey, cause: &str) {

@@ -9,8 +9,9 @@
 //!   the queue's music (`transfer_ringback`) while the agents ring; `bridge.failed` or
 //!   `call.answered` tell the outcome;
 //! - one more agent to ring (ring-progressively): `uuid_bridge_add UUID AGENT`; an agent
-//!   taken back (logged out, its offer expired): `uuid_bridge_cancel UUID`, then a new
-//!   bridge with the agents the core still offers;
+//!   taken back (logged out, its offer expired) while others ring: `uuid_bridge_remove UUID
+//!   AGENT`; the last one: `uuid_bridge_cancel UUID`, then a new bridge with the agents the
+//!   core offers by then;
 //! - announcements and comfort prompts: `uuid_exec UUID playback ...`, then back to music;
 //! - leaving the queue: the variables the queue set for its bridges are unset
 //!   (`uuid_exec UUID unset ...`); at the maximum wait (once no phone rings for the caller)
@@ -1148,13 +1149,29 @@ impl Switchboard {
         let Some(call) = self.calls.get_mut(uuid) else {
             return;
         };
-        if let Phase::Ringing(rung) = &call.phase
-            && rung.contains(&agent)
-        {
-            sends.push(Send::console(format!("uuid_bridge_cancel {uuid}")));
-            call.phase = Phase::Cancelling(rung.clone());
-            call.phase_since = self.now;
+        let Phase::Ringing(rung) = &call.phase else {
+            return;
+        };
+        if !rung.contains(&agent) {
+            return;
         }
+        // Other agents still ring for this caller: only this one's phone stops.
+        let live = self.acd.offered_to(id);
+        let others: Vec<AgentId> = rung
+            .iter()
+            .filter(|a| **a != agent && live.contains(a))
+            .copied()
+            .collect();
+        if let (false, Some(contact)) = (others.is_empty(), self.config.contacts.get(&agent)) {
+            sends.push(Send::console(format!(
+                "uuid_bridge_remove {uuid} {contact}"
+            )));
+            call.phase = Phase::Ringing(rung.iter().filter(|a| **a != agent).copied().collect());
+            return;
+        }
+        sends.push(Send::console(format!("uuid_bridge_cancel {uuid}")));
+        call.phase = Phase::Cancelling(rung.clone());
+        call.phase_since = self.now;
     }
 
     fn overflow(&mut self, id: InteractionId, target: &OverflowTarget, sends: &mut Vec<Send>) {

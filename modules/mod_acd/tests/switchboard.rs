@@ -340,24 +340,9 @@ fn ring_progressively_adds_agents_to_the_ringing_bridge() {
     let sends = rig.tick(4_000);
     assert_eq!(lines(&sends), ["uuid_bridge_add u1 user/1001"]);
     assert_eq!(log_events(&sends), ["OFFER"]);
-    // 1000 logs out while both ring: the bridge is placed again with 1001 alone, for the
-    // time its offer has left (20 s from 4 s, at 6.05 s).
+    // 1000 logs out while both ring: only its phone stops, 1001's rings on.
     let (_, sends) = rig.command(6_000, "agent", "logout 1000");
-    assert_eq!(lines(&sends), ["uuid_bridge_cancel u1"]);
-    let sends = rig.event(
-        6_050,
-        "bridge.failed",
-        "u1",
-        json!({ "cause": "ORIGINATOR_CANCEL" }),
-    );
-    assert!(
-        log_events(&sends).is_empty(),
-        "our own cancel is no no-answer: {sends:?}"
-    );
-    assert_eq!(
-        lines(&sends),
-        ["uuid_exec u1 bridge {call_timeout=16,acd_queue=zh}user/1001"]
-    );
+    assert_eq!(lines(&sends), ["uuid_bridge_remove u1 user/1000"]);
     let sends = rig.event(
         8_000,
         "call.answered",
@@ -762,27 +747,48 @@ fn an_agent_added_to_the_bridge_late_is_not_charged_when_the_first_ones_time_run
 }
 
 #[test]
-fn a_bridge_that_fails_by_itself_while_we_cancel_it_still_charges_the_agents() {
+fn the_last_agent_taken_back_cancels_the_bridge_and_the_next_offer_rings_anew() {
     let mut rig = Rig::new();
     rig.login(0, 1000);
-    rig.login(0, 1001);
     rig.enter(0, "u1", "zh");
-    rig.tick(4_000);
-    // 1001 logs out: we cancel to place the bridge again without it...
-    let (_, sends) = rig.command(5_000, "agent", "logout 1001");
+    let (_, sends) = rig.command(2_000, "agent", "logout 1000");
     assert_eq!(lines(&sends), ["uuid_bridge_cancel u1"]);
-    // ...but 1000's phone had already refused the call: its no-answer counts.
+    rig.login(2_500, 1001);
     let sends = rig.event(
-        5_010,
+        2_550,
+        "bridge.failed",
+        "u1",
+        json!({ "cause": "ORIGINATOR_CANCEL" }),
+    );
+    // Our own cancel is no no-answer; 1001, offered meanwhile, is rung now.
+    assert!(
+        !log_events(&sends).contains(&"RINGNOANSWER".to_owned()),
+        "{sends:?}"
+    );
+    assert_eq!(
+        lines(&sends),
+        ["uuid_exec u1 bridge {call_timeout=18,acd_queue=zh}user/1001"]
+    );
+}
+
+#[test]
+fn a_refusal_crossing_our_cancel_changes_nothing_more() {
+    let mut rig = Rig::new();
+    rig.login(0, 1000);
+    rig.enter(0, "u1", "sales");
+    // The agent goes on break and we cancel; but the phone had already refused the call
+    // (486), and the switch reports that instead of our cancel.
+    let (_, sends) = rig.command(2_000, "agent", "break 1000");
+    assert_eq!(lines(&sends), ["uuid_bridge_cancel u1"]);
+    let sends = rig.event(
+        2_010,
         "bridge.failed",
         "u1",
         json!({ "cause": "USER_BUSY", "status": 486 }),
     );
-    assert!(
-        log_events(&sends).contains(&"RINGNOANSWER".to_owned()),
-        "{sends:?}"
-    );
-    assert_eq!(rig.agent_state(5_010, 1000), "available");
+    // The offer was already taken back by the break: nothing more to charge, no new bridge.
+    assert!(lines(&sends).is_empty(), "{sends:?}");
+    assert_eq!(rig.agent_state(2_010, 1000), "break(break)");
 }
 
 #[test]
