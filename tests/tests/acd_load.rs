@@ -27,6 +27,14 @@ struct Row {
     event: String,
 }
 
+/// The rows of one queue, oldest first.
+fn queue_log_of(db: &Path, queue: &str) -> Vec<Row> {
+    queue_log(db)
+        .into_iter()
+        .filter(|r| r.queue == queue)
+        .collect()
+}
+
 fn queue_log(db: &Path) -> Vec<Row> {
     use rusqlite::{Connection, OpenFlags};
     let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open db");
@@ -34,7 +42,7 @@ fn queue_log(db: &Path) -> Vec<Row> {
     let mut stmt = conn
         .prepare(
             "SELECT queue, call_uuid, agent, event FROM queue_log \
-             WHERE queue = 'load' OR queue = '' ORDER BY id",
+             ORDER BY id",
         )
         .unwrap();
     stmt.query_map([], |r| {
@@ -198,7 +206,10 @@ fn two_hundred_queued_callers_fifty_agents_everyone_accounted_for() {
         Duration::from_secs(30),
         "200 COMPLETE rows",
         || {
-            let rows = queue_log(&d.db_path());
+            let rows: Vec<Row> = queue_log(&d.db_path())
+                .into_iter()
+                .filter(|r| r.queue == "load" || r.queue.is_empty())
+                .collect();
             (rows.iter().filter(|r| r.event == "COMPLETE").count() >= CALLERS).then_some(rows)
         },
         || d.ctl_ok("show queue_log 20"),
@@ -253,4 +264,92 @@ fn two_hundred_queued_callers_fifty_agents_everyone_accounted_for() {
     }
     drop(agents.wait(Duration::from_millis(1)));
     drop(silent.wait(Duration::from_millis(1)));
+}
+
+/// Ring-all and ring-progressively against real SIPp phones: 2046 and 2047 ring and never
+/// answer, 2001 answers. Ring-all rings the three at once and cancels the two others when
+/// 2001 answers; ring-progressively adds one phone a second (2046, 2047, then 2001) without
+/// re-ringing the first ones: each silent phone gets exactly one INVITE and one CANCEL.
+#[test]
+fn ring_all_and_ring_progressively_with_sipp_agents() {
+    let slot = Slot::acquire();
+    let uas = slot.port(offset::SIPP_UAS);
+    let uas2 = slot.port(offset::SIPP_UAS2);
+    let template = tempfile::Builder::new()
+        .prefix("sy-acd-ring-")
+        .tempdir()
+        .unwrap();
+    copy_tree(&e2e_dir().join("conf/acd"), template.path(), &|text| {
+        text.replace("127.0.0.1:5090\"", &format!("127.0.0.1:{uas}\""))
+            .replace("127.0.0.1:5092\"", &format!("127.0.0.1:{uas2}\""))
+    });
+    let d = Daemon::builder(template.path().to_str().unwrap())
+        .set("media.rtp_timeout_secs", "600")
+        .start_with_slot(slot);
+    let uas_media = d.slot().port(offset::SIPP_UAS_MEDIA).to_string();
+    let _answering = Sipp::spawn(
+        "acd_agent",
+        None,
+        &["-p", &uas.to_string(), "-mp", &uas_media],
+    );
+    let uas2_media = d.slot().port(offset::SIPP_UAS2_MEDIA).to_string();
+    let silent = Sipp::spawn(
+        "uas_ring",
+        None,
+        &["-p", &uas2.to_string(), "-mp", &uas2_media],
+    );
+    for id in ["2001", "2046", "2047"] {
+        d.ctl_ok(&format!("agent login {id}"));
+    }
+
+    for (number, queue) in [("7101", "ringall"), ("7102", "progressive")] {
+        let mut caller = sipp_caller(&d, "uac_wait_bye", &[], "1000", number, &["-m", "1"]);
+        caller
+            .wait(Duration::from_secs(40))
+            .assert_ok(1, &d.log_tail());
+        let rows = wait_until(
+            Duration::from_secs(10),
+            "the call's COMPLETE row",
+            || {
+                let rows: Vec<Row> = queue_log_of(&d.db_path(), queue);
+                rows.iter().any(|r| r.event == "COMPLETE").then_some(rows)
+            },
+            || d.ctl_ok("show queue_log 20"),
+        );
+        let events: Vec<(&str, &str)> = rows
+            .iter()
+            .map(|r| (r.event.as_str(), r.agent.as_str()))
+            .collect();
+        let count = |e: &str| events.iter().filter(|(x, _)| *x == e).count();
+        assert_eq!(count("OFFER"), 3, "{queue}: {events:?}");
+        assert!(events.contains(&("CONNECT", "2001")), "{queue}: {events:?}");
+        assert!(
+            events.contains(&("OFFERCANCELLED", "2046")),
+            "{queue}: {events:?}"
+        );
+        assert!(
+            events.contains(&("OFFERCANCELLED", "2047")),
+            "{queue}: {events:?}"
+        );
+        assert_eq!(count("RINGNOANSWER"), 0, "{queue}: {events:?}");
+        assert_eq!(count("COMPLETE"), 1, "{queue}: {events:?}");
+    }
+    // Ring-progressively added phones to the bridge: two additions, and no phone was rung
+    // twice for one call (the silent UAS saw 2 INVITEs per call, 4 in all, and as many
+    // CANCELs).
+    assert_eq!(
+        d.log_lines_with(&["uuid_bridge_add"]).len(),
+        2,
+        "{}",
+        d.log_tail()
+    );
+    let trace = silent.messages();
+    let received = |method: &str| {
+        trace
+            .lines()
+            .filter(|l| l.starts_with(&format!("{method} sip:")))
+            .count()
+    };
+    assert_eq!(received("INVITE"), 4, "{trace}");
+    assert_eq!(received("CANCEL"), 4, "{trace}");
 }
