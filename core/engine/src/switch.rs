@@ -303,6 +303,53 @@ struct ForkTarget<'a> {
 }
 
 impl Call {
+    /// A new call being routed: its caller-side leg, one media endpoint of our own and the
+    /// script it runs; nothing yet of callees, recordings or modules. Who calls whom, and
+    /// the caller's offer, are the creator's to fill in.
+    fn routing(uuid: String, start: Now, a: ALeg, endpoint: Endpoint, script: Script) -> Call {
+        Call {
+            uuid,
+            caller: String::new(),
+            callee: String::new(),
+            destination: String::new(),
+            start,
+            answered_ms: None,
+            state: CallState::Routing,
+            a,
+            forks: Vec::new(),
+            winner: None,
+            media: Media::Single { a: endpoint },
+            b_origin: OriginState::new(rand::random::<u32>() as u64),
+            b_final: None,
+            a_final: None,
+            pending_offer: None,
+            a_offer: None,
+            b_offer: None,
+            a_plan: None,
+            b_plan: None,
+            terminated: false,
+            transcoded: false,
+            app: None,
+            recording: None,
+            dtmf_digits: String::new(),
+            member: (false, false),
+            relay_codec: None,
+            tapped: false,
+            recording_active: false,
+            recordings_made: 0,
+            script: Some(script),
+            a_sdp: None,
+            a_rate: 8000,
+            early: false,
+            max_forwards: 70,
+            a_leg_codec: None,
+            b_leg_codec: None,
+            pinned_apps: HashMap::new(),
+            module_tap: None,
+            originate: None,
+        }
+    }
+
     fn dialog_mut(&mut self, side: Side) -> Option<&mut Dialog> {
         match side {
             Side::A => Some(&mut self.a.dialog),
@@ -1244,52 +1291,26 @@ impl Switch {
         );
         self.server_roles.insert(tx, ServerRole::ACallInvite(key));
         self.endpoint_calls.insert(a_endpoint.id, key);
+        let a = ALeg {
+            dialog: a_dialog,
+            invite_tx: Some(tx),
+            awaiting_ack: false,
+            origin: OriginState::new(rand::random::<u32>() as u64),
+            last_sdp: None,
+        };
         let call = Call {
-            uuid: call_uuid,
             caller: caller.clone(),
             callee: destination.clone(),
             destination: destination.clone(),
-            start: now,
-            answered_ms: None,
-            state: CallState::Routing,
-            a: ALeg {
-                dialog: a_dialog,
-                invite_tx: Some(tx),
-                awaiting_ack: false,
-                origin: OriginState::new(rand::random::<u32>() as u64),
-                last_sdp: None,
-            },
-            forks: Vec::new(),
-            winner: None,
-            media: Media::Single { a: a_endpoint },
-            b_origin: OriginState::new(rand::random::<u32>() as u64),
-            b_final: None,
-            a_final: None,
-            pending_offer: None,
             a_offer: Some(offer),
-            b_offer: None,
-            a_plan: None,
-            b_plan: None,
-            terminated: false,
-            transcoded: false,
-            app: None,
-            recording: None,
-            dtmf_digits: String::new(),
-            member: (false, false),
-            relay_codec: None,
-            tapped: false,
-            recording_active: false,
-            recordings_made: 0,
-            script: Some(Script::new(plan, actions, vars)),
-            a_sdp: None,
-            a_rate: 8000,
-            early: false,
             max_forwards: msg.max_forwards().unwrap_or(70).saturating_sub(1).min(70),
-            a_leg_codec: None,
-            b_leg_codec: None,
-            pinned_apps: HashMap::new(),
-            module_tap: None,
-            originate: None,
+            ..Call::routing(
+                call_uuid,
+                now,
+                a,
+                a_endpoint,
+                Script::new(plan, actions, vars),
+            )
         };
         self.calls.insert(key, call);
         self.publish_call(now, "call.new", key, serde_json::json!({}));

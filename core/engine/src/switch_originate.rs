@@ -377,53 +377,20 @@ impl Switch {
             "originate"
         );
         let plan = Arc::clone(&self.plan);
+        // We place the call: no server transaction to answer; our offer is the SDP we sent.
+        let a_leg = ALeg {
+            dialog,
+            invite_tx: None,
+            awaiting_ack: false,
+            origin,
+            last_sdp: Some(offer.clone()),
+        };
         self.calls.insert(
             key,
             Call {
-                uuid: uuid.clone(),
                 caller: number,
                 callee: leg.callee,
                 destination: request.target_text,
-                start: now,
-                answered_ms: None,
-                state: CallState::Routing,
-                a: ALeg {
-                    dialog,
-                    invite_tx: None,
-                    awaiting_ack: false,
-                    origin,
-                    last_sdp: Some(offer.clone()),
-                },
-                forks: Vec::new(),
-                winner: None,
-                media: Media::Single { a: endpoint },
-                b_origin: OriginState::new(rand::random::<u32>() as u64),
-                b_final: None,
-                a_final: None,
-                pending_offer: None,
-                a_offer: None,
-                b_offer: None,
-                a_plan: None,
-                b_plan: None,
-                terminated: false,
-                transcoded: false,
-                app: None,
-                recording: None,
-                dtmf_digits: String::new(),
-                member: (false, false),
-                relay_codec: None,
-                tapped: false,
-                recording_active: false,
-                recordings_made: 0,
-                script: Some(Script::new(plan, Vec::new(), vars)),
-                a_sdp: None,
-                a_rate: 8000,
-                early: false,
-                max_forwards: 70,
-                a_leg_codec: None,
-                b_leg_codec: None,
-                pinned_apps: HashMap::new(),
-                module_tap: None,
                 originate: Some(Origination {
                     invite_tx,
                     state: ForkState::Calling,
@@ -432,6 +399,13 @@ impl Switch {
                     offer,
                     then: request.then,
                 }),
+                ..Call::routing(
+                    uuid.clone(),
+                    now,
+                    a_leg,
+                    endpoint,
+                    Script::new(plan, Vec::new(), vars),
+                )
             },
         );
         self.wait_for_origination(now, key, timeout);
