@@ -510,6 +510,35 @@ impl Switch {
         self.hang_up(now, key, "EXCHANGE_ROUTING_ERROR", "system");
     }
 
+    /// The call a console command names, and the script it runs.
+    fn scripted_call(&mut self, uuid: &str) -> Result<(CallKey, &mut Call), String> {
+        let key = self
+            .call_by_uuid(uuid)
+            .ok_or_else(|| format!("no such call: {uuid}"))?;
+        let call = self
+            .calls
+            .get_mut(&key)
+            .filter(|c| c.script.is_some())
+            .ok_or_else(|| format!("{uuid} runs no dialplan"))?;
+        Ok((key, call))
+    }
+
+    /// The bridge a console command acts on: refused with `what` ("no bridge to cancel")
+    /// when the call is not ringing one.
+    fn ringing_bridge(
+        &mut self,
+        uuid: &str,
+        what: &str,
+    ) -> Result<(CallKey, &mut BridgeRun), String> {
+        let (key, call) = self.scripted_call(uuid)?;
+        let script = call.script.as_mut().expect("scripted_call checked");
+        let current = script.current();
+        match &mut script.wait {
+            Wait::Bridge(run) => Ok((key, run)),
+            _ => Err(format!("{uuid} is {current}: {what}")),
+        }
+    }
+
     /// `uuid_exec UUID APP [DATA]`: runs APP in a call held by `park`, `moh` or an endless
     /// `tone` (then the call goes back into it) or waiting in a `playback` or `sleep` (cut
     /// short; the plan goes on after it). As FreeSWITCH's `uuid_broadcast`/`uuid_transfer`
@@ -522,15 +551,9 @@ impl Switch {
         application: &str,
         data: &str,
     ) -> Result<String, String> {
-        let key = self
-            .call_by_uuid(uuid)
-            .ok_or_else(|| format!("no such call: {uuid}"))?;
         let known =
             CORE_APPLICATIONS.contains(&application) || self.applications.contains_key(application);
-        let call = self
-            .calls
-            .get_mut(&key)
-            .ok_or_else(|| format!("no such call: {uuid}"))?;
+        let (key, call) = self.scripted_call(uuid)?;
         if !known && !call.pinned_apps.contains_key(application) {
             return Err(format!("unknown application: {application}"));
         }
@@ -569,13 +592,7 @@ impl Switch {
     /// plan goes on after it without going back into a held action (FreeSWITCH's
     /// `uuid_break`, which mod_callcenter uses to let a caller leave the queue's music).
     pub(super) fn uuid_break(&mut self, now: Now, uuid: &str) -> Result<String, String> {
-        let key = self
-            .call_by_uuid(uuid)
-            .ok_or_else(|| format!("no such call: {uuid}"))?;
-        let call = self
-            .calls
-            .get_mut(&key)
-            .ok_or_else(|| format!("no such call: {uuid}"))?;
+        let (key, call) = self.scripted_call(uuid)?;
         let caller = call
             .a_sdp
             .is_some()
@@ -606,20 +623,7 @@ impl Switch {
     /// after the `bridge` (back into a held action it came from by `uuid_exec`), whatever
     /// `continue_on_fail` says. A queue re-offers a caller to other agents so.
     pub(super) fn uuid_bridge_cancel(&mut self, now: Now, uuid: &str) -> Result<String, String> {
-        let key = self
-            .call_by_uuid(uuid)
-            .ok_or_else(|| format!("no such call: {uuid}"))?;
-        let script = self
-            .calls
-            .get_mut(&key)
-            .and_then(|c| c.script.as_mut())
-            .ok_or_else(|| format!("{uuid} runs no dialplan"))?;
-        let Wait::Bridge(run) = &mut script.wait else {
-            return Err(format!(
-                "{uuid} is {}: no bridge to cancel",
-                script.current()
-            ));
-        };
+        let (key, run) = self.ringing_bridge(uuid, "no bridge to cancel")?;
         run.groups.clear();
         run.cancelled = true;
         info!(uuid, "uuid_bridge_cancel");
@@ -636,21 +640,8 @@ impl Switch {
         uuid: &str,
         target: &str,
     ) -> Result<String, String> {
-        let key = self
-            .call_by_uuid(uuid)
-            .ok_or_else(|| format!("no such call: {uuid}"))?;
         let target = parse_target(target.trim())?;
-        let script = self
-            .calls
-            .get(&key)
-            .and_then(|c| c.script.as_ref())
-            .ok_or_else(|| format!("{uuid} runs no dialplan"))?;
-        let Wait::Bridge(run) = &script.wait else {
-            return Err(format!(
-                "{uuid} is {}: no bridge to add to",
-                script.current()
-            ));
-        };
+        let (key, run) = self.ringing_bridge(uuid, "no bridge to add to")?;
         let caller_id = run.caller_id.clone();
         match self.ring_target(now, key, &target, &caller_id) {
             0 => Err(format!(
@@ -672,19 +663,14 @@ impl Switch {
         uuid: &str,
         target: &str,
     ) -> Result<String, String> {
-        let key = self
-            .call_by_uuid(uuid)
-            .ok_or_else(|| format!("no such call: {uuid}"))?;
         let callee = match parse_target(target.trim())? {
             Target::User(user) => user,
             Target::Uri { user, .. } => user,
             Target::Gateway { name, number } => format!("{name}/{number}"),
         };
-        let call = self.calls.get(&key).ok_or("no such call")?;
-        let Some(first) = call.script.as_ref().and_then(Script::group_start) else {
-            return Err(format!("{uuid} is not bridging: nothing to remove"));
-        };
-        let ringing: Vec<(usize, bool)> = call
+        let (key, run) = self.ringing_bridge(uuid, "nothing to remove")?;
+        let first = run.first_fork;
+        let ringing: Vec<(usize, bool)> = self.calls[&key]
             .forks
             .iter()
             .enumerate()
