@@ -108,6 +108,39 @@ pub fn read_cdrs(db: &Path) -> Result<Vec<Cdr>, String> {
         .map_err(|e| format!("row: {e}"))
 }
 
+/// One row of the ACD's queue log (mod_acd), as the store keeps it.
+#[derive(Debug, Clone)]
+pub struct QueueLogRow {
+    pub queue: String,
+    pub call_uuid: String,
+    pub agent: String,
+    pub event: String,
+}
+
+/// Reads the whole queue log, oldest first (read-only; works while the daemon runs).
+pub fn read_queue_log(db: &Path) -> Result<Vec<QueueLogRow>, String> {
+    use rusqlite::{Connection, OpenFlags};
+    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| format!("open {}: {e}", db.display()))?;
+    conn.busy_timeout(Duration::from_secs(5))
+        .map_err(|e| e.to_string())?;
+    let mut stmt = conn
+        .prepare("SELECT queue, call_uuid, agent, event FROM queue_log ORDER BY id")
+        .map_err(|e| format!("prepare: {e}"))?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(QueueLogRow {
+                queue: r.get(0)?,
+                call_uuid: r.get(1)?,
+                agent: r.get(2)?,
+                event: r.get(3)?,
+            })
+        })
+        .map_err(|e| format!("query: {e}"))?;
+    rows.collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("row: {e}"))
+}
+
 /// The media columns of a CDR (issue 3).
 #[derive(Debug, Clone, Default)]
 pub struct CdrQuality {
@@ -536,6 +569,11 @@ impl Daemon {
     }
 
     /// All CDRs in the database.
+    /// The queue log so far (mod_acd), oldest first.
+    pub fn queue_log(&self) -> Vec<QueueLogRow> {
+        read_queue_log(&self.db_path()).expect("read the queue log")
+    }
+
     pub fn cdrs(&self) -> Vec<Cdr> {
         read_cdrs(&self.db_path()).unwrap_or_else(|e| panic!("read CDRs: {e}\n{}", self.log_tail()))
     }

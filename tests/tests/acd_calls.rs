@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use switchyard_e2e::daemon::QueueLogRow;
 use switchyard_e2e::media::{
     Heard, best_correlation, wait_wav_seconds, wav_seconds, wav_seconds_so_far,
 };
@@ -83,47 +84,18 @@ fn recording(ua: &Baresip, before: &[PathBuf]) -> PathBuf {
     ua.wait_new_recording(before, 1, T)
 }
 
-/// One queue-log row as the store keeps it.
-#[derive(Debug, Clone)]
-struct Row {
-    queue: String,
-    call_uuid: String,
-    agent: String,
-    event: String,
-}
-
-fn queue_log(db: &Path) -> Vec<Row> {
-    use rusqlite::{Connection, OpenFlags};
-    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open db");
-    conn.busy_timeout(Duration::from_secs(5)).unwrap();
-    let mut stmt = conn
-        .prepare("SELECT queue, call_uuid, agent, event FROM queue_log ORDER BY id")
-        .unwrap();
-    stmt.query_map([], |r| {
-        Ok(Row {
-            queue: r.get(0)?,
-            call_uuid: r.get(1)?,
-            agent: r.get(2)?,
-            event: r.get(3)?,
-        })
-    })
-    .unwrap()
-    .collect::<Result<Vec<_>, _>>()
-    .unwrap()
-}
-
 /// Waits until the queue log holds a row `event` (for `agent` when given).
-fn wait_row(d: &Daemon, event: &str, agent: Option<&str>) -> Vec<Row> {
+fn wait_row(d: &Daemon, event: &str, agent: Option<&str>) -> Vec<QueueLogRow> {
     wait_until(
         T,
         &format!("a queue-log row {event} {agent:?}"),
         || {
-            let rows = queue_log(&d.db_path());
+            let rows = d.queue_log();
             rows.iter()
                 .any(|r| r.event == event && agent.is_none_or(|a| r.agent == a))
                 .then_some(rows)
         },
-        || format!("{:?}\n{}", queue_log(&d.db_path()), d.log_tail()),
+        || format!("{:?}\n{}", d.queue_log(), d.log_tail()),
     )
 }
 
@@ -228,7 +200,7 @@ fn demo_menu_digit_2_queues_in_chinese_and_reaches_an_agent_who_logs_in_by_phone
     wait_wav_seconds(&rec, greeting + 0.5, T);
     caller.send_digits("2");
     let enter = wait_row(&d, "ENTERQUEUE", None);
-    let entered: Vec<&Row> = enter.iter().filter(|r| r.event == "ENTERQUEUE").collect();
+    let entered: Vec<&QueueLogRow> = enter.iter().filter(|r| r.event == "ENTERQUEUE").collect();
     assert_eq!(entered.len(), 1, "{enter:?}");
     assert_eq!(entered[0].queue, "support_zh", "{enter:?}");
     let uuid = entered[0].call_uuid.clone();
@@ -424,7 +396,7 @@ fn a_caller_who_asks_for_a_callback_is_called_back_when_an_agent_logs_in() {
     let waiting = waiting_lines(&d, "sales");
     assert_eq!(waiting.len(), 1, "{waiting:?}");
     assert!(waiting[0].contains("(callback)"), "{waiting:?}");
-    let rows = queue_log(&d.db_path());
+    let rows = d.queue_log();
     assert!(
         rows.iter()
             .any(|r| r.event == "CALLBACK" && r.call_uuid == uuid && r.queue == "sales"),
@@ -537,7 +509,8 @@ fn agent_feature_codes_change_the_state_and_a_non_agent_is_refused() {
         assert_eq!(agent_state(&d, "1000"), state, "after {code}");
         report.push(format!("{code} {prompt_name} {heard:.3} -> {state}"));
     }
-    let events: Vec<String> = queue_log(&d.db_path())
+    let events: Vec<String> = d
+        .queue_log()
         .into_iter()
         .filter(|r| r.agent == "1000")
         .map(|r| r.event)
@@ -565,7 +538,7 @@ fn agent_feature_codes_change_the_state_and_a_non_agent_is_refused() {
         d.ctl("agent show 1003").is_err(),
         "1003 did not become an agent"
     );
-    assert_eq!(queue_log(&d.db_path()).len(), 4, "no row for the refusal");
+    assert_eq!(d.queue_log().len(), 4, "no row for the refusal");
     eprintln!(
         "feature codes: {}; 1003 *22 invalid-option {refused:.3}",
         report.join(", ")

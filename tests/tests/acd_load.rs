@@ -7,10 +7,9 @@
 //! Midway, `acd reload` re-reads queues.toml: nobody is logged out, no caller dropped.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::time::Duration;
 
-use switchyard_e2e::daemon::copy_tree;
+use switchyard_e2e::daemon::{QueueLogRow, copy_tree};
 use switchyard_e2e::slot::offset;
 use switchyard_e2e::{Daemon, Sipp, Slot, e2e_dir, sipp_caller, wait_until};
 
@@ -18,44 +17,59 @@ const CALLERS: usize = 200;
 const ANSWERING: u32 = 45;
 const SILENT: u32 = 5;
 
-/// One queue-log row as the store keeps it.
-#[derive(Debug)]
-struct Row {
-    queue: String,
-    call_uuid: String,
-    agent: String,
-    event: String,
-}
-
 /// The rows of one queue, oldest first.
-fn queue_log_of(db: &Path, queue: &str) -> Vec<Row> {
-    queue_log(db)
+fn queue_log_of(d: &Daemon, queue: &str) -> Vec<QueueLogRow> {
+    d.queue_log()
         .into_iter()
         .filter(|r| r.queue == queue)
         .collect()
 }
 
-fn queue_log(db: &Path) -> Vec<Row> {
-    use rusqlite::{Connection, OpenFlags};
-    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open db");
-    conn.busy_timeout(Duration::from_secs(5)).unwrap();
-    let mut stmt = conn
-        .prepare(
-            "SELECT queue, call_uuid, agent, event FROM queue_log \
-             ORDER BY id",
-        )
+/// A daemon of tests/conf/acd whose SIP-URI agents point at this slot's two SIPp UAS ports
+/// (`SIPP_UAS`: 2001-2045, `SIPP_UAS2`: 2046-2050). SIPp sends no RTP: no media timeout.
+fn daemon_for_sipp_agents(slot: Slot, extra: &[(&str, &str)]) -> (Daemon, tempfile::TempDir) {
+    let uas = slot.port(offset::SIPP_UAS);
+    let uas2 = slot.port(offset::SIPP_UAS2);
+    let template = tempfile::Builder::new()
+        .prefix("sy-acd-sipp-")
+        .tempdir()
         .unwrap();
-    stmt.query_map([], |r| {
-        Ok(Row {
-            queue: r.get(0)?,
-            call_uuid: r.get(1)?,
-            agent: r.get(2)?,
-            event: r.get(3)?,
-        })
-    })
-    .unwrap()
-    .collect::<Result<Vec<_>, _>>()
-    .unwrap()
+    copy_tree(&e2e_dir().join("conf/acd"), template.path(), &|text| {
+        text.replace("127.0.0.1:5090\"", &format!("127.0.0.1:{uas}\""))
+            .replace("127.0.0.1:5092\"", &format!("127.0.0.1:{uas2}\""))
+    });
+    let mut builder =
+        Daemon::builder(template.path().to_str().unwrap()).set("media.rtp_timeout_secs", "600");
+    for (key, value) in extra {
+        builder = builder.set(key, value);
+    }
+    (builder.start_with_slot(slot), template)
+}
+
+/// The two SIPp agent phones: `acd_agent` (answers) and `uas_ring` (never answers).
+fn sipp_agents(d: &Daemon) -> (Sipp, Sipp) {
+    let port = |off: u16| d.slot().port(off).to_string();
+    let answering = Sipp::spawn(
+        "acd_agent",
+        None,
+        &[
+            "-p",
+            &port(offset::SIPP_UAS),
+            "-mp",
+            &port(offset::SIPP_UAS_MEDIA),
+        ],
+    );
+    let silent = Sipp::spawn(
+        "uas_ring",
+        None,
+        &[
+            "-p",
+            &port(offset::SIPP_UAS2),
+            "-mp",
+            &port(offset::SIPP_UAS2_MEDIA),
+        ],
+    );
+    (answering, silent)
 }
 
 /// The figure of `queue show load` in `column` (0: name, 2: waiting, 4: answered...).
@@ -83,35 +97,9 @@ fn agent_states(d: &Daemon) -> BTreeMap<u32, String> {
 #[test]
 fn two_hundred_queued_callers_fifty_agents_everyone_accounted_for() {
     // 200 callers and up to 50 agent legs at once: 250 RTP/RTCP pairs, three slots' worth.
-    let slot = Slot::acquire_span(3);
-    let uas = slot.port(offset::SIPP_UAS);
-    let uas2 = slot.port(offset::SIPP_UAS2);
-    let template = tempfile::Builder::new()
-        .prefix("sy-acd-load-")
-        .tempdir()
-        .unwrap();
-    copy_tree(&e2e_dir().join("conf/acd"), template.path(), &|text| {
-        text.replace("127.0.0.1:5090\"", &format!("127.0.0.1:{uas}\""))
-            .replace("127.0.0.1:5092\"", &format!("127.0.0.1:{uas2}\""))
-    });
-    let d = Daemon::builder(template.path().to_str().unwrap())
-        .set("calls.max_calls", "1000")
-        // SIPp's callers and agents send no RTP: the media timeout must not end them.
-        .set("media.rtp_timeout_secs", "600")
-        .start_with_slot(slot);
-
-    let uas_media = d.slot().port(offset::SIPP_UAS_MEDIA).to_string();
-    let mut agents = Sipp::spawn(
-        "acd_agent",
-        None,
-        &["-p", &uas.to_string(), "-mp", &uas_media],
-    );
-    let uas2_media = d.slot().port(offset::SIPP_UAS2_MEDIA).to_string();
-    let mut silent = Sipp::spawn(
-        "uas_ring",
-        None,
-        &["-p", &uas2.to_string(), "-mp", &uas2_media],
-    );
+    let (d, _template) =
+        daemon_for_sipp_agents(Slot::acquire_span(3), &[("calls.max_calls", "1000")]);
+    let (mut agents, mut silent) = sipp_agents(&d);
 
     // Every agent starts logged out: the callers pile up in the queue.
     let states = agent_states(&d);
@@ -206,7 +194,8 @@ fn two_hundred_queued_callers_fifty_agents_everyone_accounted_for() {
         Duration::from_secs(30),
         "200 COMPLETE rows",
         || {
-            let rows: Vec<Row> = queue_log(&d.db_path())
+            let rows: Vec<QueueLogRow> = d
+                .queue_log()
                 .into_iter()
                 .filter(|r| r.queue == "load" || r.queue.is_empty())
                 .collect();
@@ -215,7 +204,7 @@ fn two_hundred_queued_callers_fifty_agents_everyone_accounted_for() {
         || d.ctl_ok("show queue_log 20"),
     );
     // Every row of the queue names its call or agent: none lost its uuid.
-    let orphans: Vec<&Row> = rows
+    let orphans: Vec<&QueueLogRow> = rows
         .iter()
         .filter(|r| r.queue == "load" && r.call_uuid.is_empty())
         .collect();
@@ -272,32 +261,8 @@ fn two_hundred_queued_callers_fifty_agents_everyone_accounted_for() {
 /// re-ringing the first ones: each silent phone gets exactly one INVITE and one CANCEL.
 #[test]
 fn ring_all_and_ring_progressively_with_sipp_agents() {
-    let slot = Slot::acquire();
-    let uas = slot.port(offset::SIPP_UAS);
-    let uas2 = slot.port(offset::SIPP_UAS2);
-    let template = tempfile::Builder::new()
-        .prefix("sy-acd-ring-")
-        .tempdir()
-        .unwrap();
-    copy_tree(&e2e_dir().join("conf/acd"), template.path(), &|text| {
-        text.replace("127.0.0.1:5090\"", &format!("127.0.0.1:{uas}\""))
-            .replace("127.0.0.1:5092\"", &format!("127.0.0.1:{uas2}\""))
-    });
-    let d = Daemon::builder(template.path().to_str().unwrap())
-        .set("media.rtp_timeout_secs", "600")
-        .start_with_slot(slot);
-    let uas_media = d.slot().port(offset::SIPP_UAS_MEDIA).to_string();
-    let _answering = Sipp::spawn(
-        "acd_agent",
-        None,
-        &["-p", &uas.to_string(), "-mp", &uas_media],
-    );
-    let uas2_media = d.slot().port(offset::SIPP_UAS2_MEDIA).to_string();
-    let silent = Sipp::spawn(
-        "uas_ring",
-        None,
-        &["-p", &uas2.to_string(), "-mp", &uas2_media],
-    );
+    let (d, _template) = daemon_for_sipp_agents(Slot::acquire(), &[]);
+    let (_answering, silent) = sipp_agents(&d);
     for id in ["2001", "2046", "2047"] {
         d.ctl_ok(&format!("agent login {id}"));
     }
@@ -311,7 +276,7 @@ fn ring_all_and_ring_progressively_with_sipp_agents() {
             Duration::from_secs(10),
             "the call's COMPLETE row",
             || {
-                let rows: Vec<Row> = queue_log_of(&d.db_path(), queue);
+                let rows = queue_log_of(&d, queue);
                 rows.iter().any(|r| r.event == "COMPLETE").then_some(rows)
             },
             || d.ctl_ok("show queue_log 20"),
