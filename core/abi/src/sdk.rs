@@ -169,6 +169,28 @@ impl HostApi {
     }
 }
 
+/// What a module's glue needs of the host: [`HostApi`] in the daemon, a recording fake in
+/// the module's own tests (so the glue is tested without a loaded library).
+pub trait Host {
+    fn register(&self, kind: InterfaceKind, name: &str, help: &str) -> Result<(), String>;
+    fn send(&self, name: &str, body: &[u8]) -> Result<(), String>;
+    fn log(&self, level: LogLevel, message: &str);
+}
+
+impl Host for HostApi {
+    fn register(&self, kind: InterfaceKind, name: &str, help: &str) -> Result<(), String> {
+        HostApi::register(self, kind, name, help)
+    }
+
+    fn send(&self, name: &str, body: &[u8]) -> Result<(), String> {
+        HostApi::send(self, name, body)
+    }
+
+    fn log(&self, level: LogLevel, message: &str) {
+        HostApi::log(self, level, message);
+    }
+}
+
 /// What `load` leaves in `*state`: the module and the host table it was loaded with.
 struct Instance<M> {
     host: HostApi,

@@ -2,32 +2,11 @@
 //! hands the host what the [`Switchboard`] decided: console lines, queue-log rows, events,
 //! log lines.
 
-use switchyard_abi::sdk::{HostApi, MessageError, Module};
+use switchyard_abi::sdk::{Host, HostApi, MessageError, Module};
 use switchyard_abi::{InterfaceKind, LogLevel};
 
 use crate::AcdError;
 use crate::voice::{APPLICATIONS, COMMANDS, EVENTS, Send, Switchboard};
-
-/// What the glue needs of the host: [`HostApi`] in the daemon, a recorder in the tests.
-pub trait Host {
-    fn register(&self, kind: InterfaceKind, name: &str, help: &str) -> Result<(), String>;
-    fn send(&self, name: &str, body: &[u8]) -> Result<(), String>;
-    fn log(&self, level: LogLevel, message: &str);
-}
-
-impl Host for HostApi {
-    fn register(&self, kind: InterfaceKind, name: &str, help: &str) -> Result<(), String> {
-        HostApi::register(self, kind, name, help)
-    }
-
-    fn send(&self, name: &str, body: &[u8]) -> Result<(), String> {
-        HostApi::send(self, name, body)
-    }
-
-    fn log(&self, level: LogLevel, message: &str) {
-        HostApi::log(self, level, message);
-    }
-}
 
 /// The loaded module.
 #[derive(Debug, Default)]
@@ -119,3 +98,88 @@ impl Module for AcdModule {
 }
 
 switchyard_abi::declare_module!(name = "mod_acd", version = "0.1.0", module = AcdModule);
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    /// A host that records what the module does.
+    #[derive(Default)]
+    struct FakeHost {
+        registered: RefCell<Vec<(InterfaceKind, String)>>,
+        sent: RefCell<Vec<(String, Value)>>,
+        logged: RefCell<Vec<(LogLevel, String)>>,
+    }
+
+    impl Host for FakeHost {
+        fn register(&self, kind: InterfaceKind, name: &str, _help: &str) -> Result<(), String> {
+            self.registered.borrow_mut().push((kind, name.to_owned()));
+            Ok(())
+        }
+
+        fn send(&self, name: &str, body: &[u8]) -> Result<(), String> {
+            let body = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+            self.sent.borrow_mut().push((name.to_owned(), body));
+            Ok(())
+        }
+
+        fn log(&self, level: LogLevel, message: &str) {
+            self.logged.borrow_mut().push((level, message.to_owned()));
+        }
+    }
+
+    #[test]
+    fn load_registers_and_messages_reach_the_host() {
+        let host = FakeHost::default();
+        let mut module = AcdModule::start(&host).unwrap();
+        let registered = host.registered.borrow().clone();
+        let count = |kind: InterfaceKind| registered.iter().filter(|(k, _)| *k == kind).count();
+        assert_eq!(count(InterfaceKind::Application), APPLICATIONS.len());
+        assert_eq!(count(InterfaceKind::Command), COMMANDS.len());
+        assert_eq!(count(InterfaceKind::Subscription), EVENTS.len());
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("queues.toml"),
+            "[[queue]]\nname = \"q\"\n[[agent]]\nid = 7\ntiers = [{ queue = \"q\" }]\n",
+        )
+        .unwrap();
+        let host_body = json!({ "conf_dir": dir.path() }).to_string();
+        module
+            .handle(&host, "module.host", host_body.as_bytes())
+            .unwrap();
+        module
+            .handle(&host, "module.config", br#"{"file":"queues.toml"}"#)
+            .unwrap();
+        let command = json!({ "command": "agent", "args": "login 7", "now_ms": 5 }).to_string();
+        let reply = module.handle(&host, "command", command.as_bytes()).unwrap();
+        let reply: Value = serde_json::from_slice(&reply).unwrap();
+        assert_eq!(reply["text"], "agent 7 available\n");
+        // The login's queue-log row and event went to the host as messages.
+        let sent = host.sent.borrow();
+        assert!(
+            sent.iter()
+                .any(|(n, b)| n == "queue_log" && b["event"] == "AGENTLOGIN")
+        );
+        assert!(
+            sent.iter()
+                .any(|(n, b)| n == "event" && b["event"] == "acd.agent")
+        );
+
+        // A refused configuration is an error the loader sees, and is logged.
+        std::fs::write(dir.path().join("queues.toml"), "[[queue]]\nname = 1\n").unwrap();
+        let error = module
+            .handle(&host, "module.config", br#"{"file":"queues.toml"}"#)
+            .unwrap_err();
+        assert!(matches!(error, MessageError::Failed(ref t) if t.contains("queues.toml")));
+        assert_eq!(host.logged.borrow().len(), 1);
+        assert_eq!(
+            module.handle(&host, "http.request", b"{}").unwrap_err(),
+            MessageError::Unknown
+        );
+    }
+}

@@ -2,32 +2,11 @@
 //! registers the interfaces, forwards the host's messages to [`Recorder`] and sends the
 //! console lines the policy decides on.
 
-use switchyard_abi::sdk::{HostApi, MessageError, Module};
+use switchyard_abi::sdk::{Host, HostApi, MessageError, Module};
 use switchyard_abi::{InterfaceKind, LogLevel};
 
 use crate::RecorderError;
 use crate::wire::{APPLICATIONS, COMMAND, EVENTS, Recorder, console_body};
-
-/// What the glue needs of the host: [`HostApi`] in the daemon, a recorder in the tests.
-pub trait Host {
-    fn register(&self, kind: InterfaceKind, name: &str, help: &str) -> Result<(), String>;
-    fn send(&self, name: &str, body: &[u8]) -> Result<(), String>;
-    fn log(&self, level: LogLevel, message: &str);
-}
-
-impl Host for HostApi {
-    fn register(&self, kind: InterfaceKind, name: &str, help: &str) -> Result<(), String> {
-        HostApi::register(self, kind, name, help)
-    }
-
-    fn send(&self, name: &str, body: &[u8]) -> Result<(), String> {
-        HostApi::send(self, name, body)
-    }
-
-    fn log(&self, level: LogLevel, message: &str) {
-        HostApi::log(self, level, message);
-    }
-}
 
 /// The loaded module: the recorder and nothing else.
 #[derive(Debug, Default)]
