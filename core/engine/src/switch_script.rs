@@ -1878,6 +1878,14 @@ impl Switch {
         };
         let caller = call.caller.clone();
         let max_forwards = call.max_forwards;
+        // Who the user and URI targets see calling (a gateway presents its own caller id).
+        let number = caller_id.0.clone().unwrap_or(caller);
+        let display = caller_id.1.clone().or_else(|| {
+            self.directory
+                .users
+                .get(&number)
+                .and_then(|u| u.display_name.clone())
+        });
         match target {
             Target::User(user) => {
                 let contacts: Vec<(String, Peer)> = self
@@ -1893,13 +1901,6 @@ impl Switch {
                 if let Some(c) = self.calls.get_mut(&key) {
                     c.callee = user.clone();
                 }
-                let number = caller_id.0.clone().unwrap_or(caller);
-                let display = caller_id.1.clone().or_else(|| {
-                    self.directory
-                        .users
-                        .get(&number)
-                        .and_then(|u| u.display_name.clone())
-                });
                 let domain = self.settings.domain.clone();
                 let count = contacts.len();
                 for (contact, flow) in contacts {
@@ -1931,13 +1932,6 @@ impl Switch {
                 if let Some(c) = self.calls.get_mut(&key) {
                     c.callee = user.clone();
                 }
-                let number = caller_id.0.clone().unwrap_or(caller);
-                let display = caller_id.1.clone().or_else(|| {
-                    self.directory
-                        .users
-                        .get(&number)
-                        .and_then(|u| u.display_name.clone())
-                });
                 let started = self.start_fork(
                     now,
                     key,
