@@ -816,6 +816,25 @@ impl Acd {
     }
 
     /// Takes the ringing contact off the agent and tells the phone to stop.
+    /// Takes back every offer ringing agent `a` (on `channel` only, when given).
+    fn take_back_ringing(&mut self, now: Millis, a: usize, channel: Option<Channel>) {
+        let ringing: Vec<InteractionId> = self.agents[a]
+            .contacts
+            .iter()
+            .filter(|c| c.answered_at.is_none() && channel.is_none_or(|ch| c.channel == ch))
+            .map(|c| c.interaction)
+            .collect();
+        for id in ringing {
+            let entry = self
+                .entries
+                .get_mut(&id)
+                .expect("offers point at live entries");
+            entry.offers.retain(|&(x, _)| x != a);
+            let queue = entry.queue.clone();
+            self.drop_offer(now, a, id, &queue);
+        }
+    }
+
     fn drop_offer(&mut self, now: Millis, a: usize, id: InteractionId, queue: &str) {
         let agent_id = self.agents[a].cfg.id;
         if let Some(entry) = self.entries.get_mut(&id)
@@ -891,21 +910,7 @@ impl Acd {
         // Leaving "available" takes back every ringing offer: a phone left ringing for an
         // agent on break is how the peers' agents got stuck in Reserved.
         if presence != Presence::Available {
-            let ringing: Vec<InteractionId> = self.agents[a]
-                .contacts
-                .iter()
-                .filter(|c| c.answered_at.is_none())
-                .map(|c| c.interaction)
-                .collect();
-            for id in ringing {
-                let entry = self
-                    .entries
-                    .get_mut(&id)
-                    .expect("offers point at live entries");
-                entry.offers.retain(|&(x, _)| x != a);
-                let queue = entry.queue.clone();
-                self.drop_offer(now, a, id, &queue);
-            }
+            self.take_back_ringing(now, a, None);
         }
         let agent_ref = &mut self.agents[a];
         agent_ref.account(now);
@@ -1019,21 +1024,7 @@ impl Acd {
                 agent: agent.cfg.id,
             });
         }
-        let ringing: Vec<InteractionId> = agent
-            .contacts
-            .iter()
-            .filter(|c| c.channel == channel && c.answered_at.is_none())
-            .map(|c| c.interaction)
-            .collect();
-        for other in ringing {
-            let entry = self
-                .entries
-                .get_mut(&other)
-                .expect("contacts point at live entries");
-            entry.offers.retain(|&(x, _)| x != a);
-            let queue = entry.queue.clone();
-            self.drop_offer(now, a, other, &queue);
-        }
+        self.take_back_ringing(now, a, Some(channel));
         let agent = &mut self.agents[a];
         agent.account(now);
         agent.contacts.push(Contact {
